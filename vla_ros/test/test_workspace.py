@@ -1,0 +1,62 @@
+"""A plain colcon workspace with this repository under src/ finds and builds both packages."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from repo_paths import REPO_ROOT
+
+COLCON = shutil.which('colcon', path=str(Path(sys.executable).parent))
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory) -> Path:
+    """Make a workspace whose src/ holds the repository, as a user who cloned it there has."""
+    root = tmp_path_factory.mktemp('ws')
+    (root / 'src').mkdir()
+    (root / 'src' / 'vla_ros').symlink_to(REPO_ROOT, target_is_directory=True)
+    return root
+
+
+def colcon(workspace: Path, *args: str) -> str:
+    env = dict(os.environ, AMENT_PREFIX_PATH=sys.prefix, CMAKE_PREFIX_PATH=sys.prefix)
+    result = subprocess.run(
+        [COLCON, *args], cwd=workspace, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, (
+        f'colcon {" ".join(args)} failed:\n{result.stdout}{result.stderr}'
+    )
+    return result.stdout
+
+
+def test_colcon_list_finds_both_packages_without_flags(workspace):
+    listed = dict(line.split('\t')[0::2] for line in colcon(workspace, 'list').splitlines())
+    assert listed == {'vla_msgs': '(ros.ament_cmake)', 'vla_ros': '(ros.ament_python)'}
+
+
+def test_colcon_orders_the_interfaces_first(workspace):
+    assert colcon(workspace, 'list', '--names-only', '--topological-order').split() == [
+        'vla_msgs',
+        'vla_ros',
+    ]
+
+
+def test_colcon_build_installs_vla_ros_for_ros2_run(workspace):
+    """vla_ros builds on the venv's ROS underlay, with executables where `ros2 run` looks."""
+    colcon(workspace, 'build', '--packages-select', 'vla_ros')
+    install = workspace / 'install' / 'vla_ros'
+    assert (install / 'share' / 'vla_ros' / 'package.xml').is_file()
+    assert (
+        install / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'vla_ros'
+    ).is_file()
+    executable = install / 'lib' / 'vla_ros' / 'vla'
+    site_packages = next((install / 'lib').glob('python3*/site-packages'))
+    env = dict(os.environ, PYTHONPATH=str(site_packages))
+    result = subprocess.run(
+        [str(executable), '--version'], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == 'vla 0.1.0'

@@ -1,0 +1,1 @@
+"""Sensor synchronisation and preprocessing: N cameras and odometry to one SensorFrame."""

@@ -1,0 +1,1 @@
+"""Inference runtime and backends, the safety monitor, and trajectory output."""

@@ -1,0 +1,50 @@
+"""The `vla` command-line tool: one entry point, one sub-command per job."""
+
+import argparse
+import importlib.metadata
+import sys
+
+from vla_ros.doctor import run_checks
+
+
+def _doctor(_args: argparse.Namespace) -> int:
+    results = run_checks()
+    width = max(len(result.name) for result in results)
+    for result in results:
+        mark = 'ok  ' if result.ok else 'FAIL'
+        print(f'{mark} {result.name:<{width}}  {result.detail}')
+    failed = [result.name for result in results if not result.ok]
+    if failed:
+        print(
+            f'{len(failed)} check(s) failed: {", ".join(failed)}. Run `make setup`, or on a '
+            'full ROS 2 install build the workspace and source install/setup.bash.'
+        )
+        return 1
+    print('environment ready')
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of `vla` with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog='vla', description='vla_ros: run, replay, evaluate and train the VLA driving stack.'
+    )
+    parser.add_argument(
+        '--version', action='version', version=f'%(prog)s {importlib.metadata.version("vla_ros")}'
+    )
+    commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+    doctor = commands.add_parser(
+        'doctor', help='check that this environment can run vla_ros and say what to fix'
+    )
+    doctor.set_defaults(handler=_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `vla` command line; return the process exit code."""
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

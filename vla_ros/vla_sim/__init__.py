@@ -1,0 +1,1 @@
+"""Simulator bridge, camera renderer, scenario library and closed-loop evaluation."""
