@@ -56,6 +56,16 @@ check_python() {
     || die "CPython $REQUIRED_PYTHON is needed (the ROS 2 Kilted wheels on PyPI are built for cp311 only), but '$PYTHON' is Python $found. Set PYTHON=/path/to/python$REQUIRED_PYTHON."
 }
 
+# vla_msgs is C/C++ generated from the .msg files: colcon needs CMake and a C++ compiler.
+check_build_tools() {
+  local tool missing=()
+  for tool in cmake cc c++ make; do
+    command -v "$tool" > /dev/null || missing+=("$tool")
+  done
+  [ ${#missing[@]} -eq 0 ] \
+    || die "building vla_msgs needs ${missing[*]}: install them (Debian/Ubuntu: apt-get install cmake g++ make python$REQUIRED_PYTHON-dev)."
+}
+
 create_venv() {
   if [ -x "$VENV/bin/python" ]; then
     local found
@@ -68,9 +78,10 @@ create_venv() {
   "$PYTHON" -m venv "$VENV"
 }
 
+# pip, minus the warnings some machines' pip configuration prints for absent local indexes.
 pip_install() {
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -c "$ROOT/scripts/constraints.txt" "$@"
+    -c "$ROOT/scripts/constraints.txt" "$@" 2> >(grep -v "^WARNING: Location '.*' is ignored" >&2)
 }
 
 install_requirements() {
@@ -115,6 +126,7 @@ install_vla_ros() {
 main() {
   local start=$SECONDS
   check_python
+  check_build_tools
   create_venv
   mkdir -p "$COLCON_DIR"
   local requirements_hash

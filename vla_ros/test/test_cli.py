@@ -3,15 +3,14 @@
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 from vla_ros import cli, doctor
 
-VLA = str(Path(sys.executable).parent / 'vla')
+VLA = [sys.executable, '-m', 'vla_ros.cli']  # the console script itself: test_workspace.py
 
 
 def test_doctor_passes_in_the_set_up_environment():
-    result = subprocess.run([VLA, 'doctor'], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([*VLA, 'doctor'], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert [line.split()[1] for line in lines if line.startswith('ok')] == [
@@ -39,6 +38,6 @@ def test_doctor_reports_a_failing_check_and_exits_non_zero(monkeypatch, capsys):
 
 
 def test_unknown_command_is_a_usage_error():
-    result = subprocess.run([VLA, 'fly'], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([*VLA, 'fly'], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "invalid choice: 'fly'" in result.stderr

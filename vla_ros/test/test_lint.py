@@ -1,12 +1,10 @@
 """Lint, as ament_flake8 and ament_pep257 do for ROS packages (ruff with equivalent rules)."""
 
 import subprocess
-import sys
-from pathlib import Path
 
-from repo_paths import REPO_ROOT
+from repo_paths import REPO_ROOT, tool
 
-RUFF = str(Path(sys.executable).parent / 'ruff')
+RUFF = tool('ruff')
 
 
 def test_ruff_check():

@@ -1,15 +1,14 @@
 """A plain colcon workspace with this repository under src/ finds and builds both packages."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from repo_paths import REPO_ROOT
+from repo_paths import REPO_ROOT, tool
 
-COLCON = shutil.which('colcon', path=str(Path(sys.executable).parent))
+COLCON = tool('colcon')
 
 
 @pytest.fixture(scope='module')
@@ -22,7 +21,8 @@ def workspace(tmp_path_factory) -> Path:
 
 
 def colcon(workspace: Path, *args: str) -> str:
-    env = dict(os.environ, AMENT_PREFIX_PATH=sys.prefix, CMAKE_PREFIX_PATH=sys.prefix)
+    underlay = os.environ.get('AMENT_PREFIX_PATH') or sys.prefix  # a sourced ROS, or the .venv
+    env = dict(os.environ, AMENT_PREFIX_PATH=underlay, CMAKE_PREFIX_PATH=underlay)
     result = subprocess.run(
         [COLCON, *args], cwd=workspace, env=env, capture_output=True, text=True, timeout=300
     )

@@ -7,7 +7,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-REQUIRED_PYTHON = (3, 11)
+# The oldest Python of a supported ROS 2 install; the PyPI wheels of the .venv need exactly 3.11.
+MINIMUM_PYTHON = (3, 10)
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,8 @@ class CheckResult:
 
 def _check_python() -> str:
     version = '.'.join(map(str, sys.version_info[:3]))
-    if sys.version_info[:2] != REQUIRED_PYTHON:
-        raise RuntimeError(f'Python {version}; the ROS 2 Kilted PyPI wheels need 3.11')
+    if sys.version_info[:2] < MINIMUM_PYTHON:
+        raise RuntimeError(f'Python {version}; vla_ros needs 3.10 or newer')
     return f'Python {version} ({sys.executable})'
 
 
