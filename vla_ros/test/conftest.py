@@ -4,6 +4,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
 from vla_ros.testing import DomainIdLease, RosHarness
 
 # Keep discovery on this machine: tests never send DDS traffic to other hosts.

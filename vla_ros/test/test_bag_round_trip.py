@@ -10,6 +10,9 @@ import random
 from pathlib import Path
 
 import pytest
+from rclpy.serialization import deserialize_message, serialize_message
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+
 from message_trees import (
     from_rclpy,
     from_rosbags,
@@ -18,9 +21,7 @@ from message_trees import (
     to_rclpy,
     to_rosbags,
 )
-from rclpy.serialization import deserialize_message, serialize_message
 from repo_paths import MESSAGE_TYPES
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from vla_ros.bag_types import find_msg_dir, make_typestore
 
 STORAGES = [StoragePlugin.MCAP, StoragePlugin.SQLITE3]

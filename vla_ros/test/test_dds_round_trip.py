@@ -1,14 +1,18 @@
 """Every vla_msgs type crosses real DDS (rclpy + Fast DDS) between two nodes unchanged."""
 
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from vla_msgs.msg import Instruction, SensorFrame
+
 from message_trees import from_rclpy, message_class, random_tree, to_rclpy
 from repo_paths import MESSAGE_TYPES
+from sensor_frame_talker import large_frame
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 from vla_ros.testing import RosHarness
-
-from vla_msgs.msg import Instruction
 
 
 @pytest.fixture(scope='module')
@@ -62,3 +66,24 @@ def test_reliable_subscriber_does_not_match_best_effort_publisher(ros: RosHarnes
     assert ros.spin_until(lambda: talker.count_subscribers('/qos_trap') == 1, 10.0)
     ros.spin_until(lambda: False, 1.0)
     assert publisher.get_subscription_count() == 0
+
+
+def test_large_sensor_frame_crosses_processes_with_sensor_qos(ros: RosHarness):
+    """A 2 MB six-camera frame from another process arrives intact, best-effort as on a car."""
+    received = []
+    ros.node('frame_listener').create_subscription(
+        SensorFrame, '/vla/sensor_frame', received.append, SENSOR_DATA
+    )
+    talker = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name('sensor_frame_talker.py')),
+            '/vla/sensor_frame',
+        ]
+    )
+    try:
+        assert ros.spin_until(lambda: bool(received), 30.0), 'no SensorFrame within 30 s'
+    finally:
+        talker.terminate()
+        talker.wait(timeout=30)
+    assert received[0] == large_frame()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from catkin_pkg.package import parse_package
+
 from message_trees import message_class
 from repo_paths import MSG_FILES, REPO_ROOT
 

@@ -4,10 +4,10 @@ import subprocess
 import sys
 
 import pytest
+from vla_msgs.msg import Instruction
+
 from vla_ros.qos import RELIABLE
 from vla_ros.testing import DomainIdLease, RosHarness
-
-from vla_msgs.msg import Instruction
 
 HOLD_LEASE = """
 import sys

@@ -6,18 +6,22 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from repo_paths import REPO_ROOT, tool
 
 COLCON = tool('colcon')
 
 
-@pytest.fixture(scope='module')
-def workspace(tmp_path_factory) -> Path:
+def make_workspace(root: Path) -> Path:
     """Make a workspace whose src/ holds the repository, as a user who cloned it there has."""
-    root = tmp_path_factory.mktemp('ws')
     (root / 'src').mkdir()
     (root / 'src' / 'vla_ros').symlink_to(REPO_ROOT, target_is_directory=True)
     return root
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory) -> Path:
+    return make_workspace(tmp_path_factory.mktemp('ws'))
 
 
 def colcon(workspace: Path, *args: str) -> str:
@@ -44,19 +48,19 @@ def test_colcon_orders_the_interfaces_first(workspace):
     ]
 
 
-def test_colcon_build_installs_vla_ros_for_ros2_run(workspace):
+@pytest.mark.parametrize('mode', [[], ['--symlink-install']], ids=['copy', 'symlink'])
+def test_colcon_build_installs_vla_ros_for_ros2_run(tmp_path, mode: list[str]):
     """vla_ros builds on the venv's ROS underlay, with executables where `ros2 run` looks."""
-    colcon(workspace, 'build', '--packages-select', 'vla_ros')
-    install = workspace / 'install' / 'vla_ros'
-    assert (install / 'share' / 'vla_ros' / 'package.xml').is_file()
-    assert (
-        install / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'vla_ros'
-    ).is_file()
-    executable = install / 'lib' / 'vla_ros' / 'vla'
-    site_packages = next((install / 'lib').glob('python3*/site-packages'))
-    env = dict(os.environ, PYTHONPATH=str(site_packages))
+    colcon(make_workspace(tmp_path), 'build', '--packages-select', 'vla_ros', *mode)
+    install = tmp_path / 'install' / 'vla_ros'
+    assert (install / 'share' / 'vla_ros' / 'package.xml').exists()
+    assert (install / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'vla_ros').exists()
     result = subprocess.run(
-        [str(executable), '--version'], env=env, capture_output=True, text=True, timeout=60
+        ['bash', '-c', 'source install/setup.bash && install/vla_ros/lib/vla_ros/vla --version'],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == 'vla 0.1.0'

@@ -39,7 +39,6 @@ def _check_rclpy() -> str:
 
 def _check_vla_msgs() -> str:
     from rclpy.serialization import deserialize_message, serialize_message
-
     from vla_msgs.msg import VlaPlan
 
     plan = VlaPlan(rationale='type support check')
