@@ -107,6 +107,12 @@ fix_wheel_cmake_paths() {
 # Build vla_msgs into the venv prefix: its libraries land in $VENV/lib, which the wheels'
 # bootstrapper puts on LD_LIBRARY_PATH, and its Python module in the venv's site-packages.
 build_vla_msgs() {
+  # A build directory configured against other ROS wheels (or another venv) is stale: start over.
+  local underlay="$VENV $REQUIREMENTS_HASH" marker=$COLCON_DIR/build/.underlay
+  if [ -d "$COLCON_DIR/build" ] && [ "$(cat "$marker" 2> /dev/null)" != "$underlay" ]; then
+    log "discarding $COLCON_DIR/build: it was configured for another underlay"
+    rm -rf "$COLCON_DIR/build"
+  fi
   (
     cd "$ROOT"
     export AMENT_PREFIX_PATH=$VENV CMAKE_PREFIX_PATH=$VENV
@@ -117,6 +123,7 @@ build_vla_msgs() {
       --cmake-args "-DPython3_EXECUTABLE=$VENV/bin/python" -DBUILD_TESTING=OFF > "$COLCON_DIR/build.log" 2>&1 \
       || { tail -n 40 "$COLCON_DIR/build.log" >&2; die "colcon build of vla_msgs failed; full log: $COLCON_DIR/build.log"; }
   )
+  printf '%s' "$underlay" > "$marker"
 }
 
 install_vla_ros() {
@@ -129,15 +136,16 @@ main() {
   check_build_tools
   create_venv
   mkdir -p "$COLCON_DIR"
-  local requirements_hash
-  requirements_hash=$(inputs_hash "$ROOT/scripts/requirements-ros-wheels.txt" \
+  REQUIREMENTS_HASH=$(inputs_hash "$ROOT/scripts/requirements-ros-wheels.txt" \
     "$ROOT/vla_ros/requirements.txt" "$ROOT/scripts/requirements-dev.txt" "$ROOT/scripts/constraints.txt")
-  run_step requirements "$requirements_hash" install_requirements
+  run_step requirements "$REQUIREMENTS_HASH" install_requirements
   fix_wheel_cmake_paths
   local msgs_hash
-  msgs_hash=$(printf '%s %s' "$(inputs_hash "$ROOT/vla_msgs")" "$requirements_hash" | sha256sum | cut -d' ' -f1)
+  msgs_hash=$(printf '%s %s' "$(inputs_hash "$ROOT/vla_msgs")" "$REQUIREMENTS_HASH" | sha256sum | cut -d' ' -f1)
   run_step vla_msgs "$msgs_hash" build_vla_msgs
-  run_step vla_ros "$(inputs_hash "$ROOT/vla_ros/setup.py" "$ROOT/vla_ros/setup.cfg" "$ROOT/vla_ros/package.xml")" install_vla_ros
+  # The editable install maps top-level packages: re-run it when one is added, as for setup.py.
+  run_step vla_ros "$(inputs_hash "$ROOT/vla_ros/setup.py" "$ROOT/vla_ros/setup.cfg" \
+    "$ROOT/vla_ros/package.xml" "$ROOT"/vla_ros/*/__init__.py)" install_vla_ros
   log "environment ready in $((SECONDS - start)) s: $VENV"
 }
 

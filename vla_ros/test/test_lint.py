@@ -1,4 +1,4 @@
-"""Lint, as ament_flake8 and ament_pep257 do for ROS packages (ruff with equivalent rules)."""
+"""Lint, as ament_flake8 and ament_pep257 do for ROS packages (ruff), and shellcheck."""
 
 import subprocess
 
@@ -15,5 +15,13 @@ def test_ruff_check():
 def test_ruff_format():
     result = subprocess.run(
         [RUFF, 'format', '--check', '.'], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shellcheck():
+    scripts = [REPO_ROOT / 'scripts' / 'setup.sh', REPO_ROOT / '.ci' / 'run']
+    result = subprocess.run(
+        [tool('shellcheck'), *map(str, scripts)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
