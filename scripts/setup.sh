@@ -108,7 +108,7 @@ fix_wheel_cmake_paths() {
 # bootstrapper puts on LD_LIBRARY_PATH, and its Python module in the venv's site-packages.
 build_vla_msgs() {
   # A build directory configured against other ROS wheels (or another venv) is stale: start over.
-  local underlay="$VENV $REQUIREMENTS_HASH" marker=$COLCON_DIR/build/.underlay
+  local underlay="$VENV $ROS_HASH" marker=$COLCON_DIR/build/.underlay
   if [ -d "$COLCON_DIR/build" ] && [ "$(cat "$marker" 2> /dev/null)" != "$underlay" ]; then
     log "discarding $COLCON_DIR/build: it was configured for another underlay"
     rm -rf "$COLCON_DIR/build"
@@ -136,12 +136,16 @@ main() {
   check_build_tools
   create_venv
   mkdir -p "$COLCON_DIR"
-  REQUIREMENTS_HASH=$(inputs_hash "$ROOT/scripts/requirements-ros-wheels.txt" \
+  local requirements_hash
+  requirements_hash=$(inputs_hash "$ROOT/scripts/requirements-ros-wheels.txt" \
     "$ROOT/vla_ros/requirements.txt" "$ROOT/scripts/requirements-dev.txt" "$ROOT/scripts/constraints.txt")
-  run_step requirements "$REQUIREMENTS_HASH" install_requirements
+  run_step requirements "$requirements_hash" install_requirements
   fix_wheel_cmake_paths
+  # vla_msgs depends on the ROS packages only: their pinned versions, not every Python requirement.
+  ROS_HASH=$(grep -ih '^ros-' "$ROOT/scripts/requirements-ros-wheels.txt" "$ROOT/scripts/constraints.txt" \
+    | sha256sum | cut -d' ' -f1)
   local msgs_hash
-  msgs_hash=$(printf '%s %s' "$(inputs_hash "$ROOT/vla_msgs")" "$REQUIREMENTS_HASH" | sha256sum | cut -d' ' -f1)
+  msgs_hash=$(printf '%s %s' "$(inputs_hash "$ROOT/vla_msgs")" "$ROS_HASH" | sha256sum | cut -d' ' -f1)
   run_step vla_msgs "$msgs_hash" build_vla_msgs
   # The editable install maps top-level packages: re-run it when one is added, as for setup.py.
   run_step vla_ros "$(inputs_hash "$ROOT/vla_ros/setup.py" "$ROOT/vla_ros/setup.cfg" \

@@ -60,3 +60,12 @@ def test_nodes_in_different_leased_domains_do_not_see_each_other(ros: RosHarness
         other.node('run_b').create_subscription(Instruction, '/shared_name', print, RELIABLE)
         ros.spin_until(lambda: False, 2.0)
         assert publisher.get_subscription_count() == 0
+
+
+def test_harness_destroys_its_nodes_and_context(ros_domain_id: int):
+    with RosHarness(ros_domain_id) as harness:
+        harness.node('short_lived')
+        assert harness.context.ok()
+        assert 'short_lived' in harness.node('observer').get_node_names()
+    assert not harness.context.ok()
+    assert harness.executor.get_nodes() == []
