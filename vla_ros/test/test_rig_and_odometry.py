@@ -1,0 +1,139 @@
+"""Rig files, input health values, and odometry interpolation."""
+
+import numpy as np
+import pytest
+from vla_msgs.msg import InputStatus
+
+from repo_paths import REPO_ROOT
+from vla_perception.health import Health
+from vla_perception.odometry import OdometryBuffer, OdometrySample
+from vla_perception.rig import RigConfig
+
+MS = 1_000_000
+DEFAULT_RIG = REPO_ROOT / 'vla_ros' / 'config' / 'rig_surround.yaml'
+
+
+def rotation_matrix(quaternion) -> np.ndarray:
+    x, y, z, w = quaternion
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+def test_health_values_are_the_message_constants():
+    assert {h.name: h.value for h in Health} == {
+        'OK': InputStatus.HEALTH_OK,
+        'STALE': InputStatus.HEALTH_STALE,
+        'MISSING': InputStatus.HEALTH_MISSING,
+        'INVALID': InputStatus.HEALTH_INVALID,
+    }
+
+
+def test_default_rig_has_six_cameras_looking_where_their_names_say():
+    rig = RigConfig.from_file(DEFAULT_RIG)
+    assert rig.names == ('front', 'front_left', 'front_right', 'back', 'back_left', 'back_right')
+    views = {
+        c.name: rotation_matrix(c.rotation)[:, 2] for c in rig.cameras
+    }  # optical z in base_link
+    assert np.allclose(views['front'], [1, 0, 0])
+    assert views['front_left'][1] > 0.5 and views['front_right'][1] < -0.5
+    assert np.allclose(views['back'], [-1, 0, 0], atol=1e-4)
+    front = rig.cameras[0]
+    assert front.image_topic == '/sensing/camera/front/image_raw'
+    assert front.info_topic == '/sensing/camera/front/camera_info'
+    assert front.frame_id == 'camera_front_optical_frame'
+    assert np.allclose(front.rotation, (-0.5, 0.5, -0.5, 0.5))  # the standard optical rotation
+
+
+def test_optical_axes_follow_rep_103():
+    rig = RigConfig.from_dict(
+        {'cameras': [{'name': 'f', 'extrinsic': {'xyz': [0, 0, 0], 'rpy': [0, 0, 0]}}]}
+    )
+    axes = rotation_matrix(rig.cameras[0].rotation)
+    assert np.allclose(axes[:, 0], [0, -1, 0])  # image x: right of the vehicle
+    assert np.allclose(axes[:, 1], [0, 0, -1])  # image y: down
+
+
+def test_compressed_transport_subscribes_to_the_compressed_topic():
+    rig = RigConfig.from_dict(
+        {
+            'cameras': [
+                {
+                    'name': 'f',
+                    'transport': 'compressed',
+                    'extrinsic': {'xyz': [0, 0, 0], 'rpy': [0, 0, 0]},
+                }
+            ]
+        }
+    )
+    assert rig.cameras[0].image_topic == '/sensing/camera/f/image_raw/compressed'
+
+
+@pytest.mark.parametrize(
+    ('cameras', 'message'),
+    [
+        ([], 'non-empty "cameras" list'),
+        ([{'extrinsic': {'xyz': [0, 0, 0], 'rpy': [0, 0, 0]}}], 'camera #0 has no name'),
+        ([{'name': 'f', 'transport': 'ffmpeg', 'extrinsic': {}}], "transport 'ffmpeg'"),
+        ([{'name': 'f', 'extrinsic': {'xyz': [0, 0], 'rpy': [0, 0, 0]}}], '3 finite numbers'),
+        ([{'name': 'f', 'extrinsic': {'xyz': [0, 0, 0], 'rpy': [0, 0, 0]}}] * 2, 'f repeated'),
+    ],
+)
+def test_bad_rig_is_refused_with_the_reason(tmp_path, cameras, message):
+    path = tmp_path / 'rig.yaml'
+    path.write_text(f'cameras: {cameras}\n')
+    with pytest.raises(ValueError, match=f'rig file {path}: .*{message}'):
+        RigConfig.from_file(path)
+
+
+def test_missing_rig_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match='no_rig.yaml does not exist'):
+        RigConfig.from_file(tmp_path / 'no_rig.yaml')
+
+
+def sample(stamp_ms: float, x: float, yaw: float, speed: float) -> OdometrySample:
+    return OdometrySample(
+        round(stamp_ms * MS),
+        np.array([x, 0.0, 0.0]),
+        np.array([0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2)]),
+        np.array([speed, 0.0, 0.0]),
+        np.zeros(3),
+    )
+
+
+def test_odometry_is_interpolated_between_the_samples_around_the_frame():
+    odometry = OdometryBuffer(capacity=10, max_skew_ns=50 * MS, timeout_ns=200 * MS)
+    odometry.add(sample(0, x=0.0, yaw=0.0, speed=10.0))
+    odometry.add(sample(20, x=0.2, yaw=0.2, speed=12.0))
+    result = odometry.at(15 * MS)
+    assert result.health == Health.OK and result.skew_ns == 5 * MS
+    assert np.allclose(result.sample.position, [0.15, 0, 0])
+    assert np.isclose(
+        2 * np.arctan2(result.sample.orientation[2], result.sample.orientation[3]), 0.15
+    )
+    assert np.isclose(result.sample.linear_velocity[0], 11.5)
+
+
+@pytest.mark.parametrize(
+    ('frame_ms', 'expected'),
+    [(60, Health.OK), (100, Health.STALE), (300, Health.MISSING), (-60, Health.STALE)],
+)
+def test_odometry_health_outside_the_samples(frame_ms, expected):
+    odometry = OdometryBuffer(capacity=10, max_skew_ns=50 * MS, timeout_ns=200 * MS)
+    odometry.add(sample(0, 0.0, 0.0, 0.0))
+    odometry.add(sample(20, 0.0, 0.0, 0.0))
+    assert odometry.at(frame_ms * MS).health == expected
+
+
+def test_odometry_buffer_is_bounded_and_drops_out_of_order():
+    odometry = OdometryBuffer(capacity=5, max_skew_ns=50 * MS, timeout_ns=200 * MS)
+    for k in range(100):
+        odometry.add(sample(k * 10, 0.0, 0.0, 0.0))
+    odometry.add(sample(5, 0.0, 0.0, 0.0))
+    assert odometry.out_of_order == 1
+    assert odometry.at(0).health == Health.MISSING  # only the last 5 samples (950-990 ms) remain
+    assert odometry.at(970 * MS).health == Health.OK
