@@ -147,9 +147,9 @@ main() {
   local msgs_hash
   msgs_hash=$(printf '%s %s' "$(inputs_hash "$ROOT/vla_msgs")" "$ROS_HASH" | sha256sum | cut -d' ' -f1)
   run_step vla_msgs "$msgs_hash" build_vla_msgs
-  # The editable install maps top-level packages: re-run it when one is added, as for setup.py.
+  # The editable install maps top-level packages and copies config/: re-run it when they change.
   run_step vla_ros "$(inputs_hash "$ROOT/vla_ros/setup.py" "$ROOT/vla_ros/setup.cfg" \
-    "$ROOT/vla_ros/package.xml" "$ROOT"/vla_ros/*/__init__.py)" install_vla_ros
+    "$ROOT/vla_ros/package.xml" "$ROOT"/vla_ros/*/__init__.py "$ROOT"/vla_ros/config)" install_vla_ros
   log "environment ready in $((SECONDS - start)) s: $VENV"
 }
 

@@ -1,5 +1,7 @@
 """Build description of the vla_ros ament_python package."""
 
+from glob import glob
+
 from setuptools import find_packages, setup
 
 PACKAGE_NAME = 'vla_ros'
@@ -11,6 +13,7 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE_NAME}']),
         (f'share/{PACKAGE_NAME}', ['package.xml']),
+        (f'share/{PACKAGE_NAME}/config', glob('config/*.yaml')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
@@ -21,6 +24,7 @@ setup(
     entry_points={
         'console_scripts': [
             'vla = vla_ros.cli:main',
+            'sensor_sync_node = vla_perception.sensor_sync_node:main',
         ],
     },
 )

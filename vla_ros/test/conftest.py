@@ -2,13 +2,19 @@
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from vla_ros.testing import DomainIdLease, RosHarness
 
-# Keep discovery on this machine: tests never send DDS traffic to other hosts.
+# Keep discovery on this machine: tests never send DDS traffic to other hosts. The Fast DDS
+# profile binds UDP to loopback too, and gives each participant a shared-memory segment large
+# enough for bursts of camera images (see config/fastdds_large_data.xml).
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(
+    Path(__file__).with_name('fastdds_test_profile.xml')
+)
 
 
 @pytest.fixture(scope='session', autouse=True)

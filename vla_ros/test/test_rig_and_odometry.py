@@ -106,7 +106,9 @@ def sample(stamp_ms: float, x: float, yaw: float, speed: float) -> OdometrySampl
 
 
 def test_odometry_is_interpolated_between_the_samples_around_the_frame():
-    odometry = OdometryBuffer(capacity=10, max_skew_ns=50 * MS, timeout_ns=200 * MS)
+    odometry = OdometryBuffer(
+        capacity=10, max_skew_ns=50 * MS, timeout_ns=200 * MS, time_jump_ns=500 * MS
+    )
     odometry.add(sample(0, x=0.0, yaw=0.0, speed=10.0))
     odometry.add(sample(20, x=0.2, yaw=0.2, speed=12.0))
     result = odometry.at(15 * MS)
@@ -123,17 +125,31 @@ def test_odometry_is_interpolated_between_the_samples_around_the_frame():
     [(60, Health.OK), (100, Health.STALE), (300, Health.MISSING), (-60, Health.STALE)],
 )
 def test_odometry_health_outside_the_samples(frame_ms, expected):
-    odometry = OdometryBuffer(capacity=10, max_skew_ns=50 * MS, timeout_ns=200 * MS)
+    odometry = OdometryBuffer(
+        capacity=10, max_skew_ns=50 * MS, timeout_ns=200 * MS, time_jump_ns=500 * MS
+    )
     odometry.add(sample(0, 0.0, 0.0, 0.0))
     odometry.add(sample(20, 0.0, 0.0, 0.0))
     assert odometry.at(frame_ms * MS).health == expected
 
 
 def test_odometry_buffer_is_bounded_and_drops_out_of_order():
-    odometry = OdometryBuffer(capacity=5, max_skew_ns=50 * MS, timeout_ns=200 * MS)
+    odometry = OdometryBuffer(
+        capacity=5, max_skew_ns=50 * MS, timeout_ns=200 * MS, time_jump_ns=500 * MS
+    )
     for k in range(100):
         odometry.add(sample(k * 10, 0.0, 0.0, 0.0))
-    odometry.add(sample(5, 0.0, 0.0, 0.0))
-    assert odometry.out_of_order == 1
+    odometry.add(sample(985, 0.0, 0.0, 0.0))  # late, but not a time jump
+    assert odometry.out_of_order == 1 and odometry.resets == 0
     assert odometry.at(0).health == Health.MISSING  # only the last 5 samples (950-990 ms) remain
     assert odometry.at(970 * MS).health == Health.OK
+
+
+def test_odometry_restarts_when_time_runs_backwards():
+    odometry = OdometryBuffer(
+        capacity=10, max_skew_ns=50 * MS, timeout_ns=200 * MS, time_jump_ns=500 * MS
+    )
+    odometry.add(sample(10_000, 5.0, 0.0, 0.0))
+    odometry.add(sample(0, 1.0, 0.0, 0.0))  # a bag loop, 10 s back
+    assert odometry.resets == 1
+    assert np.allclose(odometry.at(0).sample.position, [1, 0, 0])

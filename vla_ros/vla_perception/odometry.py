@@ -7,11 +7,12 @@ samples around it. Time is integer nanoseconds of the ROS clock throughout.
 
 import bisect
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from vla_perception.health import Health
+from vla_perception.synchronizer import stamp_to_ns
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,27 @@ class OdometrySample:
     orientation: np.ndarray  # (4,) unit quaternion x, y, z, w: base_link in odom
     linear_velocity: np.ndarray  # (3,) m/s, in base_link
     angular_velocity: np.ndarray  # (3,) rad/s, in base_link
+
+    @classmethod
+    def from_message(cls, msg: object) -> 'OdometrySample':
+        """Read a nav_msgs/Odometry (rclpy or rosbags); refuse non-finite values by name."""
+        pose, twist = msg.pose.pose, msg.twist.twist
+        sample = cls(
+            stamp_ns=stamp_to_ns(msg.header.stamp),
+            position=np.array([pose.position.x, pose.position.y, pose.position.z]),
+            orientation=np.array(
+                [pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w]
+            ),
+            linear_velocity=np.array([twist.linear.x, twist.linear.y, twist.linear.z]),
+            angular_velocity=np.array([twist.angular.x, twist.angular.y, twist.angular.z]),
+        )
+        for name in ('position', 'orientation', 'linear_velocity', 'angular_velocity'):
+            if not np.all(np.isfinite(getattr(sample, name))):
+                raise ValueError(f'odometry {name} is not finite: {getattr(sample, name)}')
+        norm = float(np.linalg.norm(sample.orientation))
+        if not 0.9 < norm < 1.1:
+            raise ValueError(f'odometry orientation is not a unit quaternion (norm {norm:.3f})')
+        return replace(sample, orientation=sample.orientation / norm)
 
 
 @dataclass(frozen=True)
@@ -61,25 +83,32 @@ def interpolate(a: OdometrySample, b: OdometrySample, stamp_ns: int) -> Odometry
 class OdometryBuffer:
     """The newest odometry samples (bounded), answering "what was the ego state at time t"."""
 
-    def __init__(self, capacity: int, max_skew_ns: int, timeout_ns: int) -> None:
+    def __init__(
+        self, capacity: int, max_skew_ns: int, timeout_ns: int, time_jump_ns: int
+    ) -> None:
         self._samples: deque[OdometrySample] = deque(maxlen=capacity)
         self._stamps: deque[int] = deque(maxlen=capacity)
         self.max_skew_ns = max_skew_ns
         self.timeout_ns = timeout_ns
+        self.time_jump_ns = time_jump_ns
         self.out_of_order = 0
+        self.resets = 0
 
     def add(self, sample: OdometrySample) -> None:
-        """Append a sample; one not newer than the newest is dropped and counted."""
-        if self._stamps and sample.stamp_ns <= self._stamps[-1]:
+        """Append a sample; one not newer than the newest is dropped and counted.
+
+        A sample more than `time_jump_ns` older than the newest means time ran backwards (a bag
+        loop, a clock reset): the buffer restarts from it.
+        """
+        if self._stamps and sample.stamp_ns < self._stamps[-1] - self.time_jump_ns:
+            self._samples.clear()
+            self._stamps.clear()
+            self.resets += 1
+        elif self._stamps and sample.stamp_ns <= self._stamps[-1]:
             self.out_of_order += 1
             return
         self._samples.append(sample)
         self._stamps.append(sample.stamp_ns)
-
-    def clear(self) -> None:
-        """Forget every sample (after a time jump)."""
-        self._samples.clear()
-        self._stamps.clear()
 
     def at(self, stamp_ns: int) -> OdometryAtFrame:
         """Return the state at `stamp_ns`: interpolated when bracketed, else the nearest sample.

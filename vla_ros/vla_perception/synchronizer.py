@@ -34,6 +34,11 @@ def to_ns(seconds: float) -> int:
     return round(seconds * NS_PER_S)
 
 
+def stamp_to_ns(stamp: object) -> int:
+    """Convert a builtin_interfaces/Time (rclpy or rosbags) to integer nanoseconds."""
+    return stamp.sec * NS_PER_S + stamp.nanosec
+
+
 @dataclass(frozen=True)
 class SyncConfig:
     """Matching parameters; see the module docstring for what each one does."""

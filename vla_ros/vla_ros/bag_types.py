@@ -5,35 +5,19 @@ are never re-declared in Python: they come from the installed interface definiti
 No ROS runtime is needed (the dataset and training code use this without rclpy).
 """
 
-import os
-import sys
 from pathlib import Path
 
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
+from vla_ros.install_paths import find_share_path
+
 INTERFACE_PACKAGE = 'vla_msgs'
-
-
-def _candidate_prefixes() -> list[Path]:
-    """Install prefixes to search: the ament index path first, then this interpreter's."""
-    prefixes = [Path(p) for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
-    prefixes.append(Path(sys.prefix))
-    return prefixes
 
 
 def find_msg_dir(package: str = INTERFACE_PACKAGE) -> Path:
     """Return the installed `share/<package>/msg` folder holding the package's .msg files."""
-    searched = []
-    for prefix in _candidate_prefixes():
-        msg_dir = prefix / 'share' / package / 'msg'
-        if any(msg_dir.glob('*.msg')):
-            return msg_dir
-        searched.append(str(msg_dir))
-    raise FileNotFoundError(
-        f'no .msg files of {package} found in: {", ".join(searched)}. Build and install '
-        f'{package} (`make setup`, or `colcon build` and source install/setup.bash).'
-    )
+    return find_share_path(package, 'msg', f'.msg files of {package}')
 
 
 def make_typestore(store: Stores = Stores.ROS2_KILTED) -> Typestore:

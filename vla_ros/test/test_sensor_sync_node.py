@@ -1,0 +1,263 @@
+"""sensor_sync_node over real DDS, as its own process.
+
+Six jittery 10 Hz cameras, a camera that dies and comes back, and every kind of bad input.
+"""
+
+import random
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import Log
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from vla_msgs.msg import InputStatus, SensorFrame, SensorStatus
+
+from repo_paths import REPO_ROOT, tool
+from vla_perception.rig import RigConfig
+from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
+from vla_ros.testing import RosHarness
+
+WIDTH, HEIGHT = 320, 180
+DEADLINE_S = 0.15
+NODE_ARGS = [
+    '-p',
+    f'deadline_s:={DEADLINE_S}',
+    '-p',
+    'output_width:=160',
+    '-p',
+    'output_height:=96',
+    '-p',
+    'warning_period_s:=0.5',
+    '-p',
+    'stale_timeout_s:=0.4',
+]
+
+
+def camera_info(width: int = WIDTH, height: int = HEIGHT) -> CameraInfo:
+    info = CameraInfo(width=width, height=height, distortion_model='plumb_bob')
+    info.k = [200.0, 0.0, width / 2, 0.0, 200.0, height / 2, 0.0, 0.0, 1.0]
+    info.p = [200.0, 0.0, width / 2, 0.0, 0.0, 200.0, height / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info.d = [0.0] * 5
+    return info
+
+
+class RigDriver:
+    """Publishes a rig's cameras at 10 Hz with stamp and timing jitter, plus 50 Hz odometry.
+
+    Capture stamps follow a steady 10 Hz grid (as a camera's clock does) with up to 8 ms of
+    jitter; when the images are delivered depends on this process's executor, as on a real bus.
+    """
+
+    def __init__(self, node: Node, rig: RigConfig) -> None:
+        self.node, self.rig = node, rig
+        self.rng = random.Random(3)
+        self.alive = dict.fromkeys(rig.names, True)
+        self.override: dict[str, Callable[[Image | CompressedImage], None]] = {}
+        pixels = np.random.default_rng(0).integers(0, 256, (HEIGHT, WIDTH, 3), np.uint8)
+        self.raw = pixels.tobytes()
+        self.jpeg = cv2.imencode('.jpg', pixels)[1].tobytes()
+        self.images, self.infos = {}, {}
+        for spec in rig.cameras:
+            kind = CompressedImage if spec.compressed else Image
+            self.images[spec.name] = node.create_publisher(kind, spec.image_topic, RELIABLE)
+            self.infos[spec.name] = node.create_publisher(CameraInfo, spec.info_topic, LATCHED)
+            self.publish_info(spec.name, camera_info())
+        self.odometry = node.create_publisher(Odometry, '/localization/kinematic_state', RELIABLE)
+        self.ticks = 0
+        self.start_ns = node.get_clock().now().nanoseconds
+        node.create_timer(0.1, self._publish_images)
+        node.create_timer(0.02, self._publish_odometry)
+
+    def publish_info(self, camera: str, info: CameraInfo) -> None:
+        """Publish (latched) the camera's intrinsics."""
+        self.infos[camera].publish(info)
+
+    def _publish_images(self) -> None:
+        self.ticks += 1
+        capture_ns = self.start_ns + self.ticks * 100_000_000
+        for spec in self.rig.cameras:
+            if not self.alive[spec.name]:
+                continue
+            stamp = capture_ns - self.rng.randint(0, 8_000_000)
+            if spec.compressed:
+                msg = CompressedImage(format='jpeg', data=self.jpeg)
+            else:
+                msg = Image(
+                    height=HEIGHT, width=WIDTH, encoding='bgr8', step=WIDTH * 3, data=self.raw
+                )
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+            msg.header.frame_id = spec.frame_id
+            self.override.get(spec.name, lambda _m: None)(msg)
+            self.images[spec.name].publish(msg)
+
+    def _publish_odometry(self) -> None:
+        msg = Odometry(child_frame_id='base_link')
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.header.frame_id = 'odom'
+        msg.pose.pose.orientation.w = 1.0
+        msg.twist.twist.linear.x = 10.0
+        self.odometry.publish(msg)
+
+
+class Listener:
+    """Collects what the node publishes: statuses, frames, and its log messages."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.statuses: list[tuple[int, SensorStatus]] = []
+        self.frames: list[SensorFrame] = []
+        self.logs: list[Log] = []
+        node.create_subscription(SensorStatus, '/vla/sensor_status', self._on_status, RELIABLE)
+        node.create_subscription(SensorFrame, '/vla/sensor_frame', self.frames.append, SENSOR_DATA)
+        node.create_subscription(Log, '/rosout', self._on_log, LATCHED)
+
+    def _on_status(self, msg: SensorStatus) -> None:
+        self.statuses.append((self.node.get_clock().now().nanoseconds, msg))
+
+    def _on_log(self, msg: Log) -> None:
+        if msg.name == 'sensor_sync_node':
+            self.logs.append(msg)
+
+    def since(self, start_ns: int) -> list[tuple[int, SensorStatus]]:
+        """Return the statuses received at or after `start_ns`, with their receive times."""
+        return [(t, s) for t, s in self.statuses if t >= start_ns]
+
+
+def health(status: SensorStatus) -> dict[str, int]:
+    return {camera.name: camera.health for camera in status.cameras}
+
+
+@pytest.fixture
+def start_node() -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start sensor_sync_node processes; each must still run and stop cleanly on SIGINT."""
+    processes = []
+
+    def start(*ros_args: str) -> subprocess.Popen:
+        process = subprocess.Popen([tool('sensor_sync_node'), '--ros-args', *NODE_ARGS, *ros_args])
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        assert process.poll() is None, f'sensor_sync_node exited early with {process.returncode}'
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+
+
+def test_six_cameras_one_dies_and_comes_back(ros: RosHarness, start_node):
+    rig = RigConfig.from_file(REPO_ROOT / 'vla_ros' / 'config' / 'rig_surround.yaml')
+    driver = RigDriver(ros.node('rig_driver'), rig)
+    listener = Listener(ros.node('listener'))
+    start_node()
+    assert ros.spin_until(lambda: len(listener.statuses) >= 15, 30.0), 'no steady frames'
+
+    steady = [s for _, s in listener.statuses[-10:]]
+    assert all(s.complete for s in steady), [health(s) for s in steady]
+    stamps = [s.header.stamp.sec + s.header.stamp.nanosec * 1e-9 for s in steady]
+    assert 0.08 <= float(np.mean(np.diff(stamps))) <= 0.13  # 10 Hz
+    assert ros.spin_until(lambda: bool(listener.frames), 5.0)
+    frame = listener.frames[-1]
+    assert [c.image.width for c in frame.cameras] == [160] * 6
+    assert all(
+        c.image.encoding == 'rgb8' and len(c.image.data) == 160 * 96 * 3 for c in frame.cameras
+    )
+    assert frame.cameras[0].camera_info.k[0] == pytest.approx(200.0 * 160 / WIDTH)
+
+    stop_ns = ros.node('clock').get_clock().now().nanoseconds
+    driver.alive['back'] = False
+    ros.spin_until(lambda: False, 1.5)
+    after = listener.since(stop_ns)
+    assert len(after) >= 11, f'only {len(after)} frames in 1.5 s after a camera died'
+    first_late = [(t, s) for t, s in after if not s.complete]
+    assert first_late, 'the dead camera was never marked'
+    t, status = first_late[0]
+    stamp_ns = status.header.stamp.sec * 1_000_000_000 + status.header.stamp.nanosec
+    assert (t - stamp_ns) * 1e-9 <= DEADLINE_S + 0.1, 'frame withheld beyond the deadline'
+    assert health(status)['back'] in (InputStatus.HEALTH_STALE, InputStatus.HEALTH_MISSING)
+    assert all(h == InputStatus.HEALTH_OK for n, h in health(status).items() if n != 'back')
+    assert health(after[-1][1])['back'] == InputStatus.HEALTH_MISSING
+
+    restart_ns = ros.node('clock2').get_clock().now().nanoseconds
+    driver.alive['back'] = True
+    assert ros.spin_until(lambda: any(s.complete for _, s in listener.since(restart_ns)), 3.0), (
+        'the restarted camera was not marked live again'
+    )
+
+
+BAD_RIG = """cameras:
+  - {name: good, transport: raw, extrinsic: {xyz: [1, 0, 1.5], rpy: [0, 0, 0]}}
+  - {name: victim, transport: raw, extrinsic: {xyz: [1, 0.5, 1.5], rpy: [0, 0, 1]}}
+  - {name: jpeg, transport: compressed, extrinsic: {xyz: [1, -0.5, 1.5], rpy: [0, 0, -1]}}
+"""
+
+
+def short_data(msg):
+    msg.data = msg.data[:-7]
+
+
+def weird_encoding(msg):
+    msg.encoding = 'weird16'
+
+
+def zero_width(msg):
+    msg.width, msg.step, msg.data = 0, 0, b''
+
+
+def absurd_height(msg):
+    msg.height = 100_000
+
+
+def corrupt_jpeg(msg):
+    msg.data = b'\xff\xd8\xff\xe0garbage-not-a-jpeg'
+
+
+@pytest.mark.parametrize(
+    ('camera', 'corrupt', 'info', 'expected'),
+    [
+        ('victim', short_data, None, 'data_size'),
+        ('victim', weird_encoding, None, 'encoding'),
+        ('victim', zero_width, None, 'dimensions'),
+        ('victim', absurd_height, None, 'dimensions'),
+        ('victim', None, camera_info(640, 480), 'camera_info_size'),
+        ('jpeg', corrupt_jpeg, None, 'corrupt_compressed'),
+    ],
+    ids=[
+        'short-data',
+        'unknown-encoding',
+        'zero-width',
+        'absurd-height',
+        'info-mismatch',
+        'corrupt-jpeg',
+    ],
+)
+def test_bad_input_is_dropped_with_a_warning_and_others_keep_flowing(
+    ros: RosHarness, start_node, tmp_path: Path, camera, corrupt, info, expected
+):
+    rig_file = tmp_path / 'rig.yaml'
+    rig_file.write_text(BAD_RIG)
+    rig = RigConfig.from_file(rig_file)
+    driver = RigDriver(ros.node('rig_driver'), rig)
+    listener = Listener(ros.node('listener'))
+    start_node('-p', f'rig_file:={rig_file}')
+    assert ros.spin_until(lambda: any(s.complete for _, s in listener.statuses), 30.0)
+    if corrupt is not None:
+        driver.override[camera] = corrupt
+    if info is not None:
+        driver.publish_info(camera, info)
+    start = ros.node('clock').get_clock().now().nanoseconds
+    assert ros.spin_until(
+        lambda: any(expected in log.msg and camera in log.msg for log in listener.logs), 10.0
+    ), f'no {expected} warning for {camera}: {[log.msg for log in listener.logs]}'
+    ros.spin_until(lambda: len(listener.since(start)) >= 8, 5.0)
+    latest = health(listener.since(start)[-1][1])
+    assert latest[camera] == InputStatus.HEALTH_INVALID
+    assert all(h == InputStatus.HEALTH_OK for name, h in latest.items() if name != camera)
+    warnings = [log for log in listener.logs if expected in log.msg]
+    assert all(log.level == Log.WARN for log in warnings)
+    assert len(warnings) <= 4, 'warnings must be throttled (one per camera and reason per 0.5 s)'
