@@ -8,8 +8,12 @@ Cheap structural checks run when a message arrives; decoding runs only for the s
 actually uses, so cameras faster than the frame rate cost no decode for the frames skipped.
 """
 
+import threading
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+import cv2
 
 from vla_perception.health import Health
 from vla_perception.image_preprocessing import (
@@ -35,6 +39,10 @@ class SensorSyncConfig:
     undistort: bool = False
     odometry_capacity: int = 400  # 4 s at 100 Hz
     odometry_timeout_s: float = 0.2
+    preprocess_threads: int = 2  # cameras prepared in parallel (OpenCV releases the GIL)
+    # Start preparing each image when it arrives, so a frame waits only for its last image's
+    # decode; costs the decode of images a frame never uses when cameras outrun rate_hz.
+    decode_on_arrival: bool = True
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,15 @@ class SyncedFrame:
     complete: bool
     cameras: tuple[CameraImage, ...]
     odometry: OdometryAtFrame
+
+
+@dataclass(frozen=True)
+class PendingImage:
+    """A queued camera message, and its preparation when it was started on arrival."""
+
+    message: object
+    intrinsics: Intrinsics | None
+    prepared: Future | None
 
 
 @dataclass
@@ -99,9 +116,18 @@ class SensorSyncCore:
         self.preprocessor = ImagePreprocessor(
             config.output_width, config.output_height, undistort=config.undistort, fast_resize=True
         )
+        # Parallel across cameras, one OpenCV thread each: OpenCV's own threads double the CPU
+        # time of a 720p resize for no gain in wall time (measured: 4.0 vs 2.1 ms CPU, ~2 ms wall).
+        cv2.setNumThreads(1)
+        self._pool = (
+            ThreadPoolExecutor(config.preprocess_threads, 'preprocess')
+            if config.preprocess_threads > 1
+            else None
+        )
         self.intrinsics: dict[str, Intrinsics | None] = dict.fromkeys(rig.names)
         self.rejections = RejectionCounters({name: Counter() for name in rig.names})
         self._unreported: list[Rejection] = []
+        self._record_lock = threading.Lock()
 
     def on_camera_info(self, camera: str, msg: object) -> None:
         """Take a camera's intrinsics; an invalid CameraInfo is counted and the previous kept."""
@@ -122,7 +148,14 @@ class SensorSyncCore:
             self.synchronizer.reject(camera, now_ns)
             self._record(camera, error.reason, str(error))
             raise
-        self.synchronizer.add(camera, stamp_to_ns(msg.header.stamp), now_ns, msg)
+        intrinsics = self.intrinsics[camera]
+        prepared = None
+        if self.config.decode_on_arrival and self._pool is not None and intrinsics is not None:
+            prepared = self._pool.submit(self.preprocessor.prepare, msg, intrinsics)
+        pending = PendingImage(msg, intrinsics, prepared)
+        queued = self.synchronizer.add(camera, stamp_to_ns(msg.header.stamp), now_ns, pending)
+        if not queued and prepared is not None:
+            prepared.cancel()
 
     def on_odometry(self, msg: object) -> None:
         """Buffer an odometry message; raise ValueError for non-finite or malformed values."""
@@ -133,10 +166,14 @@ class SensorSyncCore:
         matched = self.synchronizer.step(now_ns)
         if matched is None:
             return None
-        cameras = tuple(
-            self._prepare(spec, match.health, match.sample, match.skew_ns)
+        jobs = [
+            (spec, match.health, match.sample, match.skew_ns)
             for spec, match in zip(self.rig.cameras, matched.cameras, strict=True)
-        )
+        ]
+        if self.config.decode_on_arrival or self._pool is None:
+            cameras = tuple(self._prepare(*job) for job in jobs)  # decodes already under way
+        else:
+            cameras = tuple(self._pool.map(self._prepare, *zip(*jobs, strict=True)))
         return SyncedFrame(
             stamp_ns=matched.stamp_ns,
             sequence=matched.sequence,
@@ -147,17 +184,24 @@ class SensorSyncCore:
         )
 
     def _prepare(self, spec: CameraSpec, health: Health, sample, skew_ns: int) -> CameraImage:
-        intrinsics = self.intrinsics[spec.name]
-        output = self._output_intrinsics(intrinsics)
         if sample is None:
-            return CameraImage(spec, health, 0, 0, None, output)
+            return CameraImage(
+                spec, health, 0, 0, None, self._output_intrinsics(self.intrinsics[spec.name])
+            )
+        pending: PendingImage = sample.payload
+        intrinsics = pending.intrinsics or self.intrinsics[spec.name]
+        output = self._output_intrinsics(intrinsics)
         if intrinsics is None:
             self._record(
                 spec.name, 'no_camera_info', f'no CameraInfo received yet on {spec.info_topic}'
             )
             return CameraImage(spec, Health.INVALID, sample.stamp_ns, skew_ns, None, None)
         try:
-            image = self.preprocessor.prepare(sample.payload, intrinsics)
+            image = (
+                pending.prepared.result()
+                if pending.prepared is not None
+                else self.preprocessor.prepare(pending.message, intrinsics)
+            )
         except ImageRejected as error:
             self._record(spec.name, error.reason, str(error))
             return CameraImage(spec, Health.INVALID, sample.stamp_ns, skew_ns, None, output)
@@ -172,9 +216,16 @@ class SensorSyncCore:
 
     def drain_rejections(self) -> list[Rejection]:
         """Return the rejections since the last call (for warnings), oldest first."""
-        unreported, self._unreported = self._unreported, []
+        with self._record_lock:
+            unreported, self._unreported = self._unreported, []
         return unreported
 
+    def close(self) -> None:
+        """Stop the preprocessing threads."""
+        if self._pool is not None:
+            self._pool.shutdown()
+
     def _record(self, camera: str, reason: str, detail: str) -> None:
-        self.rejections.by_camera[camera][reason] += 1
-        self._unreported.append(Rejection(camera, reason, detail))
+        with self._record_lock:  # called from the preprocessing threads
+            self.rejections.by_camera[camera][reason] += 1
+            self._unreported.append(Rejection(camera, reason, detail))

@@ -257,6 +257,11 @@ class SensorSyncNode(Node):
             f'{params["output_width"]}x{params["output_height"]}'
         )
 
+    def destroy_node(self) -> None:
+        """Stop the core's threads with the node."""
+        self.core.close()
+        super().destroy_node()
+
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
@@ -387,3 +392,7 @@ def main(args: list[str] | None = None) -> None:
     except (FileNotFoundError, ValueError) as error:
         print(f'sensor_sync_node: {error}', file=sys.stderr)
         sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()

@@ -3,6 +3,7 @@
 import argparse
 import importlib.metadata
 import sys
+from pathlib import Path
 
 from vla_ros.doctor import run_checks
 
@@ -24,6 +25,13 @@ def _doctor(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_sync(args: argparse.Namespace) -> int:
+    from vla_perception.sync_benchmark import run
+
+    run(args.duration, args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `vla` with every sub-command."""
     parser = argparse.ArgumentParser(
@@ -37,6 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
         'doctor', help='check that this environment can run vla_ros and say what to fix'
     )
     doctor.set_defaults(handler=_doctor)
+    bench = commands.add_parser('bench', help='measure latency and cost; print numbers')
+    benchmarks = bench.add_subparsers(dest='benchmark', metavar='BENCHMARK', required=True)
+    sync = benchmarks.add_parser(
+        'sync', help='sensor_sync_node on six 1280x720 cameras at 10 Hz (raw and JPEG)'
+    )
+    sync.add_argument(
+        '--duration', type=float, default=10.0, help='seconds measured per transport (default 10)'
+    )
+    sync.add_argument('--json', type=Path, help='also write the results to this JSON file')
+    sync.set_defaults(handler=_bench_sync)
     return parser
 
 
