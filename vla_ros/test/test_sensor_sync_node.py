@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Log
+from rclpy.clock import Clock as RclpyClock
+from rclpy.clock import ClockType
 from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from vla_msgs.msg import InputStatus, SensorFrame, SensorStatus
 
@@ -70,7 +76,7 @@ class RigDriver:
             self.publish_info(spec.name, camera_info())
         self.odometry = node.create_publisher(Odometry, '/localization/kinematic_state', RELIABLE)
         self.ticks = 0
-        self.start_ns = node.get_clock().now().nanoseconds
+        self.start_ns: int | None = None  # the first tick: the node's clock may be simulated
         node.create_timer(0.1, self._publish_images)
         node.create_timer(0.02, self._publish_odometry)
 
@@ -79,6 +85,8 @@ class RigDriver:
         self.infos[camera].publish(info)
 
     def _publish_images(self) -> None:
+        if self.start_ns is None:
+            self.start_ns = self.node.get_clock().now().nanoseconds
         self.ticks += 1
         capture_ns = self.start_ns + self.ticks * 100_000_000
         for spec in self.rig.cameras:
@@ -261,3 +269,62 @@ def test_bad_input_is_dropped_with_a_warning_and_others_keep_flowing(
     warnings = [log for log in listener.logs if expected in log.msg]
     assert all(log.level == Log.WARN for log in warnings)
     assert len(warnings) <= 4, 'warnings must be throttled (one per camera and reason per 0.5 s)'
+
+
+def test_parameter_out_of_range_stops_the_node_with_the_reason():
+    result = subprocess.run(
+        [tool('sensor_sync_node'), '--ros-args', '-p', 'rate_hz:=1000.0'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert 'Parameter rate_hz out of range Min: 0.1, Max: 100.0, value: 1000.0' in result.stderr
+
+
+def test_read_only_parameter_cannot_be_changed_at_run_time(ros: RosHarness, start_node):
+    start_node()
+    client = AsyncParameterClient(ros.node('operator'), 'sensor_sync_node')
+    assert ros.spin_until(lambda: client.services_are_ready(), 30.0)
+    future = client.set_parameters([Parameter('max_skew_s', value=0.5)])
+    assert ros.spin_until(future.done, 10.0)
+    result = future.result().results[0]
+    assert not result.successful
+    assert 'read-only' in result.reason
+    got = client.get_parameters(['max_skew_s'])
+    assert ros.spin_until(got.done, 10.0)
+    assert got.result().values[0].double_value == 0.05
+
+
+def test_deadline_follows_simulated_time(ros: RosHarness, start_node):
+    """With use_sim_time (bag replay, simulator), a paused clock must not fire the deadline."""
+    sim = {'now_ns': 1_000 * 1_000_000_000, 'paused': False}
+    clock_node = ros.node('sim_clock')
+    clock_publisher = clock_node.create_publisher(Clock, '/clock', RELIABLE)
+
+    def tick() -> None:
+        if not sim['paused']:
+            sim['now_ns'] += 10_000_000
+            clock_publisher.publish(Clock(clock=Time(nanoseconds=sim['now_ns']).to_msg()))
+
+    clock_node.create_timer(0.01, tick, clock=RclpyClock(clock_type=ClockType.STEADY_TIME))
+    rig = RigConfig.from_file(REPO_ROOT / 'vla_ros' / 'config' / 'rig_surround.yaml')
+    driver_node = ros.node('rig_driver')
+    driver_node.set_parameters([Parameter('use_sim_time', value=True)])
+    driver = RigDriver(driver_node, rig)
+    listener = Listener(ros.node('listener'))
+    start_node('-p', 'use_sim_time:=true')
+    assert ros.spin_until(lambda: len(listener.statuses) >= 5, 30.0)
+    stamp = listener.statuses[-1][1].header.stamp
+    assert 1_000 <= stamp.sec <= 1_000 + 60, 'frames must carry simulated time'
+
+    driver.alive['back'] = False
+    ticks = driver.ticks
+    assert ros.spin_until(lambda: driver.ticks > ticks, 5.0)
+    sim['paused'] = True  # the round without 'back' is out; its deadline is 150 ms of sim time
+    received = len(listener.statuses)
+    ros.spin_until(lambda: False, 1.0)  # a wall-clock second: far past the deadline
+    assert len(listener.statuses) == received, 'deadline fired while simulated time stood still'
+    sim['paused'] = False
+    assert ros.spin_until(lambda: len(listener.statuses) > received, 5.0)
+    assert health(listener.statuses[received][1])['back'] != InputStatus.HEALTH_OK

@@ -15,6 +15,7 @@ from geometry_msgs.msg import Transform
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -258,8 +259,10 @@ class SensorSyncNode(Node):
         )
 
     def destroy_node(self) -> None:
-        """Stop the core's threads with the node."""
-        self.core.close()
+        """Stop the core's threads with the node (construction may have failed before them)."""
+        core = getattr(self, 'core', None)
+        if core is not None:
+            core.close()
         super().destroy_node()
 
     def _now_ns(self) -> int:
@@ -389,7 +392,7 @@ def main(args: list[str] | None = None) -> None:
             rclpy.spin(SensorSyncNode())
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, ParameterException) as error:
         print(f'sensor_sync_node: {error}', file=sys.stderr)
         sys.exit(1)
 
