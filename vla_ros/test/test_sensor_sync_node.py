@@ -3,6 +3,7 @@
 Six jittery 10 Hz cameras, a camera that dies and comes back, and every kind of bad input.
 """
 
+import json
 import random
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Log
 from rclpy.clock import Clock as RclpyClock
@@ -124,6 +126,13 @@ class Listener:
         node.create_subscription(SensorStatus, '/vla/sensor_status', self._on_status, RELIABLE)
         node.create_subscription(SensorFrame, '/vla/sensor_frame', self.frames.append, SENSOR_DATA)
         node.create_subscription(Log, '/rosout', self._on_log, LATCHED)
+        self.diagnostics: list[dict[str, tuple[bytes, dict[str, str]]]] = []
+        node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, RELIABLE)
+
+    def _on_diagnostics(self, array: DiagnosticArray) -> None:
+        self.diagnostics.append(
+            {s.name: (s.level, {kv.key: kv.value for kv in s.values}) for s in array.status}
+        )
 
     def _on_status(self, msg: SensorStatus) -> None:
         self.statuses.append((self.node.get_clock().now().nanoseconds, msg))
@@ -177,6 +186,23 @@ def test_six_cameras_one_dies_and_comes_back(ros: RosHarness, start_node):
     )
     assert frame.cameras[0].camera_info.k[0] == pytest.approx(200.0 * 160 / WIDTH)
 
+    assert ros.spin_until(lambda: len(listener.diagnostics) >= 2, 5.0)
+    diagnostics = listener.diagnostics[-1]
+    level, frames_values = diagnostics['sensor_sync_node: frames']
+    assert level == DiagnosticStatus.OK and 8.0 <= float(frames_values['rate_hz']) <= 12.0
+    assert float(frames_values['processing_ms_mean']) < 100.0
+    for name in rig.names:
+        level, values = diagnostics[f'sensor_sync_node: camera {name}']
+        assert level == DiagnosticStatus.OK and values['health'] == 'OK'
+        assert 8.0 <= float(values['rate_hz']) <= 12.0
+        assert {
+            'arrival_delay_ms_mean',
+            'skew_ms',
+            'out_of_order',
+            'queue_overflow',
+            'rejected',
+        } <= set(values)
+
     stop_ns = ros.node('clock').get_clock().now().nanoseconds
     driver.alive['back'] = False
     ros.spin_until(lambda: False, 1.5)
@@ -190,6 +216,8 @@ def test_six_cameras_one_dies_and_comes_back(ros: RosHarness, start_node):
     assert health(status)['back'] in (InputStatus.HEALTH_STALE, InputStatus.HEALTH_MISSING)
     assert all(h == InputStatus.HEALTH_OK for n, h in health(status).items() if n != 'back')
     assert health(after[-1][1])['back'] == InputStatus.HEALTH_MISSING
+    level, values = listener.diagnostics[-1]['sensor_sync_node: camera back']
+    assert level == DiagnosticStatus.WARN and values['health'] == 'MISSING'
 
     restart_ns = ros.node('clock2').get_clock().now().nanoseconds
     driver.alive['back'] = True
@@ -328,3 +356,25 @@ def test_deadline_follows_simulated_time(ros: RosHarness, start_node):
     sim['paused'] = False
     assert ros.spin_until(lambda: len(listener.statuses) > received, 5.0)
     assert health(listener.statuses[received][1])['back'] != InputStatus.HEALTH_OK
+
+
+def test_sync_benchmark_command_measures_both_transports(tmp_path: Path):
+    """A short `vla bench sync` run: the real node, both transports, numbers and JSON."""
+    path = tmp_path / 'bench.json'
+    result = subprocess.run(
+        [tool('vla'), 'bench', 'sync', '--duration', '1', '--json', str(path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'p99 ms' in result.stdout and 'node CPU ms' in result.stdout
+    report = json.loads(path.read_text())
+    assert [r['transport'] for r in report['results']] == ['raw', 'compressed']
+    for measured in report['results']:
+        assert measured['frames'] >= 5 and measured['complete_fraction'] >= 0.8
+        assert 0 < measured['latency_p50_ms'] <= measured['latency_p99_ms']
+        assert (
+            measured['node_cpu_ms_per_frame'] > 0
+            and measured['bare_decode_resize_ms_per_frame'] > 0
+        )

@@ -67,6 +67,7 @@ class SyncedFrame:
     complete: bool
     cameras: tuple[CameraImage, ...]
     odometry: OdometryAtFrame
+    last_arrival_ns: int  # caller's clock when the newest image this frame uses arrived
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,10 @@ class SensorSyncCore:
             complete=all(camera.health == Health.OK for camera in cameras),
             cameras=cameras,
             odometry=self.odometry.at(matched.stamp_ns),
+            last_arrival_ns=max(
+                (m.sample.receive_ns for m in matched.cameras if m.sample is not None),
+                default=now_ns,
+            ),
         )
 
     def _prepare(self, spec: CameraSpec, health: Health, sample, skew_ns: int) -> CameraImage:

@@ -27,7 +27,7 @@ from vla_perception.image_preprocessing import ImageRejected, Intrinsics
 from vla_perception.odometry import OdometryAtFrame
 from vla_perception.rig import CameraSpec, RigConfig
 from vla_perception.sensor_sync import CameraImage, SensorSyncConfig, SensorSyncCore, SyncedFrame
-from vla_perception.synchronizer import NS_PER_S, SyncConfig
+from vla_perception.synchronizer import NS_PER_S, SyncConfig, stamp_to_ns
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_status
 from vla_ros.install_paths import vla_ros_file
 from vla_ros.parameters import ParameterSpec, declare_parameters
@@ -191,6 +191,13 @@ def sensor_status_message(frame: SensorFrame) -> SensorStatus:
     )
 
 
+def _summary(name: str, values: list[float]) -> dict[str, float]:
+    """Return the mean and max of a diagnostics period's values (NaN when there were none)."""
+    if not values:
+        return {f'{name}_mean': float('nan'), f'{name}_max': float('nan')}
+    return {f'{name}_mean': sum(values) / len(values), f'{name}_max': max(values)}
+
+
 class SensorSyncNode(Node):
     """Publish synchronised, model-ready SensorFrames from a camera rig and odometry."""
 
@@ -222,6 +229,10 @@ class SensorSyncNode(Node):
         self._last_warned: dict[tuple[str, str], int] = {}
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._frames_since_diagnostics = 0
+        # Per diagnostics period: image arrival minus capture stamp per camera (transport delay),
+        # and frame publication minus the arrival of its newest image (this node's own time).
+        self._arrival_delays_ms: dict[str, list[float]] = {name: [] for name in self.rig.names}
+        self._processing_ms: list[float] = []
         self._accepted_before = dict.fromkeys(self.rig.names, 0)
         self._last_frame: SensorFrame | None = None
 
@@ -270,6 +281,7 @@ class SensorSyncNode(Node):
 
     def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
         now_ns = self._now_ns()
+        self._arrival_delays_ms[camera].append((now_ns - stamp_to_ns(msg.header.stamp)) * 1e-6)
         with contextlib.suppress(ImageRejected):  # counted by the core, warned about in _step
             self.core.on_image(camera, msg, now_ns)
         self._step()
@@ -303,6 +315,7 @@ class SensorSyncNode(Node):
         message = sensor_frame_message(frame)
         self.frame_publisher.publish(message)
         self.status_publisher.publish(sensor_status_message(message))
+        self._processing_ms.append((self._now_ns() - frame.last_arrival_ns) * 1e-6)
         self._frames_since_diagnostics += 1
         self._last_frame = message
 
@@ -326,6 +339,7 @@ class SensorSyncNode(Node):
     def _publish_diagnostics(self) -> None:
         sync = self.core.synchronizer
         frames, self._frames_since_diagnostics = self._frames_since_diagnostics, 0
+        processing, self._processing_ms = self._processing_ms, []
         counters = sync.counters
         node_level = OK if frames else ERROR
         statuses = [
@@ -342,6 +356,7 @@ class SensorSyncNode(Node):
                     'epoch': sync.epoch,
                     'odometry_resets': self.core.odometry.resets,
                     'odometry_out_of_order': self.core.odometry.out_of_order,
+                    **_summary('processing_ms', processing),
                 },
             )
         ]
@@ -357,6 +372,7 @@ class SensorSyncNode(Node):
             rejected = self.core.rejections.by_camera[name]
             rate_hz = (camera.accepted - self._accepted_before[name]) / DIAGNOSTICS_PERIOD_S
             self._accepted_before[name] = camera.accepted
+            delays, self._arrival_delays_ms[name] = self._arrival_delays_ms[name], []
             statuses.append(
                 diagnostic_status(
                     f'sensor_sync_node: camera {name}',
@@ -366,6 +382,7 @@ class SensorSyncNode(Node):
                     {
                         'health': health.name,
                         'rate_hz': rate_hz,
+                        **_summary('arrival_delay_ms', delays),
                         'skew_ms': status.skew_s * 1e3 if status else float('nan'),
                         'accepted': camera.accepted,
                         'frames_not_ok': camera.not_ok,

@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -39,6 +40,19 @@ CAMERAS = ('front', 'front_left', 'front_right', 'back', 'back_left', 'back_righ
 WIDTH, HEIGHT, RATE_HZ = 1280, 720, 10.0
 OUTPUT_WIDTH, OUTPUT_HEIGHT = 448, 256
 WARM_UP_S = 2.0
+COLUMNS = [  # (title, SyncBenchmarkResult field) of the printed table
+    ('transport', 'transport'),
+    ('frames', 'frames'),
+    ('rate Hz', 'output_rate_hz'),
+    ('complete', 'complete_fraction'),
+    ('p50 ms', 'latency_p50_ms'),
+    ('p99 ms', 'latency_p99_ms'),
+    ('arrive ms', 'newest_image_arrival_delay_ms'),
+    ('process ms', 'node_processing_ms_mean'),
+    ('node CPU ms', 'node_cpu_ms_per_frame'),
+    ('bare ms', 'bare_decode_resize_ms_per_frame'),
+    ('ratio', 'node_to_bare_ratio'),
+]
 
 
 @dataclass
@@ -52,6 +66,9 @@ class SyncBenchmarkResult:
     complete_fraction: float
     latency_p50_ms: float
     latency_p99_ms: float
+    newest_image_arrival_delay_ms: float  # capture stamp -> the node has it (mean, slowest camera)
+    node_processing_ms_mean: float  # newest image arrived -> frame published, inside the node
+    node_processing_ms_max: float
     node_cpu_ms_per_frame: float
     bare_decode_resize_ms_per_frame: float
     node_to_bare_ratio: float
@@ -119,6 +136,12 @@ def bare_decode_resize_ms(messages: list, repeats: int = 20) -> float:
     return (time.process_time() - start) / repeats * 1e3
 
 
+def _mean(values) -> float:
+    """Mean of diagnostic values given as text."""
+    numbers = [float(value) for value in values]
+    return sum(numbers) / len(numbers)
+
+
 def _process_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process so far."""
     fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
@@ -161,6 +184,15 @@ def run_transport(
         samples.append((now * 1e-9, (now - newest) * 1e-9, status.complete))
 
     node.create_subscription(SensorStatus, '/vla/sensor_status', on_status, RELIABLE)
+    diagnostics: list[dict[str, dict[str, str]]] = []
+    node.create_subscription(
+        DiagnosticArray,
+        '/diagnostics',
+        lambda array: diagnostics.append(
+            {s.name: {kv.key: kv.value for kv in s.values} for s in array.status}
+        ),
+        RELIABLE,
+    )
 
     def publish_cameras() -> None:
         stamp = node.get_clock().now().to_msg()
@@ -196,7 +228,7 @@ def run_transport(
         warm_end = time.monotonic() + WARM_UP_S
         while time.monotonic() < warm_end:
             executor.spin_once(timeout_sec=0.05)
-        first = len(samples)
+        first, first_diagnostics = len(samples), len(diagnostics)
         cpu_start, wall_start = _process_cpu_s(process.pid), time.monotonic()
         while time.monotonic() - wall_start < duration_s:
             executor.spin_once(timeout_sec=0.05)
@@ -219,6 +251,12 @@ def run_transport(
         executor.shutdown()
         context.try_shutdown()
     window = samples[first:]
+    periods = diagnostics[first_diagnostics:]
+    arrival = max(
+        _mean(p[f'sensor_sync_node: camera {name}']['arrival_delay_ms_mean'] for p in periods)
+        for name in CAMERAS
+    )
+    processing = [p['sensor_sync_node: frames'] for p in periods]
     latencies_ms = np.array([latency for _, latency, _ in window]) * 1e3
     frames = len(window)
     node_ms = cpu_s / max(frames, 1) * 1e3
@@ -230,6 +268,9 @@ def run_transport(
         complete_fraction=round(sum(complete for *_, complete in window) / max(frames, 1), 3),
         latency_p50_ms=round(float(np.percentile(latencies_ms, 50)), 2),
         latency_p99_ms=round(float(np.percentile(latencies_ms, 99)), 2),
+        newest_image_arrival_delay_ms=round(arrival, 2),
+        node_processing_ms_mean=round(_mean(p['processing_ms_mean'] for p in processing), 2),
+        node_processing_ms_max=round(max(float(p['processing_ms_max']) for p in processing), 2),
         node_cpu_ms_per_frame=round(node_ms, 2),
         bare_decode_resize_ms_per_frame=round(bare_ms, 2),
         node_to_bare_ratio=round(node_ms / bare_ms, 2),
@@ -253,31 +294,9 @@ def run(duration_s: float, json_path: Path | None) -> list[SyncBenchmarkResult]:
             run_transport(transport, duration_s, Path(workdir), node_command)
             for transport in ('raw', 'compressed')
         ]
-    header = (
-        'transport',
-        'frames',
-        'rate Hz',
-        'complete',
-        'p50 ms',
-        'p99 ms',
-        'node CPU ms',
-        'bare ms',
-        'ratio',
-    )
-    print(' '.join(f'{h:>11}' for h in header))
-    for r in results:
-        row = (
-            r.transport,
-            r.frames,
-            r.output_rate_hz,
-            r.complete_fraction,
-            r.latency_p50_ms,
-            r.latency_p99_ms,
-            r.node_cpu_ms_per_frame,
-            r.bare_decode_resize_ms_per_frame,
-            r.node_to_bare_ratio,
-        )
-        print(' '.join(f'{v:>11}' for v in row))
+    print(' '.join(f'{title:>11}' for title, _ in COLUMNS))
+    for result in results:
+        print(' '.join(f'{getattr(result, field):>11}' for _, field in COLUMNS))
     if json_path is not None:
         json_path.write_text(
             json.dumps(
