@@ -28,6 +28,7 @@ from vla_msgs.msg import InputStatus, SensorFrame, SensorStatus
 
 from repo_paths import REPO_ROOT, tool
 from vla_perception.rig import RigConfig
+from vla_perception.sensor_sync_node import PARAMETERS
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 from vla_ros.testing import RosHarness
 
@@ -378,3 +379,9 @@ def test_sync_benchmark_command_measures_both_transports(tmp_path: Path):
             measured['node_cpu_ms_per_frame'] > 0
             and measured['bare_decode_resize_ms_per_frame'] > 0
         )
+
+
+def test_every_parameter_is_documented():
+    documented = (REPO_ROOT / 'docs' / 'PERCEPTION.md').read_text(encoding='utf-8')
+    missing = [spec.name for spec in PARAMETERS if f'`{spec.name}`' not in documented]
+    assert missing == []
