@@ -234,7 +234,7 @@ class SensorSyncNode(Node):
         self._arrival_delays_ms: dict[str, list[float]] = {name: [] for name in self.rig.names}
         self._processing_ms: list[float] = []
         self._accepted_before = dict.fromkeys(self.rig.names, 0)
-        self._last_frame: SensorFrame | None = None
+        self._last_status: SensorStatus | None = None
 
         self.frame_publisher = self.create_publisher(SensorFrame, 'vla/sensor_frame', SENSOR_DATA)
         self.status_publisher = self.create_publisher(SensorStatus, 'vla/sensor_status', RELIABLE)
@@ -314,10 +314,11 @@ class SensorSyncNode(Node):
             return
         message = sensor_frame_message(frame)
         self.frame_publisher.publish(message)
-        self.status_publisher.publish(sensor_status_message(message))
+        status = sensor_status_message(message)
+        self.status_publisher.publish(status)
         self._processing_ms.append((self._now_ns() - frame.last_arrival_ns) * 1e-6)
         self._frames_since_diagnostics += 1
-        self._last_frame = message
+        self._last_status = status
 
     def _warn_rejections(self) -> None:
         for rejection in self.core.drain_rejections():
@@ -360,11 +361,7 @@ class SensorSyncNode(Node):
                 },
             )
         ]
-        last_status = (
-            {c.status.name: c.status for c in self._last_frame.cameras}
-            if self._last_frame is not None
-            else {}
-        )
+        last_status = {c.name: c for c in self._last_status.cameras} if self._last_status else {}
         for name in self.rig.names:
             camera = counters.cameras[name]
             status = last_status.get(name)
