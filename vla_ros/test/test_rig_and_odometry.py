@@ -5,23 +5,13 @@ import pytest
 from vla_msgs.msg import InputStatus
 
 from repo_paths import REPO_ROOT
+from vla_model.bev_geometry import rotation_from_quaternion
 from vla_perception.health import Health
 from vla_perception.odometry import OdometryBuffer, OdometrySample
 from vla_perception.rig import RigConfig
 
 MS = 1_000_000
 DEFAULT_RIG = REPO_ROOT / 'vla_ros' / 'config' / 'rig_surround.yaml'
-
-
-def rotation_matrix(quaternion) -> np.ndarray:
-    x, y, z, w = quaternion
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
 
 
 def test_health_values_are_the_message_constants():
@@ -37,7 +27,7 @@ def test_default_rig_has_six_cameras_looking_where_their_names_say():
     rig = RigConfig.from_file(DEFAULT_RIG)
     assert rig.names == ('front', 'front_left', 'front_right', 'back', 'back_left', 'back_right')
     views = {
-        c.name: rotation_matrix(c.rotation)[:, 2] for c in rig.cameras
+        c.name: rotation_from_quaternion(c.rotation)[:, 2] for c in rig.cameras
     }  # optical z in base_link
     assert np.allclose(views['front'], [1, 0, 0])
     assert views['front_left'][1] > 0.5 and views['front_right'][1] < -0.5
@@ -53,7 +43,7 @@ def test_optical_axes_follow_rep_103():
     rig = RigConfig.from_dict(
         {'cameras': [{'name': 'f', 'extrinsic': {'xyz': [0, 0, 0], 'rpy': [0, 0, 0]}}]}
     )
-    axes = rotation_matrix(rig.cameras[0].rotation)
+    axes = rotation_from_quaternion(rig.cameras[0].rotation)
     assert np.allclose(axes[:, 0], [0, -1, 0])  # image x: right of the vehicle
     assert np.allclose(axes[:, 1], [0, 0, -1])  # image y: down
 

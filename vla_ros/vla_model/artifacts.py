@@ -1,0 +1,61 @@
+"""Model artifacts, trusted by hash only: weights as safetensors (never pickle) and ONNX exports.
+
+A deployed model is pinned by the SHA-256 of its file in the node's parameters. A file that is
+missing or whose hash differs is refused with a message naming the file and both hashes, so a
+swapped or corrupted model cannot drive.
+"""
+
+import hashlib
+from pathlib import Path
+
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from vla_model.config import ModelConfig
+from vla_model.network import VlaNet
+
+
+class ArtifactError(RuntimeError):
+    """A model file that may not be used: missing, unreadable, or not the pinned one."""
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open('rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: Path, expected_sha256: str | None) -> str:
+    """Check a model file exists and, when a hash is pinned, matches it; return its hash."""
+    if not path.is_file():
+        raise ArtifactError(f'model file {path} does not exist')
+    actual = sha256_file(path)
+    if expected_sha256 is not None and actual != expected_sha256.lower():
+        raise ArtifactError(
+            f'model file {path} has SHA-256 {actual}, but {expected_sha256} is '
+            'pinned: refusing to load it'
+        )
+    return actual
+
+
+def save_weights(model: VlaNet, path: Path) -> str:
+    """Write the weights and the model configuration as safetensors; return the file's SHA-256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
+    save_file(state, str(path), metadata={'config': model.config.to_json()})
+    return sha256_file(path)
+
+
+def load_weights(path: Path, expected_sha256: str | None = None) -> VlaNet:
+    """Build the network a safetensors file describes and load its weights, in eval mode."""
+    verify(path, expected_sha256)
+    with safe_open(str(path), framework='pt') as handle:
+        metadata = handle.metadata() or {}
+    if 'config' not in metadata:
+        raise ArtifactError(f'model file {path} has no model configuration in its metadata')
+    model = VlaNet(ModelConfig.from_json(metadata['config']))
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()

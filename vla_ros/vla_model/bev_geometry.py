@@ -1,0 +1,101 @@
+"""Camera geometry for the bird's-eye view: the view-transform look-up table and the ego warp.
+
+The view transform is a gather, not a depth network (as Fast-BEV): every BEV cell, at a few
+heights, is projected into every camera once per rig calibration; the network then only gathers
+feature-map cells by index and averages them. Gather exports exactly to ONNX and TensorRT, with
+no custom op. (`index_put(accumulate=True)` exports silently wrong when indices repeat, so the
+sum over samples is a plain weighted reduction.)
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla_model.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class CameraGeometry:
+    """One camera as the model sees it: intrinsics of the model-ready image and its pose."""
+
+    k: np.ndarray  # (3, 3) intrinsics of the image fed to the network (pixels)
+    rotation: np.ndarray  # (3, 3) orientation of the optical frame in base_link
+    translation: np.ndarray  # (3,) optical-frame origin in base_link, metres
+
+
+@dataclass(frozen=True)
+class ViewLut:
+    """Per BEV cell and sample (camera x height): flat feature index, and averaging weight."""
+
+    index: np.ndarray  # (cells, samples) int64 into [0, cameras * Hf * Wf]; the last is zeros
+    weight: np.ndarray  # (cells, samples) float32; a cell's weights sum to 1 (or 0 if unseen)
+
+
+def rotation_from_quaternion(quaternion: tuple[float, float, float, float]) -> np.ndarray:
+    """Return the rotation matrix of a unit quaternion (x, y, z, w)."""
+    x, y, z, w = np.asarray(quaternion, dtype=np.float64) / np.linalg.norm(quaternion)
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+def cell_centres(config: ModelConfig) -> np.ndarray:
+    """Return (rows, cols, 2) x, y of every BEV cell centre in base_link, metres."""
+    rows, cols = config.bev_size
+    x = config.bev_x_range[0] + (np.arange(rows) + 0.5) * config.bev_cell_m
+    y = config.bev_y_range[0] + (np.arange(cols) + 0.5) * config.bev_cell_m
+    return np.stack(np.meshgrid(x, y, indexing='ij'), -1)
+
+
+def project(points: np.ndarray, camera: CameraGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Project base_link points (n, 3) to pixels (n, 2); also return depth along the optical z."""
+    in_camera = (points - camera.translation) @ camera.rotation  # R^T (p - t), row vectors
+    depth = in_camera[:, 2]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        pixels = (in_camera @ camera.k.T)[:, :2] / depth[:, None]
+    return pixels, depth
+
+
+def build_view_lut(config: ModelConfig, cameras: list[CameraGeometry]) -> ViewLut:
+    """Compute the look-up table of a rig for this model's image, feature and BEV sizes."""
+    if len(cameras) != config.num_cameras:
+        raise ValueError(
+            f'the model takes {config.num_cameras} cameras, the rig has {len(cameras)}'
+        )
+    feature_h, feature_w = config.feature_size
+    stride = config.feature_stride
+    centres = cell_centres(config).reshape(-1, 2)
+    cells = len(centres)
+    empty = config.num_cameras * feature_h * feature_w  # index of the appended zero feature
+    index = np.full((cells, config.samples_per_cell), empty, dtype=np.int64)
+    valid = np.zeros((cells, config.samples_per_cell), dtype=bool)
+    sample = 0
+    for camera_index, camera in enumerate(cameras):
+        for height in config.lut_heights_m:
+            points = np.column_stack([centres, np.full(cells, height)])
+            pixels, depth = project(points, camera)
+            column = np.floor(pixels[:, 0] / stride)
+            row = np.floor(pixels[:, 1] / stride)
+            seen = (
+                (depth > 0.1)
+                & (column >= 0)
+                & (column < feature_w)
+                & (row >= 0)
+                & (row < feature_h)
+            )
+            flat = camera_index * feature_h * feature_w + row * feature_w + column
+            index[seen, sample] = flat[seen].astype(np.int64)
+            valid[:, sample] = seen
+            sample += 1
+    counts = valid.sum(axis=1, keepdims=True)
+    weight = np.where(valid, 1.0 / np.maximum(counts, 1), 0.0).astype(np.float32)
+    return ViewLut(index=index, weight=weight)
+
+
+def warp_grid_base(config: ModelConfig) -> np.ndarray:
+    """Return the cell centres (rows, cols, 2) as float32: what the ego warp transforms."""
+    return cell_centres(config).astype(np.float32)

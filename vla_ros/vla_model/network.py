@@ -1,0 +1,169 @@
+"""The driving network: cameras, ego motion, instruction in; plans, neural map, rationale out.
+
+Shared image backbone per camera -> gather into a BEV grid by the rig's look-up table -> fuse
+with the previous BEV warped by ego motion -> add the optional map prior -> condition on the
+instruction embedding (FiLM) -> heads. Every op exports to ONNX opset 17 and TensorRT without
+plugins: convolutions, Gather (index_select), 4-D GridSample, matrix products.
+"""
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional
+
+from vla_model.anchors import make_anchors
+from vla_model.bev_geometry import warp_grid_base
+from vla_model.config import ModelConfig
+
+INPUT_NAMES = (
+    'images',
+    'lut_index',
+    'lut_weight',
+    'previous_bev',
+    'ego_motion',
+    'ego_state',
+    'instruction',
+    'map_prior',
+    'map_prior_present',
+)
+OUTPUT_NAMES = ('trajectories', 'scores', 'bev_semantics', 'rationale', 'bev_features')
+
+
+def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    """3x3 convolution, batch norm (folded into the convolution on export), ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Backbone(nn.Module):
+    """A small convolutional image encoder shared by all cameras (one stride-2 stage per width)."""
+
+    def __init__(self, channels: tuple[int, ...], out_channels: int) -> None:
+        super().__init__()
+        stages, previous = [], 3
+        for width in channels:
+            stages += [conv_block(previous, width, stride=2), conv_block(width, width)]
+            previous = width
+        self.stages = nn.Sequential(*stages)
+        self.project = nn.Conv2d(previous, out_channels, 1)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Map (n, 3, H, W) images to (n, C, H / stride, W / stride) features."""
+        return self.project(self.stages(images))
+
+
+class VlaNet(nn.Module):
+    """The reference student/teacher network (see the module docstring)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        channels = config.bev_channels
+        self.backbone = Backbone(config.backbone_channels, channels)
+        self.temporal = conv_block(2 * channels, channels)
+        self.map_prior = nn.Conv2d(config.map_prior_channels + 1, channels, 1)
+        self.film = nn.Linear(config.instruction_dim, 2 * channels)
+        self.bev_encoder = nn.Sequential(
+            conv_block(channels, channels), conv_block(channels, channels)
+        )
+        self.semantics = nn.Conv2d(channels, len(config.bev_classes), 1)
+        self.plan_trunk = nn.Sequential(
+            conv_block(channels, channels, stride=2),
+            conv_block(channels, channels, stride=2),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        hidden = config.planner_hidden
+        self.planner = nn.Sequential(
+            nn.Linear(channels + config.instruction_dim + config.ego_state_dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+        )
+        self.offsets = nn.Linear(hidden, config.num_anchors * config.horizon_steps * 3)
+        self.scores = nn.Linear(hidden, config.num_anchors)
+        self.rationale = nn.Linear(hidden, len(config.rationales))
+        self.register_buffer('anchors', torch.from_numpy(make_anchors(config)), persistent=False)
+        self.register_buffer(
+            'cell_centres', torch.from_numpy(warp_grid_base(config)), persistent=False
+        )
+        self.register_buffer(
+            'pixel_mean', torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            'pixel_std', torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False
+        )
+
+    def forward(
+        self,
+        images: Tensor,
+        lut_index: Tensor,
+        lut_weight: Tensor,
+        previous_bev: Tensor,
+        ego_motion: Tensor,
+        ego_state: Tensor,
+        instruction: Tensor,
+        map_prior: Tensor,
+        map_prior_present: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Run one frame.
+
+        images (B, N, H, W, 3) uint8 RGB, as SensorFrame carries them; lut_index / lut_weight
+        (cells, samples) from build_view_lut; previous_bev (B, C, rows, cols), zeros after a
+        reset; ego_motion (B, 3) dx, dy, dyaw of this frame's base_link in the previous one;
+        ego_state (B, 3) speed, yaw rate, acceleration; instruction (B, 384) sentence embedding;
+        map_prior (B, P, rows, cols) and map_prior_present (B, 1), 0 when there is no map.
+        Returns trajectories (B, K, T, 3) x, y, heading in base_link; scores (B, K) logits;
+        bev_semantics (B, classes, rows, cols) logits; rationale (B, R) logits; bev_features.
+        """
+        batch, cameras, height, width, _ = images.shape
+        rows, cols = self.config.bev_size
+        pixels = images.permute(0, 1, 4, 2, 3).reshape(batch * cameras, 3, height, width)
+        pixels = (pixels.float() / 255.0 - self.pixel_mean) / self.pixel_std
+        features = self.backbone(pixels)
+        channels, feature_h, feature_w = features.shape[1:]
+        flat = features.reshape(batch, cameras, channels, feature_h * feature_w)
+        flat = flat.permute(0, 2, 1, 3).reshape(batch, channels, cameras * feature_h * feature_w)
+        flat = functional.pad(flat, (0, 1))  # the zero feature that unseen samples point to
+        gathered = flat.index_select(2, lut_index.reshape(-1))
+        gathered = gathered.reshape(batch, channels, lut_index.shape[0], lut_index.shape[1])
+        bev = (gathered * lut_weight).sum(-1).reshape(batch, channels, rows, cols)
+
+        bev = self.temporal(torch.cat([bev, self.warp(previous_bev, ego_motion)], 1))
+        present = map_prior_present.reshape(batch, 1, 1, 1)
+        prior_input = torch.cat([map_prior * present, present.expand(batch, 1, rows, cols)], 1)
+        bev = bev + self.map_prior(prior_input)
+        gamma, beta = self.film(instruction).chunk(2, dim=1)
+        bev = self.bev_encoder(bev * (1.0 + gamma[:, :, None, None]) + beta[:, :, None, None])
+
+        hidden = self.planner(torch.cat([self.plan_trunk(bev), instruction, ego_state], 1))
+        steps = self.config.horizon_steps
+        offsets = self.offsets(hidden).reshape(batch, self.config.num_anchors, steps, 3)
+        return (
+            self.anchors + offsets,
+            self.scores(hidden),
+            self.semantics(bev),
+            self.rationale(hidden),
+            bev,
+        )
+
+    def warp(self, previous_bev: Tensor, ego_motion: Tensor) -> Tensor:
+        """Resample the previous BEV into this frame: each cell reads where it was then."""
+        x, y = self.cell_centres[..., 0], self.cell_centres[..., 1]
+        dx, dy, dyaw = (ego_motion[:, i].reshape(-1, 1, 1) for i in range(3))
+        cos, sin = torch.cos(dyaw), torch.sin(dyaw)
+        x_before = cos * x - sin * y + dx
+        y_before = sin * x + cos * y + dy
+        (x_min, x_max), (y_min, y_max) = self.config.bev_x_range, self.config.bev_y_range
+        grid = torch.stack(
+            [
+                2.0 * (y_before - y_min) / (y_max - y_min) - 1.0,
+                2.0 * (x_before - x_min) / (x_max - x_min) - 1.0,
+            ],
+            dim=-1,
+        )
+        return functional.grid_sample(
+            previous_bev, grid, mode='bilinear', padding_mode='zeros', align_corners=False
+        )
