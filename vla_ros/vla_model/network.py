@@ -2,7 +2,7 @@
 
 Shared image backbone per camera -> gather into a BEV grid by the rig's look-up table -> fuse
 with the previous BEV warped by ego motion -> add the optional map prior -> condition on the
-instruction embedding (FiLM) -> heads. Every op exports to ONNX opset 17 and TensorRT without
+instruction embedding (FiLM) -> heads. Every op exports to ONNX opset 18 and TensorRT without
 plugins: convolutions, Gather (index_select), 4-D GridSample, matrix products.
 """
 
