@@ -1,0 +1,216 @@
+"""The inference runtime core: a synchronised frame, ego state and instruction in; a plan out.
+
+ROS-free (the node, replay and the simulator loop call it). It keeps the model's temporal state
+(the previous BEV) and resets it when time jumps (a new SensorFrame epoch) or frames are missing;
+it builds the view look-up table once per rig calibration and leaves missing cameras out of it,
+so a dead camera reads as "unseen" rather than as a black image; it derives the speed profile
+from the chosen trajectory; and it refuses non-finite network outputs instead of passing them on.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla_model.bev_geometry import CameraGeometry, build_view_lut
+from vla_model.config import ModelConfig
+from vla_planning.backends import Backend
+
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class FrameInput:
+    """What the model needs from one SensorFrame, as arrays."""
+
+    stamp_ns: int
+    epoch: int
+    images: np.ndarray  # (N, H, W, 3) uint8 RGB; anything for cameras that are not valid
+    camera_valid: np.ndarray  # (N,) bool: the camera has an image this frame
+    cameras: tuple[CameraGeometry, ...]  # intrinsics of the model-ready images, extrinsics
+    pose: tuple[float, float, float]  # x, y (m), yaw (rad) of base_link in odom
+    ego_state: tuple[float, float, float]  # speed m/s, yaw rate rad/s, acceleration m/s^2
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The model's answer for one frame; trajectories in base_link at the frame's stamp."""
+
+    stamp_ns: int
+    epoch: int
+    times_s: np.ndarray  # (T,) time_from_start of each point
+    trajectory: np.ndarray  # (T, 3) x, y, heading of the selected candidate
+    speeds_mps: np.ndarray  # (T,) along the path, from consecutive points
+    accelerations_mps2: np.ndarray  # (T,)
+    yaw_rates_rps: np.ndarray  # (T,)
+    candidates: np.ndarray  # (K, T, 3)
+    probabilities: np.ndarray  # (K,) softmax of the scores, sums to 1
+    selected: int
+    confidence: float  # probability of the selected candidate
+    rationale_class: int
+    rationale: str
+    bev_probabilities: np.ndarray  # (classes, rows, cols) in [0, 1]
+    temporal_reset: bool  # the previous BEV was dropped for this frame
+    preprocess_ms: float
+    inference_ms: float
+    postprocess_ms: float
+
+
+class InvalidModelOutputError(RuntimeError):
+    """The network produced NaN or infinity: no plan is made from it."""
+
+
+def relative_motion(
+    before: tuple[float, float, float], after: tuple[float, float, float]
+) -> np.ndarray:
+    """Return (dx, dy, dyaw) of the pose `after` expressed in the frame of `before`."""
+    x0, y0, yaw0 = before
+    x1, y1, yaw1 = after
+    cos, sin = np.cos(yaw0), np.sin(yaw0)
+    dx, dy = x1 - x0, y1 - y0
+    dyaw = np.arctan2(np.sin(yaw1 - yaw0), np.cos(yaw1 - yaw0))
+    return np.array([cos * dx + sin * dy, -sin * dx + cos * dy, dyaw], dtype=np.float32)
+
+
+def path_kinematics(trajectory: np.ndarray, step_s: float) -> tuple[np.ndarray, ...]:
+    """Return speeds, accelerations and yaw rates of points spaced step_s apart from the origin.
+
+    The speed at point k is the distance from point k-1 (the origin for the first) over step_s;
+    accelerations and yaw rates are finite differences of speed and heading the same way.
+    """
+    points = np.vstack([np.zeros((1, 3), trajectory.dtype), trajectory])
+    speeds = np.linalg.norm(np.diff(points[:, :2], axis=0), axis=1) / step_s
+    accelerations = np.diff(np.concatenate([[speeds[0]], speeds])) / step_s
+    heading_change = np.diff(points[:, 2])
+    yaw_rates = np.arctan2(np.sin(heading_change), np.cos(heading_change)) / step_s
+    return speeds, accelerations, yaw_rates
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax over the last axis."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+class InferenceCore:
+    """Run the driving model frame by frame, keeping its temporal state."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        backend: Backend,
+        encode_instruction: Callable[[str], np.ndarray],
+        max_frame_gap_s: float = 0.5,
+    ) -> None:
+        self.config = config
+        self.backend = backend
+        self.encode_instruction = encode_instruction
+        self.max_frame_gap_ns = round(max_frame_gap_s * NS_PER_S)
+        rows, cols = config.bev_size
+        self._zero_bev = np.zeros((1, config.bev_channels, rows, cols), np.float32)
+        self._previous_bev = self._zero_bev
+        self._previous: FrameInput | None = None
+        self._lut_key: bytes | None = None
+        self._lut_index: np.ndarray | None = None
+        self._lut_seen: np.ndarray | None = None  # (cells, samples): the sample sees the cell
+        self._lut_camera = np.arange(config.samples_per_cell) // len(config.lut_heights_m)
+        self._map_prior = np.zeros((1, config.map_prior_channels, rows, cols), np.float32)
+        self.instruction_text = ''
+        self._instruction = encode_instruction('')
+        self.resets = 0
+
+    def set_instruction(self, text: str) -> None:
+        """Use this instruction from the next frame on (embedded once, then cached)."""
+        self._instruction = self.encode_instruction(text)
+        self.instruction_text = text
+
+    def step(self, frame: FrameInput) -> Plan:
+        """Plan one frame; raise InvalidModelOutputError on NaN/Inf outputs (and reset state)."""
+        start = time.perf_counter()
+        reset = self._needs_reset(frame)
+        if reset:
+            self._previous_bev = self._zero_bev
+            self.resets += 1
+        motion = (
+            np.zeros(3, np.float32) if reset else relative_motion(self._previous.pose, frame.pose)
+        )
+        inputs = {
+            'images': frame.images[None],
+            'previous_bev': self._previous_bev,
+            'ego_motion': motion[None],
+            'ego_state': np.asarray([frame.ego_state], np.float32),
+            'instruction': self._instruction[None].astype(np.float32),
+            'map_prior': self._map_prior,
+            'map_prior_present': np.zeros((1, 1), np.float32),
+            **self._lut(frame),
+        }
+        prepared = time.perf_counter()
+        outputs = self.backend.run(inputs)
+        inferred = time.perf_counter()
+        if not all(np.isfinite(value).all() for value in outputs.values()):
+            self._previous_bev, self._previous = self._zero_bev, None
+            raise InvalidModelOutputError(
+                f'the {self.backend.name} backend returned NaN or infinity '
+                f'for the frame at {frame.stamp_ns} ns; no plan made'
+            )
+        self._previous_bev, self._previous = outputs['bev_features'], frame
+        plan = self._plan(frame, outputs, reset)
+        done = time.perf_counter()
+        return Plan(
+            **{
+                **plan,
+                'preprocess_ms': (prepared - start) * 1e3,
+                'inference_ms': (inferred - prepared) * 1e3,
+                'postprocess_ms': (done - inferred) * 1e3,
+            }
+        )
+
+    def _needs_reset(self, frame: FrameInput) -> bool:
+        previous = self._previous
+        return (
+            previous is None
+            or frame.epoch != previous.epoch
+            or not 0 < frame.stamp_ns - previous.stamp_ns <= self.max_frame_gap_ns
+        )
+
+    def _lut(self, frame: FrameInput) -> dict[str, np.ndarray]:
+        """Return the view look-up table, rebuilt only when the calibration changes."""
+        key = b''.join(
+            np.ascontiguousarray(a, np.float64).tobytes()
+            for camera in frame.cameras
+            for a in (camera.k, camera.rotation, camera.translation)
+        )
+        if key != self._lut_key:
+            lut = build_view_lut(self.config, list(frame.cameras))
+            self._lut_index, self._lut_key = lut.index, key
+            self._lut_seen = lut.weight > 0
+        seen = self._lut_seen & frame.camera_valid[self._lut_camera][None, :]
+        counts = seen.sum(axis=1, keepdims=True)
+        weight = np.where(seen, 1.0 / np.maximum(counts, 1), 0.0).astype(np.float32)
+        return {'lut_index': self._lut_index, 'lut_weight': weight}
+
+    def _plan(self, frame: FrameInput, outputs: dict[str, np.ndarray], reset: bool) -> dict:
+        candidates = outputs['trajectories'][0]
+        probabilities = softmax(outputs['scores'][0].astype(np.float64))
+        selected = int(np.argmax(probabilities))
+        trajectory = candidates[selected]
+        speeds, accelerations, yaw_rates = path_kinematics(trajectory, self.config.step_s)
+        rationale_class = int(np.argmax(outputs['rationale'][0]))
+        return {
+            'stamp_ns': frame.stamp_ns,
+            'epoch': frame.epoch,
+            'times_s': np.arange(1, self.config.horizon_steps + 1) * self.config.step_s,
+            'trajectory': trajectory,
+            'speeds_mps': speeds,
+            'accelerations_mps2': accelerations,
+            'yaw_rates_rps': yaw_rates,
+            'candidates': candidates,
+            'probabilities': probabilities,
+            'selected': selected,
+            'confidence': float(probabilities[selected]),
+            'rationale_class': rationale_class,
+            'rationale': self.config.rationales[rationale_class],
+            'bev_probabilities': 1.0 / (1.0 + np.exp(-outputs['bev_semantics'][0])),
+            'temporal_reset': reset,
+        }
