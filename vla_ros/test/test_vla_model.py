@@ -1,11 +1,14 @@
 """The driving network: shapes, camera geometry, ego warp, map prior, artifacts, ONNX parity."""
 
+import json
+import subprocess
+
 import numpy as np
 import onnxruntime
 import pytest
 import torch
 
-from repo_paths import REPO_ROOT
+from repo_paths import REPO_ROOT, tool
 from vla_model.anchors import make_anchors
 from vla_model.artifacts import ArtifactError, load_weights, save_weights, sha256_file
 from vla_model.bev_geometry import (
@@ -207,3 +210,21 @@ def test_empty_and_huge_instructions_are_handled(encoder):
     assert len(InstructionEncoder.normalise('go ' * 500_000)) == 1000  # a 1.5 MB instruction
     assert np.array_equal(encoder.encode(''), encoder.encode(DEFAULT_INSTRUCTION))
     assert np.isfinite(encoder.encode('x' * 1_000_000)).all()
+
+
+def test_model_benchmark_command_prints_and_writes_both_backends(tmp_path):
+    path = tmp_path / 'model.json'
+    result = subprocess.run(
+        [tool('vla'), 'bench', 'model', '--repeats', '3', '--json', str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'ORT speedup' in result.stdout
+    measured = json.loads(path.read_text())['results'][0]
+    assert measured['model'] == 'vla-student' and measured['gflops'] > 0
+    assert 0 < measured['onnxruntime']['p50_ms'] <= measured['onnxruntime']['p99_ms']
+    assert measured['onnxruntime_speedup'] == pytest.approx(
+        measured['pytorch']['p50_ms'] / measured['onnxruntime']['p50_ms'], rel=0.01
+    )

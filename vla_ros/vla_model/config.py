@@ -31,7 +31,7 @@ class ModelConfig:
     num_cameras: int = 6
     image_height: int = 256  # px, the SensorFrame output size
     image_width: int = 448
-    backbone_channels: tuple[int, ...] = (16, 32, 48, 64)  # one stride-2 stage each: stride 16
+    backbone_channels: tuple[int, ...] = (24, 48, 64)  # stride-4 stem, then stride 2 each: 16
     bev_channels: int = 64
     # BEV grid in base_link (x forward, y left), metres; cell centres at min + (i + 0.5) * cell.
     bev_x_range: tuple[float, float] = (-16.0, 48.0)
@@ -51,7 +51,7 @@ class ModelConfig:
     @property
     def feature_stride(self) -> int:
         """Pixels of input image per backbone feature cell."""
-        return 2 ** len(self.backbone_channels)
+        return 4 * 2 ** (len(self.backbone_channels) - 1)
 
     @property
     def feature_size(self) -> tuple[int, int]:
@@ -96,7 +96,7 @@ def teacher(**overrides) -> ModelConfig:
     return replace(
         ModelConfig(
             name='vla-teacher',
-            backbone_channels=(32, 64, 96, 128),
+            backbone_channels=(48, 96, 128),
             bev_channels=128,
             planner_hidden=512,
         ),

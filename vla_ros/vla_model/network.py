@@ -38,12 +38,22 @@ def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Seque
 
 
 class Backbone(nn.Module):
-    """A small convolutional image encoder shared by all cameras (one stride-2 stage per width)."""
+    """A small convolutional image encoder shared by all cameras.
+
+    A 4x4 stride-4 "patchify" stem (as ConvNeXt) instead of full-resolution 3x3 convolutions,
+    which cost most of the arithmetic for six cameras; then one stride-2 stage per further width.
+    """
 
     def __init__(self, channels: tuple[int, ...], out_channels: int) -> None:
         super().__init__()
-        stages, previous = [], 3
-        for width in channels:
+        stem, *widths = channels
+        stages = [
+            nn.Conv2d(3, stem, 4, 4, bias=False),
+            nn.BatchNorm2d(stem),
+            nn.ReLU(inplace=True),
+        ]
+        previous = stem
+        for width in widths:
             stages += [conv_block(previous, width, stride=2), conv_block(width, width)]
             previous = width
         self.stages = nn.Sequential(*stages)

@@ -32,6 +32,13 @@ def _bench_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_model(args: argparse.Namespace) -> int:
+    from vla_model.benchmark import run
+
+    run(args.repeats, args.json, args.teacher)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `vla` with every sub-command."""
     parser = argparse.ArgumentParser(
@@ -55,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument('--json', type=Path, help='also write the results to this JSON file')
     sync.set_defaults(handler=_bench_sync)
+    model = benchmarks.add_parser(
+        'model', help='the driving network per backend: latency, parameters, GFLOPs'
+    )
+    model.add_argument('--repeats', type=int, default=50, help='timed runs per backend')
+    model.add_argument('--teacher', action='store_true', help='also measure the teacher')
+    model.add_argument('--json', type=Path, help='also write the results to this JSON file')
+    model.set_defaults(handler=_bench_model)
     return parser
 
 

@@ -1,0 +1,101 @@
+"""`vla bench model`: latency of the network per backend, its size and its arithmetic.
+
+Batch 1 at the default rig (six cameras, the model's image size), after a warm-up; both backends
+are measured in the same run on the same inputs, so their ratio is meaningful on a noisy machine.
+"""
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from vla_model.config import ModelConfig, student, teacher
+from vla_model.export import example_inputs, export_onnx
+from vla_model.network import INPUT_NAMES, VlaNet
+
+WARM_UP = 5
+
+
+def gflops(model: VlaNet, inputs: dict[str, np.ndarray]) -> float:
+    """Return the floating-point operations of one forward pass, in GFLOPs (multiply-add = 2)."""
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(*(torch.from_numpy(inputs[name]) for name in INPUT_NAMES))
+    return counter.get_total_flops() / 1e9
+
+
+def latencies_ms(run, repeats: int) -> np.ndarray:
+    """Time `run()` after a warm-up; return the per-call wall times in milliseconds."""
+    for _ in range(WARM_UP):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - start) * 1e3)
+    return np.asarray(times)
+
+
+def measure(config: ModelConfig, repeats: int, workdir: Path) -> dict:
+    """Measure one configuration with both backends."""
+    from vla_planning.backends import OnnxRuntimeBackend, TorchBackend
+
+    torch.manual_seed(0)
+    model = VlaNet(config).eval()
+    inputs = example_inputs(config)
+    backends = {
+        'pytorch': TorchBackend(model),
+        'onnxruntime': OnnxRuntimeBackend(export_onnx(model, workdir / f'{config.name}.onnx')),
+    }
+    result = {
+        'model': config.name,
+        'parameters': sum(p.numel() for p in model.parameters()),
+        'gflops': round(gflops(model, inputs), 3),
+        'torch_threads': torch.get_num_threads(),
+    }
+    for name, backend in backends.items():
+        times = latencies_ms(lambda backend=backend: backend.run(inputs), repeats)
+        result[name] = {
+            'p50_ms': round(float(np.percentile(times, 50)), 2),
+            'p99_ms': round(float(np.percentile(times, 99)), 2),
+        }
+    result['onnxruntime_speedup'] = round(
+        result['pytorch']['p50_ms'] / result['onnxruntime']['p50_ms'], 2
+    )
+    return result
+
+
+def run(repeats: int, json_path: Path | None, include_teacher: bool) -> list[dict]:
+    """Measure the student (and the teacher), print a table, write JSON if asked."""
+    configs = [student(), teacher()] if include_teacher else [student()]
+    print(
+        f'batch 1, {configs[0].num_cameras} cameras {configs[0].image_width}x'
+        f'{configs[0].image_height}, {repeats} runs after {WARM_UP} warm-up; '
+        f'{os.cpu_count()} CPUs, CUDA {"available" if torch.cuda.is_available() else "absent"}'
+    )
+    with tempfile.TemporaryDirectory() as workdir:
+        results = [measure(config, repeats, Path(workdir)) for config in configs]
+    print(
+        f'{"model":>12} {"params":>10} {"GFLOPs":>8} {"torch p50":>10} {"p99":>8} '
+        f'{"ORT p50":>9} {"p99":>8} {"ORT speedup":>12}'
+    )
+    for r in results:
+        print(
+            f'{r["model"]:>12} {r["parameters"]:>10} {r["gflops"]:>8} '
+            f'{r["pytorch"]["p50_ms"]:>10} {r["pytorch"]["p99_ms"]:>8} '
+            f'{r["onnxruntime"]["p50_ms"]:>9} {r["onnxruntime"]["p99_ms"]:>8} '
+            f'{r["onnxruntime_speedup"]:>12}'
+        )
+    if json_path is not None:
+        json_path.write_text(
+            json.dumps(
+                {'benchmark': 'model', 'cpus': os.cpu_count(), 'results': results}, indent=2
+            )
+        )
+        print(f'wrote {json_path}')
+    return results
