@@ -25,6 +25,7 @@ setup(
         'console_scripts': [
             'vla = vla_ros.cli:main',
             'sensor_sync_node = vla_perception.sensor_sync_node:main',
+            'vla_inference_node = vla_planning.vla_inference_node:main',
         ],
     },
 )

@@ -1,0 +1,162 @@
+"""vla_inference_node over real DDS, as its own process, with a real checkpoint pinned by hash."""
+
+import signal
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from nav_msgs.msg import OccupancyGrid
+from rcl_interfaces.msg import Log
+from vla_msgs.msg import CameraFrame, InputStatus, Instruction, SensorFrame, VlaPlan
+
+from repo_paths import tool
+from test_vla_model import rig_cameras
+from vla_model.artifacts import save_weights, sha256_file
+from vla_model.config import student
+from vla_model.export import export_onnx
+from vla_model.network import VlaNet
+from vla_perception.rig import quaternion_from_matrix
+from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
+from vla_ros.testing import RosHarness
+
+CONFIG = student()
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory) -> dict[str, str]:
+    """Make a randomly initialised student: weights, ONNX export and their hashes."""
+    directory = tmp_path_factory.mktemp('model')
+    torch.manual_seed(2)
+    model = VlaNet(CONFIG).eval()
+    weights = directory / 'student.safetensors'
+    onnx = export_onnx(model, directory / 'student.onnx')
+    return {
+        'weights_path': str(weights),
+        'weights_sha256': save_weights(model, weights),
+        'onnx_path': str(onnx),
+        'onnx_sha256': sha256_file(onnx),
+    }
+
+
+def sensor_frame(sequence: int, stamp_ns: int, missing: tuple[int, ...] = ()) -> SensorFrame:
+    frame = SensorFrame(sequence=sequence, epoch=0, complete=not missing)
+    frame.header.stamp.sec, frame.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    frame.header.frame_id = 'base_link'
+    pixels = (
+        np.random.default_rng(sequence)
+        .integers(0, 256, (CONFIG.image_height, CONFIG.image_width, 3), np.uint8)
+        .tobytes()
+    )
+    for index, camera in enumerate(rig_cameras()):
+        message = CameraFrame()
+        message.status.name = f'camera_{index}'
+        if index in missing:
+            message.status.health = InputStatus.HEALTH_MISSING
+        else:
+            message.image.height, message.image.width = CONFIG.image_height, CONFIG.image_width
+            message.image.encoding, message.image.step = 'rgb8', CONFIG.image_width * 3
+            message.image.data = pixels
+        message.camera_info.k = camera.k.reshape(-1).tolist()
+        t, q = message.extrinsic.translation, message.extrinsic.rotation
+        t.x, t.y, t.z = camera.translation.tolist()
+        q.x, q.y, q.z, q.w = quaternion_from_matrix(camera.rotation)
+        frame.cameras.append(message)
+    frame.odometry.pose.pose.orientation.w = 1.0
+    frame.odometry.twist.twist.linear.x = 10.0
+    return frame
+
+
+def start(parameters: dict[str, str], autostart: bool = True) -> subprocess.Popen:
+    args = [f'{key}:={value}' for key, value in parameters.items()]
+    return subprocess.Popen(
+        [
+            tool('vla_inference_node'),
+            '--ros-args',
+            *[item for arg in args for item in ('-p', arg)],
+            '-p',
+            f'autostart:={str(autostart).lower()}',
+        ]
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    assert process.poll() is None, f'vla_inference_node exited early with {process.returncode}'
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+
+
+def test_a_plan_for_every_frame_stamped_with_the_frame_time(ros: RosHarness, checkpoint):
+    node = ros.node('frame_source')
+    frames = node.create_publisher(SensorFrame, '/vla/sensor_frame', SENSOR_DATA)
+    node.create_publisher(Instruction, '/vla/instruction', LATCHED).publish(
+        Instruction(id='i-7', text='take the next exit')
+    )
+    plans: list[VlaPlan] = []
+    maps: list[OccupancyGrid] = []
+    node.create_subscription(VlaPlan, '/vla/plan', plans.append, RELIABLE)
+    node.create_subscription(OccupancyGrid, '/vla/neural_map', maps.append, RELIABLE)
+    process = start(checkpoint)
+    try:
+        sequence, stamp = 0, 1_000_000_000_000
+
+        def publish_next() -> None:
+            nonlocal sequence, stamp
+            sequence, stamp = sequence + 1, stamp + 100_000_000
+            frames.publish(
+                sensor_frame(sequence, stamp, missing=(2,) if sequence % 5 == 0 else ())
+            )
+
+        node.create_timer(0.1, publish_next)
+        assert ros.spin_until(lambda: bool(plans), 60.0), 'no plan within 60 s of start'
+        first = sequence
+        ros.spin_until(lambda: sequence >= first + 20, 5.0)
+        last = sequence
+        assert ros.spin_until(lambda: plans[-1].frame_sequence >= last, 5.0)
+    finally:
+        stop(process)
+    planned = {plan.frame_sequence for plan in plans}
+    assert set(range(first + 1, last + 1)) <= planned, 'a frame was not planned'
+    plan = plans[-1]
+    stamp_ns = plan.header.stamp.sec * 1_000_000_000 + plan.header.stamp.nanosec
+    assert stamp_ns == 1_000_000_000_000 + plan.frame_sequence * 100_000_000  # input time
+    assert plan.header.frame_id == 'base_link' and plan.backend == 'onnxruntime'
+    assert plan.model_id == f'vla-student@sha256:{checkpoint["weights_sha256"][:12]}'
+    assert len(plan.candidates) == CONFIG.num_anchors == len(plan.candidate_scores)
+    assert sum(plan.candidate_scores) == pytest.approx(1.0, abs=1e-5)
+    assert plan.trajectory == plan.candidates[plan.selected_index]
+    times = [
+        p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in plan.trajectory.points
+    ]
+    assert times == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+    assert plan.rationale in CONFIG.rationales
+    assert (plan.instruction_id, plan.instruction_text) == ('i-7', 'take the next exit')
+    assert plan.inference_ms > 0 and plan.input_to_output_ms >= plan.inference_ms
+    rows, cols = CONFIG.bev_size
+    grid = maps[-1]
+    assert (grid.info.width, grid.info.height) == (rows, cols) and len(grid.data) == rows * cols
+    assert all(0 <= value <= 100 for value in grid.data)
+
+
+def test_weights_with_another_hash_are_refused_by_name(ros: RosHarness, checkpoint):
+    logs: list[Log] = []
+    ros.node('log_reader').create_subscription(Log, '/rosout', logs.append, LATCHED)
+    wrong = 'f' * 64
+    process = start({**checkpoint, 'weights_sha256': wrong})
+    try:
+        assert ros.spin_until(lambda: any('cannot configure' in log.msg for log in logs), 60.0)
+    finally:
+        stop(process)
+    message = next(log.msg for log in logs if 'cannot configure' in log.msg)
+    assert checkpoint['weights_path'] in message and wrong in message
+    assert checkpoint['weights_sha256'] in message
+
+
+def test_weights_without_a_pinned_hash_are_refused(ros: RosHarness, checkpoint):
+    logs: list[Log] = []
+    ros.node('log_reader').create_subscription(Log, '/rosout', logs.append, LATCHED)
+    process = start({'weights_path': checkpoint['weights_path']})
+    try:
+        assert ros.spin_until(lambda: any('trusted by hash only' in log.msg for log in logs), 60.0)
+    finally:
+        stop(process)

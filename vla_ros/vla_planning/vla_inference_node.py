@@ -1,0 +1,347 @@
+"""vla_inference_node: SensorFrame and Instruction in; VlaPlan and the BEV neural map out.
+
+A lifecycle node over InferenceCore. Configure loads the weights (refused unless their SHA-256
+equals the pinned one), builds the backend and warms it up; activate starts planning. It never
+queues behind: it keeps only the newest frame, and counts the frames it had to skip.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Duration
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile
+from vla_msgs.msg import (
+    InputStatus,
+    Instruction,
+    SensorFrame,
+    Trajectory,
+    TrajectoryPoint,
+    VlaPlan,
+)
+
+from vla_model.artifacts import ArtifactError, load_weights, verify
+from vla_model.bev_geometry import CameraGeometry, rotation_from_quaternion
+from vla_model.instruction_encoder import InstructionEncoder
+from vla_planning.backends import BACKENDS, select_backend
+from vla_planning.inference_core import (
+    FrameInput,
+    InferenceCore,
+    InvalidModelOutputError,
+    Plan,
+    path_kinematics,
+)
+from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_status
+from vla_ros.parameters import ParameterSpec, declare_parameters
+from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
+
+NS_PER_S = 1_000_000_000
+USABLE = (InputStatus.HEALTH_OK, InputStatus.HEALTH_STALE)
+PARAMETERS = [
+    ParameterSpec('weights_path', '', 'Model weights (safetensors).'),
+    ParameterSpec('weights_sha256', '', 'SHA-256 the weights file must have; required.'),
+    ParameterSpec(
+        'onnx_path', '', 'ONNX export of the same weights, for the onnxruntime backend.'
+    ),
+    ParameterSpec('onnx_sha256', '', 'SHA-256 the ONNX file must have; required with onnx_path.'),
+    ParameterSpec(
+        'backend',
+        'auto',
+        f'One of {", ".join(BACKENDS)}; auto: onnxruntime when onnx_path is set, else torch.',
+    ),
+    ParameterSpec(
+        'max_frame_gap_s', 0.5, 'Frames further apart reset the temporal state, s.', 0.05, 10.0
+    ),
+    ParameterSpec(
+        'autostart', False, 'Configure and activate at start, without a lifecycle manager.'
+    ),
+]
+
+
+def frame_input(
+    message: SensorFrame, image_size: tuple[int, int], previous_speed: float | None, dt_s: float
+) -> FrameInput:
+    """Convert a SensorFrame; cameras without a usable, model-sized image are marked invalid."""
+    height, width = image_size
+    cameras, images, valid = [], [], []
+    for camera in message.cameras:
+        image, info = camera.image, camera.camera_info
+        k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+        usable = (
+            camera.status.health in USABLE
+            and (image.height, image.width) == (height, width)
+            and image.encoding == 'rgb8'
+            and k[2, 2] == 1.0
+        )
+        images.append(
+            np.frombuffer(image.data, np.uint8).reshape(height, width, 3)
+            if usable
+            else np.zeros((height, width, 3), np.uint8)
+        )
+        valid.append(usable)
+        q, t = camera.extrinsic.rotation, camera.extrinsic.translation
+        cameras.append(
+            CameraGeometry(
+                k if usable else np.diag([1.0, 1.0, 1.0]),
+                rotation_from_quaternion((q.x, q.y, q.z, q.w)),
+                np.array([t.x, t.y, t.z]),
+            )
+        )
+    pose, twist = message.odometry.pose.pose, message.odometry.twist.twist
+    o = pose.orientation
+    yaw = float(np.arctan2(2 * (o.w * o.z + o.x * o.y), 1 - 2 * (o.y * o.y + o.z * o.z)))
+    speed = twist.linear.x
+    acceleration = 0.0 if previous_speed is None else (speed - previous_speed) / dt_s
+    return FrameInput(
+        stamp_ns=message.header.stamp.sec * NS_PER_S + message.header.stamp.nanosec,
+        epoch=message.epoch,
+        images=np.stack(images),
+        camera_valid=np.array(valid),
+        cameras=tuple(cameras),
+        pose=(pose.position.x, pose.position.y, yaw),
+        ego_state=(speed, twist.angular.z, acceleration),
+    )
+
+
+def trajectory_message(
+    points: np.ndarray, times_s: np.ndarray, step_s: float, header
+) -> Trajectory:
+    """Build a Trajectory (base_link at the frame stamp) with kinematics derived from the path."""
+    speeds, accelerations, yaw_rates = path_kinematics(points, step_s)
+    message = Trajectory(header=header, origin=Trajectory.ORIGIN_MODEL)
+    for (x, y, heading), t, v, a, w in zip(
+        points, times_s, speeds, accelerations, yaw_rates, strict=True
+    ):
+        point = TrajectoryPoint(
+            longitudinal_velocity_mps=float(v),
+            acceleration_mps2=float(a),
+            heading_rate_rps=float(w),
+        )
+        seconds = int(t)
+        point.time_from_start = Duration(sec=seconds, nanosec=round((t - seconds) * NS_PER_S))
+        point.pose.position.x, point.pose.position.y = float(x), float(y)
+        point.pose.orientation.z, point.pose.orientation.w = (
+            np.sin(heading / 2),
+            np.cos(heading / 2),
+        )
+        message.points.append(point)
+    return message
+
+
+class VlaInferenceNode(LifecycleNode):
+    """Plan with the driving model for every SensorFrame, skipping frames rather than lagging."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('vla_inference_node', **kwargs)
+        self.params = declare_parameters(self, PARAMETERS)
+        self.core: InferenceCore | None = None
+        self.model_id = ''
+        self._pending: SensorFrame | None = None
+        self._last_sequence: tuple[int, int] | None = None
+        self._previous_speed: tuple[int, float] | None = None
+        self._instruction = Instruction()
+        self._active = False
+        self.frames = self.skipped = self.invalid_outputs = 0
+        self._latencies_ms: list[float] = []
+        self.plan_publisher = self.create_lifecycle_publisher(VlaPlan, 'vla/plan', RELIABLE)
+        self.map_publisher = self.create_lifecycle_publisher(
+            OccupancyGrid, 'vla/neural_map', RELIABLE
+        )
+        self.diagnostics_publisher = self.create_publisher(
+            DiagnosticArray, '/diagnostics', RELIABLE
+        )
+        self.create_subscription(
+            SensorFrame,
+            'vla/sensor_frame',
+            self._on_frame,
+            QoSProfile(depth=1, reliability=SENSOR_DATA.reliability),
+        )
+        self.create_subscription(Instruction, 'vla/instruction', self._on_instruction, LATCHED)
+        self.create_timer(0.005, self._process)
+        self.create_timer(1.0, self._publish_diagnostics)
+        if self.params['autostart']:
+            self.trigger_configure()
+            if self.core is not None:
+                self.trigger_activate()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load and check the model; any problem is logged by name and configuration fails."""
+        try:
+            self.core = self._load()
+        except (ArtifactError, ValueError, RuntimeError) as error:
+            self.get_logger().error(f'cannot configure: {error}')
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info(f'model {self.model_id} on {self.core.backend.name} ready')
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start planning."""
+        self._active = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop planning; the model stays loaded."""
+        self._active = False
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release the model."""
+        self.core = None
+        return super().on_cleanup(state)
+
+    def _load(self) -> InferenceCore:
+        weights, pinned = self.params['weights_path'], self.params['weights_sha256']
+        if not weights or not pinned:
+            raise ValueError(
+                'weights_path and weights_sha256 must both be set: model files '
+                'are trusted by hash only'
+            )
+        model = load_weights(Path(weights), pinned)
+        onnx_path = None
+        if self.params['onnx_path']:
+            if not self.params['onnx_sha256']:
+                raise ValueError('onnx_sha256 must be set with onnx_path')
+            onnx_path = Path(self.params['onnx_path'])
+            verify(onnx_path, self.params['onnx_sha256'])
+        backend = select_backend(self.params['backend'], model, onnx_path)
+        self.model_id = f'{model.config.name}@sha256:{pinned[:12]}'
+        core = InferenceCore(
+            model.config, backend, InstructionEncoder().encode, self.params['max_frame_gap_s']
+        )
+        core.set_instruction(self._instruction.text)
+        return core
+
+    def _on_instruction(self, message: Instruction) -> None:
+        self._instruction = message
+        if self.core is not None:
+            self.core.set_instruction(message.text)
+
+    def _on_frame(self, message: SensorFrame) -> None:
+        if self._pending is not None:
+            self.skipped += 1  # a newer frame came before this one could be planned
+        self._pending = message
+
+    def _process(self) -> None:
+        message, self._pending = self._pending, None
+        if message is None or not self._active or self.core is None:
+            return
+        config = self.core.config
+        if len(message.cameras) != config.num_cameras:
+            self.get_logger().warning(
+                f'frame has {len(message.cameras)} cameras, the model takes '
+                f'{config.num_cameras}: skipped',
+                throttle_duration_sec=5.0,
+            )
+            return
+        key = (message.epoch, message.sequence)
+        if self._last_sequence is not None and key[0] == self._last_sequence[0]:
+            self.skipped += max(0, key[1] - self._last_sequence[1] - 1)
+        self._last_sequence = key
+        stamp_ns = message.header.stamp.sec * NS_PER_S + message.header.stamp.nanosec
+        previous = self._previous_speed
+        dt_s = (stamp_ns - previous[0]) / NS_PER_S if previous else 0.0
+        frame = frame_input(
+            message,
+            (config.image_height, config.image_width),
+            previous[1] if previous and dt_s > 0 else None,
+            dt_s,
+        )
+        self._previous_speed = (stamp_ns, frame.ego_state[0])
+        try:
+            plan = self.core.step(frame)
+        except InvalidModelOutputError as error:
+            self.invalid_outputs += 1
+            self.get_logger().error(str(error), throttle_duration_sec=5.0)
+            return
+        self.plan_publisher.publish(self._plan_message(message, plan))
+        self.map_publisher.publish(self._map_message(message, plan))
+        self.frames += 1
+
+    def _plan_message(self, frame: SensorFrame, plan: Plan) -> VlaPlan:
+        config = self.core.config
+        header = frame.header
+        message = VlaPlan(header=header, frame_sequence=frame.sequence, frame_epoch=frame.epoch)
+        message.candidates = [
+            trajectory_message(c, plan.times_s, config.step_s, header) for c in plan.candidates
+        ]
+        message.trajectory = message.candidates[plan.selected]
+        message.candidate_scores = plan.probabilities.astype(np.float32).tolist()
+        message.selected_index, message.confidence = plan.selected, plan.confidence
+        message.rationale_class, message.rationale = plan.rationale_class, plan.rationale
+        message.instruction_id = self._instruction.id
+        message.instruction_text = self._instruction.text
+        message.model_id, message.backend = self.model_id, self.core.backend.name
+        message.preprocess_ms, message.inference_ms = plan.preprocess_ms, plan.inference_ms
+        message.postprocess_ms = plan.postprocess_ms
+        latency_ms = (self.get_clock().now().nanoseconds - plan.stamp_ns) / 1e6
+        message.input_to_output_ms = latency_ms
+        self._latencies_ms.append(plan.preprocess_ms + plan.inference_ms + plan.postprocess_ms)
+        return message
+
+    def _map_message(self, frame: SensorFrame, plan: Plan) -> OccupancyGrid:
+        """Non-drivable probability as occupancy (0-100) in base_link; x along the grid width."""
+        config = self.core.config
+        drivable = plan.bev_probabilities[config.bev_classes.index('drivable')]
+        grid = OccupancyGrid(header=frame.header)
+        rows, cols = config.bev_size
+        grid.info.resolution = config.bev_cell_m
+        grid.info.width, grid.info.height = rows, cols
+        grid.info.origin.position.x, grid.info.origin.position.y = (
+            config.bev_x_range[0],
+            config.bev_y_range[0],
+        )
+        grid.info.origin.orientation.w = 1.0
+        grid.data = np.round(100.0 * (1.0 - drivable.T)).astype(np.int8).ravel().tolist()
+        return grid
+
+    def _publish_diagnostics(self) -> None:
+        latencies, self._latencies_ms = self._latencies_ms, []
+        level = OK if self.core is not None and self._active else WARN
+        if self.invalid_outputs:
+            level = ERROR
+        values = {
+            'model': self.model_id or 'none',
+            'active': self._active,
+            'backend': self.core.backend.name if self.core else 'none',
+            'frames_planned': self.frames,
+            'frames_skipped': self.skipped,
+            'invalid_outputs': self.invalid_outputs,
+            'temporal_resets': self.core.resets if self.core else 0,
+            'latency_ms_mean': float(np.mean(latencies)) if latencies else float('nan'),
+            'latency_ms_max': float(np.max(latencies)) if latencies else float('nan'),
+        }
+        array = DiagnosticArray(
+            status=[
+                diagnostic_status(
+                    'vla_inference_node: model',
+                    'vla_ros',
+                    level,
+                    'planning' if self._active else 'inactive',
+                    values,
+                )
+            ]
+        )
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_publisher.publish(array)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run vla_inference_node until shut down."""
+    try:
+        with rclpy.init(args=args):
+            rclpy.spin(VlaInferenceNode())
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (FileNotFoundError, ValueError, ParameterException) as error:
+        print(f'vla_inference_node: {error}', file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()
