@@ -160,3 +160,29 @@ def test_weights_without_a_pinned_hash_are_refused(ros: RosHarness, checkpoint):
         assert ros.spin_until(lambda: any('trusted by hash only' in log.msg for log in logs), 60.0)
     finally:
         stop(process)
+
+
+def test_odd_instructions_are_warned_about_and_the_node_keeps_running(ros: RosHarness, checkpoint):
+    node = ros.node('operator')
+    logs: list[Log] = []
+    node.create_subscription(Log, '/rosout', logs.append, LATCHED)
+    instructions = node.create_publisher(Instruction, '/vla/instruction', LATCHED)
+    process = start(checkpoint)
+    try:
+        for id_, text in (
+            ('cn', '左转，然后在下一个出口离开'),
+            ('huge', 'go ' * 400_000),
+            ('none', ''),
+        ):
+            instructions.publish(Instruction(id=id_, text=text))
+            assert ros.spin_until(
+                lambda id_=id_: any(f"instruction '{id_}'" in log.msg for log in logs), 60.0
+            ), id_
+    finally:
+        stop(process)
+    warnings = {
+        log.msg.split("'")[1]: log.msg for log in logs if log.msg.startswith('instruction')
+    }
+    assert 'English-only encoder' in warnings['cn']
+    assert 'longer than 1000 characters: truncated' in warnings['huge']
+    assert 'empty: the default instruction is used' in warnings['none']

@@ -20,7 +20,11 @@ from vla_model.bev_geometry import (
 )
 from vla_model.config import ModelConfig, student, teacher
 from vla_model.export import example_inputs, export_onnx
-from vla_model.instruction_encoder import DEFAULT_INSTRUCTION, InstructionEncoder
+from vla_model.instruction_encoder import (
+    DEFAULT_INSTRUCTION,
+    InstructionEncoder,
+    check_instruction,
+)
 from vla_model.network import INPUT_NAMES, VlaNet
 from vla_perception.rig import RigConfig
 
@@ -205,9 +209,13 @@ def test_instruction_embedding_is_cached_and_means_something(encoder):
     assert encoder.encoded == encoded
 
 
-def test_empty_and_huge_instructions_are_handled(encoder):
-    assert InstructionEncoder.normalise('   ') == DEFAULT_INSTRUCTION
-    assert len(InstructionEncoder.normalise('go ' * 500_000)) == 1000  # a 1.5 MB instruction
+def test_empty_huge_and_foreign_instructions_are_flagged(encoder):
+    empty = check_instruction('   ')
+    assert (empty.text, empty.empty, empty.truncated) == (DEFAULT_INSTRUCTION, True, False)
+    huge = check_instruction('go ' * 500_000)  # a 1.5 MB instruction
+    assert len(huge.text) == 1000 and huge.truncated and not huge.empty
+    assert check_instruction('左转，然后在下一个出口离开').mostly_non_ascii
+    assert not check_instruction('Nimm die nächste Ausfahrt').mostly_non_ascii
     assert np.array_equal(encoder.encode(''), encoder.encode(DEFAULT_INSTRUCTION))
     assert np.isfinite(encoder.encode('x' * 1_000_000)).all()
 

@@ -6,6 +6,7 @@ change rarely while frames come at 10 Hz, so embeddings are cached (least recent
 
 import os
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,6 +19,29 @@ MAX_INSTRUCTION_CHARS = 1000
 EMBEDDING_DIM = 384
 
 
+@dataclass(frozen=True)
+class InstructionCheck:
+    """What the encoder will make of an instruction, for warnings and diagnostics."""
+
+    text: str  # what is encoded
+    empty: bool  # nothing given: the default instruction is used
+    truncated: bool  # longer than MAX_INSTRUCTION_CHARS: cut
+    mostly_non_ascii: bool  # probably not English: the English-only encoder may misread it
+
+
+def check_instruction(text: str) -> InstructionCheck:
+    """Normalise an instruction (whitespace, length, empty) and flag what may go wrong with it."""
+    collapsed = ' '.join(text.split())
+    letters = [c for c in collapsed if c.isalpha()]
+    non_ascii = sum(not c.isascii() for c in letters)
+    return InstructionCheck(
+        text=collapsed[:MAX_INSTRUCTION_CHARS] or DEFAULT_INSTRUCTION,
+        empty=not collapsed,
+        truncated=len(collapsed) > MAX_INSTRUCTION_CHARS,
+        mostly_non_ascii=bool(letters) and non_ascii > len(letters) / 2,
+    )
+
+
 class InstructionEncoder:
     """Encode instruction text with all-MiniLM-L6-v2, caching embeddings per distinct text."""
 
@@ -27,15 +51,9 @@ class InstructionEncoder:
         self._model = None
         self.encoded = 0  # texts that went through the network (cache misses)
 
-    @staticmethod
-    def normalise(text: str) -> str:
-        """Return the text the encoder sees: trimmed, cut to the maximum, empty -> the default."""
-        text = ' '.join(text.split())[:MAX_INSTRUCTION_CHARS]
-        return text or DEFAULT_INSTRUCTION
-
     def encode(self, text: str) -> np.ndarray:
-        """Return the unit-norm (384,) float32 embedding of an instruction."""
-        key = self.normalise(text)
+        """Return the unit-norm (384,) float32 embedding of check_instruction(text).text."""
+        key = check_instruction(text).text
         embedding = self._cache.get(key)
         if embedding is not None:
             self._cache.move_to_end(key)

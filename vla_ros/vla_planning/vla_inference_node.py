@@ -28,7 +28,11 @@ from vla_msgs.msg import (
 
 from vla_model.artifacts import ArtifactError, load_weights, verify
 from vla_model.bev_geometry import CameraGeometry, rotation_from_quaternion
-from vla_model.instruction_encoder import InstructionEncoder
+from vla_model.instruction_encoder import (
+    MAX_INSTRUCTION_CHARS,
+    InstructionEncoder,
+    check_instruction,
+)
 from vla_planning.backends import BACKENDS, select_backend
 from vla_planning.inference_core import (
     FrameInput,
@@ -146,6 +150,7 @@ class VlaInferenceNode(LifecycleNode):
         self._last_sequence: tuple[int, int] | None = None
         self._previous_speed: tuple[int, float] | None = None
         self._instruction = Instruction()
+        self._instruction_check = check_instruction('')
         self._active = False
         self.frames = self.skipped = self.invalid_outputs = 0
         self._latencies_ms: list[float] = []
@@ -219,6 +224,24 @@ class VlaInferenceNode(LifecycleNode):
 
     def _on_instruction(self, message: Instruction) -> None:
         self._instruction = message
+        self._instruction_check = check_instruction(message.text)
+        problems = [
+            name
+            for name, flagged in (
+                ('empty: the default instruction is used', self._instruction_check.empty),
+                (
+                    f'longer than {MAX_INSTRUCTION_CHARS} characters: truncated',
+                    self._instruction_check.truncated,
+                ),
+                (
+                    'mostly non-ASCII letters: the English-only encoder may misread it',
+                    self._instruction_check.mostly_non_ascii,
+                ),
+            )
+            if flagged
+        ]
+        if problems:
+            self.get_logger().warning(f'instruction {message.id!r} is {"; ".join(problems)}')
         if self.core is not None:
             self.core.set_instruction(message.text)
 
@@ -313,6 +336,10 @@ class VlaInferenceNode(LifecycleNode):
             'frames_skipped': self.skipped,
             'invalid_outputs': self.invalid_outputs,
             'temporal_resets': self.core.resets if self.core else 0,
+            'instruction': self._instruction_check.text[:80],
+            'instruction_empty': self._instruction_check.empty,
+            'instruction_truncated': self._instruction_check.truncated,
+            'instruction_mostly_non_ascii': self._instruction_check.mostly_non_ascii,
             'latency_ms_mean': float(np.mean(latencies)) if latencies else float('nan'),
             'latency_ms_max': float(np.max(latencies)) if latencies else float('nan'),
         }
