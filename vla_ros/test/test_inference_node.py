@@ -186,3 +186,39 @@ def test_odd_instructions_are_warned_about_and_the_node_keeps_running(ros: RosHa
     assert 'English-only encoder' in warnings['cn']
     assert 'longer than 1000 characters: truncated' in warnings['huge']
     assert 'empty: the default instruction is used' in warnings['none']
+
+
+def test_export_command_writes_onnx_and_prints_the_pins(checkpoint, tmp_path):
+    out = tmp_path / 'again.onnx'
+    result = subprocess.run(
+        [
+            tool('vla'),
+            'export',
+            checkpoint['weights_path'],
+            '--onnx',
+            str(out),
+            '--sha256',
+            checkpoint['weights_sha256'],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f'weights_sha256: {checkpoint["weights_sha256"]}' in result.stdout
+    assert f'onnx_sha256: {sha256_file(out)}' in result.stdout
+    refused = subprocess.run(
+        [
+            tool('vla'),
+            'export',
+            checkpoint['weights_path'],
+            '--onnx',
+            str(out),
+            '--sha256',
+            '0' * 64,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert refused.returncode == 1 and 'refusing to load it' in refused.stderr

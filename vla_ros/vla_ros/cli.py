@@ -39,6 +39,27 @@ def _bench_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from vla_model.artifacts import ArtifactError, load_weights, sha256_file
+    from vla_model.export import export_onnx
+
+    try:
+        model = load_weights(args.weights, args.sha256)
+    except ArtifactError as error:
+        print(f'vla export: {error}', file=sys.stderr)
+        return 1
+    onnx_path = export_onnx(model, args.onnx)
+    print(
+        f'exported {model.config.name} to {onnx_path}\n'
+        'vla_inference_node parameters:\n'
+        f'  weights_path: {args.weights.resolve()}\n'
+        f'  weights_sha256: {sha256_file(args.weights)}\n'
+        f'  onnx_path: {onnx_path.resolve()}\n'
+        f'  onnx_sha256: {sha256_file(onnx_path)}'
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `vla` with every sub-command."""
     parser = argparse.ArgumentParser(
@@ -52,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         'doctor', help='check that this environment can run vla_ros and say what to fix'
     )
     doctor.set_defaults(handler=_doctor)
+    export = commands.add_parser(
+        'export', help='export safetensors weights to ONNX and print the hashes to pin'
+    )
+    export.add_argument('weights', type=Path, help='the safetensors weights')
+    export.add_argument('--onnx', type=Path, required=True, help='where to write the ONNX file')
+    export.add_argument('--sha256', help='refuse the weights unless they have this SHA-256')
+    export.set_defaults(handler=_export)
     bench = commands.add_parser('bench', help='measure latency and cost; print numbers')
     benchmarks = bench.add_subparsers(dest='benchmark', metavar='BENCHMARK', required=True)
     sync = benchmarks.add_parser(
