@@ -6,6 +6,8 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import Log
 from vla_msgs.msg import CameraFrame, InputStatus, Instruction, SensorFrame, VlaPlan
@@ -222,3 +224,46 @@ def test_export_command_writes_onnx_and_prints_the_pins(checkpoint, tmp_path):
         timeout=300,
     )
     assert refused.returncode == 1 and 'refusing to load it' in refused.stderr
+
+
+def test_lifecycle_transitions_gate_planning(ros: RosHarness, checkpoint):
+    node = ros.node('lifecycle_manager')
+    frames = node.create_publisher(SensorFrame, '/vla/sensor_frame', SENSOR_DATA)
+    plans: list[VlaPlan] = []
+    node.create_subscription(VlaPlan, '/vla/plan', plans.append, RELIABLE)
+    change = node.create_client(ChangeState, '/vla_inference_node/change_state')
+    get_state = node.create_client(GetState, '/vla_inference_node/get_state')
+    sequence = 0
+
+    def publish_next() -> None:
+        nonlocal sequence
+        sequence += 1
+        frames.publish(sensor_frame(sequence, 1_000_000_000_000 + sequence * 100_000_000))
+
+    def transition(transition_id: int) -> bool:
+        future = change.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+        assert ros.spin_until(future.done, 60.0)
+        return future.result().success
+
+    def state() -> str:
+        future = get_state.call_async(GetState.Request())
+        assert ros.spin_until(future.done, 10.0)
+        return future.result().current_state.label
+
+    process = start(checkpoint, autostart=False)
+    try:
+        assert ros.spin_until(change.service_is_ready, 60.0)
+        assert state() == 'unconfigured'
+        node.create_timer(0.1, publish_next)
+        assert transition(Transition.TRANSITION_CONFIGURE) and state() == 'inactive'
+        ros.spin_until(lambda: False, 1.0)
+        assert plans == [], 'an inactive node must not plan'
+        assert transition(Transition.TRANSITION_ACTIVATE) and state() == 'active'
+        assert ros.spin_until(lambda: len(plans) >= 3, 20.0)
+        assert transition(Transition.TRANSITION_DEACTIVATE) and state() == 'inactive'
+        ros.spin_until(lambda: False, 0.3)
+        count = len(plans)
+        ros.spin_until(lambda: False, 1.0)
+        assert len(plans) == count, 'a deactivated node must stop planning'
+    finally:
+        stop(process)
