@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,3 +18,8 @@ def tool(name: str) -> str:
     )
     assert found, f'{name} not found beside {sys.executable} nor on PATH'
     return found
+
+
+def run_vla(*args: str, timeout: float = 300.0) -> subprocess.CompletedProcess:
+    """Run the installed `vla` command line; return its result with text output."""
+    return subprocess.run([tool('vla'), *args], capture_output=True, text=True, timeout=timeout)

@@ -12,7 +12,7 @@ from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import Log
 from vla_msgs.msg import CameraFrame, InputStatus, Instruction, SensorFrame, VlaPlan
 
-from repo_paths import tool
+from repo_paths import run_vla, tool
 from test_vla_model import rig_cameras
 from vla_model.artifacts import save_weights, sha256_file
 from vla_model.config import student
@@ -192,36 +192,19 @@ def test_odd_instructions_are_warned_about_and_the_node_keeps_running(ros: RosHa
 
 def test_export_command_writes_onnx_and_prints_the_pins(checkpoint, tmp_path):
     out = tmp_path / 'again.onnx'
-    result = subprocess.run(
-        [
-            tool('vla'),
-            'export',
-            checkpoint['weights_path'],
-            '--onnx',
-            str(out),
-            '--sha256',
-            checkpoint['weights_sha256'],
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_vla(
+        'export',
+        checkpoint['weights_path'],
+        '--onnx',
+        str(out),
+        '--sha256',
+        checkpoint['weights_sha256'],
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f'weights_sha256: {checkpoint["weights_sha256"]}' in result.stdout
     assert f'onnx_sha256: {sha256_file(out)}' in result.stdout
-    refused = subprocess.run(
-        [
-            tool('vla'),
-            'export',
-            checkpoint['weights_path'],
-            '--onnx',
-            str(out),
-            '--sha256',
-            '0' * 64,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    refused = run_vla(
+        'export', checkpoint['weights_path'], '--onnx', str(out), '--sha256', '0' * 64
     )
     assert refused.returncode == 1 and 'refusing to load it' in refused.stderr
 

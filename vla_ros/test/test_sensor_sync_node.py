@@ -26,7 +26,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from vla_msgs.msg import InputStatus, SensorFrame, SensorStatus
 
-from repo_paths import REPO_ROOT, tool
+from repo_paths import REPO_ROOT, run_vla, tool
 from vla_perception.rig import RigConfig
 from vla_perception.sensor_sync_node import PARAMETERS
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
@@ -362,12 +362,7 @@ def test_deadline_follows_simulated_time(ros: RosHarness, start_node):
 def test_sync_benchmark_command_measures_both_transports(tmp_path: Path):
     """A short `vla bench sync` run: the real node, both transports, numbers and JSON."""
     path = tmp_path / 'bench.json'
-    result = subprocess.run(
-        [tool('vla'), 'bench', 'sync', '--duration', '1', '--json', str(path)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    result = run_vla('bench', 'sync', '--duration', '1', '--json', str(path), timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'p99 ms' in result.stdout and 'node CPU ms' in result.stdout
     report = json.loads(path.read_text())

@@ -1,14 +1,13 @@
 """The driving network: shapes, camera geometry, ego warp, map prior, artifacts, ONNX parity."""
 
 import json
-import subprocess
 
 import numpy as np
 import onnxruntime
 import pytest
 import torch
 
-from repo_paths import REPO_ROOT, tool
+from repo_paths import REPO_ROOT, run_vla
 from vla_model.anchors import make_anchors
 from vla_model.artifacts import ArtifactError, load_weights, save_weights, sha256_file
 from vla_model.bev_geometry import (
@@ -222,12 +221,7 @@ def test_empty_huge_and_foreign_instructions_are_flagged(encoder):
 
 def test_model_benchmark_command_prints_and_writes_both_backends(tmp_path):
     path = tmp_path / 'model.json'
-    result = subprocess.run(
-        [tool('vla'), 'bench', 'model', '--repeats', '3', '--json', str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_vla('bench', 'model', '--repeats', '3', '--json', str(path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'ORT speedup' in result.stdout
     measured = json.loads(path.read_text())['results'][0]

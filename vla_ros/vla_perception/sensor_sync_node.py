@@ -5,18 +5,14 @@ bad input (once per camera and reason per throttle period) and publishes /diagno
 """
 
 import contextlib
-import sys
 from functools import partial
 
-import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Transform
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -30,6 +26,7 @@ from vla_perception.sensor_sync import CameraImage, SensorSyncConfig, SensorSync
 from vla_perception.synchronizer import NS_PER_S, SyncConfig, stamp_to_ns
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_status
 from vla_ros.install_paths import vla_ros_file
+from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 
@@ -401,14 +398,7 @@ class SensorSyncNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run sensor_sync_node until shut down."""
-    try:
-        with rclpy.init(args=args):
-            rclpy.spin(SensorSyncNode())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (FileNotFoundError, ValueError, ParameterException) as error:
-        print(f'sensor_sync_node: {error}', file=sys.stderr)
-        sys.exit(1)
+    run_node(SensorSyncNode, 'sensor_sync_node', args)
 
 
 if __name__ == '__main__':

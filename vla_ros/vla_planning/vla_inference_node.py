@@ -5,16 +5,12 @@ equals the pinned one), builds the backend and warms it up; activate starts plan
 queues behind: it keeps only the newest frame, and counts the frames it had to skip.
 """
 
-import sys
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile
 from vla_msgs.msg import (
@@ -42,6 +38,7 @@ from vla_planning.inference_core import (
     path_kinematics,
 )
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_status
+from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 
@@ -360,14 +357,7 @@ class VlaInferenceNode(LifecycleNode):
 
 def main(args: list[str] | None = None) -> None:
     """Run vla_inference_node until shut down."""
-    try:
-        with rclpy.init(args=args):
-            rclpy.spin(VlaInferenceNode())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (FileNotFoundError, ValueError, ParameterException) as error:
-        print(f'vla_inference_node: {error}', file=sys.stderr)
-        sys.exit(1)
+    run_node(VlaInferenceNode, 'vla_inference_node', args)
 
 
 if __name__ == '__main__':
