@@ -165,9 +165,7 @@ def test_onnxruntime_and_pytorch_backends_plan_the_same(model, tmp_path):
 
 def test_backend_selection_without_export_and_refusals(model):
     assert select_backend('auto', model, None).name == 'pytorch'
-    with pytest.raises(
-        ValueError, match="backend 'tensorrt' is not one of auto, torch, onnxruntime"
-    ):
-        select_backend('tensorrt', model, None)
+    with pytest.raises(ValueError, match="backend 'cuda' is not one of auto, torch, onnxruntime"):
+        select_backend('cuda', model, None)
     with pytest.raises(ValueError, match='onnxruntime needs an ONNX export'):
         select_backend('onnxruntime', model, None)

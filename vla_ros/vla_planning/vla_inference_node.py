@@ -57,6 +57,10 @@ PARAMETERS = [
         f'One of {", ".join(BACKENDS)}; auto: onnxruntime when onnx_path is set, else torch.',
     ),
     ParameterSpec(
+        'engine_cache_dir', '', 'TensorRT engines and timing cache; empty: beside the ONNX file.'
+    ),
+    ParameterSpec('precision', 'fp16', 'TensorRT precision: fp32, fp16 or int8.'),
+    ParameterSpec(
         'max_frame_gap_s', 0.5, 'Frames further apart reset the temporal state, s.', 0.05, 10.0
     ),
     ParameterSpec(
@@ -211,7 +215,12 @@ class VlaInferenceNode(LifecycleNode):
                 raise ValueError('onnx_sha256 must be set with onnx_path')
             onnx_path = Path(self.params['onnx_path'])
             verify(onnx_path, self.params['onnx_sha256'])
-        backend = select_backend(self.params['backend'], model, onnx_path)
+        cache_dir = (
+            Path(self.params['engine_cache_dir']) if self.params['engine_cache_dir'] else None
+        )
+        backend = select_backend(
+            self.params['backend'], model, onnx_path, cache_dir, self.params['precision']
+        )
         self.model_id = f'{model.config.name}@sha256:{pinned[:12]}'
         core = InferenceCore(
             model.config, backend, InstructionEncoder().encode, self.params['max_frame_gap_s']
