@@ -1,0 +1,233 @@
+"""The safety monitor's rules: each a small pure function that returns a verdict with a reason.
+
+Every limit is a named value with its unit and the published source it comes from (also listed
+in docs/SAFETY.md). A rule that cannot evaluate its input (NaN, a wrong sign, nothing received)
+does not pass: "cannot evaluate" is treated as unsafe, as the RSS library does.
+"""
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+
+class Verdict(IntEnum):
+    """What a rule asks for; the values are vla_msgs/SafetyCheck.VERDICT_*."""
+
+    PASS = 0
+    DEGRADE = 1  # clamp the speed profile, keep the geometry
+    OVERRIDE = 2  # reject the plan: hold the last valid one
+    MINIMAL_RISK = 3  # comfortable stop
+    EMERGENCY = 4  # emergency stop
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule's outcome: its name, verdict, a reason with numbers, the value and the limit."""
+
+    rule: str
+    verdict: Verdict
+    reason: str
+    value: float
+    limit: float
+
+
+@dataclass(frozen=True)
+class SafetyLimits:
+    """Thresholds of the rules. Sources in brackets; docs/SAFETY.md lists them all."""
+
+    plan_age_s: float = 0.5  # older plan: hold the last valid one [openpilot: 10 periods at 20 Hz]
+    plan_lost_s: float = 1.0  # older plan: stop [Autoware planning validator: message age 1.0 s]
+    odometry_age_s: float = 0.5  # [Autoware MRM handler: availability older than 0.5 s]
+    sensor_frame_age_s: float = 0.5  # the same bound for the cameras' frames
+    min_horizon_s: float = 2.0  # shorter plans cannot be followed safely through one outage
+    max_point_spacing_m: float = 100.0  # [Autoware planning validator: point interval 100 m]
+    max_acceleration_mps2: float = 2.0  # [ISO 15622 ACC: +2.0 m/s^2]
+    min_acceleration_mps2: float = -3.5  # [ISO 15622 ACC: -3.5 m/s^2]
+    max_longitudinal_jerk_mps3: float = 4.13  # [nuPlan comfort: longitudinal jerk 4.13 m/s^3]
+    max_lateral_acceleration_mps2: float = 3.0  # [ISO 11270 LKA, openpilot: 3.0 m/s^2]
+    speed_limit_mps: float = 36.1  # 130 km/h, the highest motorway limit the simulator drives
+    min_confidence: float = 0.2  # below: the model is unsure among its candidates (project's)
+    min_time_to_collision_s: float = 1.5  # [Autoware AEB: 1.5 s ego-path horizon]
+
+
+@dataclass(frozen=True)
+class RssParameters:
+    """Responsibility-Sensitive Safety longitudinal parameters.
+
+    [Shalev-Shwartz et al. 2017; ad-rss-lib defaults, which its authors call "only suggestions"]
+    """
+
+    response_time_s: float = 1.0  # rho, the ego vehicle's response time
+    max_acceleration_mps2: float = 3.5  # a_max,accel during the response time
+    min_braking_mps2: float = 4.0  # a_min,brake the ego vehicle is sure to achieve
+    max_braking_mps2: float = 8.0  # a_max,brake the lead vehicle may apply
+
+
+def cannot_evaluate(rule: str, what: str, verdict: Verdict) -> Check:
+    """Return the outcome of a rule whose input is missing or invalid: it does not pass."""
+    return Check(rule, verdict, f'cannot evaluate: {what}', math.nan, math.nan)
+
+
+def check_age(rule: str, age_s: float, limit_s: float, verdict: Verdict) -> Check:
+    """Freshness: an input older than `limit_s` (or never received: +inf) gets `verdict`."""
+    if math.isnan(age_s):
+        return cannot_evaluate(rule, 'age is NaN', verdict)
+    if age_s > limit_s:
+        received = 'never received' if math.isinf(age_s) else f'{age_s:.3f} s old'
+        return Check(rule, verdict, f'{received} > {limit_s} s', age_s, limit_s)
+    return Check(rule, Verdict.PASS, f'{age_s:.3f} s old', age_s, limit_s)
+
+
+def check_finite(rule: str, arrays: dict[str, np.ndarray]) -> Check:
+    """Sanity: every number of the plan is finite (a NaN or Inf rejects the plan)."""
+    for name, values in arrays.items():
+        bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+        if bad:
+            return Check(rule, Verdict.OVERRIDE, f'{bad} non-finite values in {name}', bad, 0)
+    return Check(rule, Verdict.PASS, 'all values finite', 0, 0)
+
+
+def check_times(rule: str, times_s: np.ndarray, min_horizon_s: float) -> Check:
+    """Sanity: time_from_start >= 0, strictly increasing, reaching `min_horizon_s`.
+
+    A first point at 0 s is allowed: Autoware trajectories start at the ego position.
+    """
+    if times_s.size == 0:
+        return Check(rule, Verdict.OVERRIDE, 'the plan has no points', 0, min_horizon_s)
+    if times_s[0] < 0:
+        return Check(
+            rule,
+            Verdict.OVERRIDE,
+            f'time_from_start starts negative ({times_s[0]} s)',
+            float(times_s[0]),
+            0,
+        )
+    steps = np.diff(times_s)
+    if np.any(steps <= 0):
+        index = int(np.argmax(steps <= 0)) + 1
+        return Check(
+            rule, Verdict.OVERRIDE, f'time_from_start does not increase at point {index}', index, 0
+        )
+    horizon = float(times_s[-1])
+    if horizon < min_horizon_s:
+        return Check(
+            rule,
+            Verdict.OVERRIDE,
+            f'horizon {horizon:.2f} s < {min_horizon_s} s',
+            horizon,
+            min_horizon_s,
+        )
+    return Check(rule, Verdict.PASS, f'horizon {horizon:.2f} s', horizon, min_horizon_s)
+
+
+def check_spacing(rule: str, xy: np.ndarray, max_spacing_m: float) -> Check:
+    """Sanity: consecutive points (and the first from the origin) at most `max_spacing_m` apart."""
+    gaps = np.linalg.norm(np.diff(np.vstack([np.zeros((1, 2)), xy]), axis=0), axis=1)
+    worst = float(gaps.max(initial=0.0))
+    verdict = Verdict.OVERRIDE if worst > max_spacing_m else Verdict.PASS
+    return Check(
+        rule,
+        verdict,
+        f'largest point spacing {worst:.2f} m (limit {max_spacing_m} m)',
+        worst,
+        max_spacing_m,
+    )
+
+
+def check_range(
+    rule: str, values: np.ndarray, low: float, high: float, unit: str, verdict: Verdict
+) -> Check:
+    """Kinematics: every value within [low, high]; the worst excursion is reported."""
+    if values.size == 0:
+        return Check(rule, Verdict.PASS, 'no values', 0, high)
+    below, above = low - float(values.min()), float(values.max()) - high
+    if max(below, above) <= 0:
+        return Check(
+            rule, Verdict.PASS, f'within [{low}, {high}] {unit}', float(values.max()), high
+        )
+    value, limit = (float(values.min()), low) if below >= above else (float(values.max()), high)
+    return Check(rule, verdict, f'{value:.3f} {unit} outside [{low}, {high}] {unit}', value, limit)
+
+
+def lateral_accelerations(speeds_mps: np.ndarray, yaw_rates_rps: np.ndarray) -> np.ndarray:
+    """Lateral acceleration of a path, v * omega (m/s^2): curvature against speed, v^2 * kappa."""
+    return speeds_mps * yaw_rates_rps
+
+
+def longitudinal_jerks(accelerations_mps2: np.ndarray, times_s: np.ndarray) -> np.ndarray:
+    """Finite-difference jerk (m/s^3) between consecutive points."""
+    return np.diff(accelerations_mps2) / np.diff(times_s)
+
+
+def check_confidence(rule: str, confidence: float, floor: float) -> Check:
+    """Model confidence (probability of the chosen candidate) at least `floor`."""
+    if not 0.0 <= confidence <= 1.0:
+        return cannot_evaluate(
+            rule, f'confidence {confidence} is not a probability', Verdict.OVERRIDE
+        )
+    verdict = Verdict.OVERRIDE if confidence < floor else Verdict.PASS
+    return Check(rule, verdict, f'confidence {confidence:.3f} (floor {floor})', confidence, floor)
+
+
+def rss_safe_distance(ego_speed_mps: float, lead_speed_mps: float, rss: RssParameters) -> float:
+    """Minimum safe longitudinal gap to a lead vehicle in the same direction, metres (RSS).
+
+    d = [v_r*rho + a_acc*rho^2/2 + (v_r + rho*a_acc)^2 / (2*a_brake_min)
+         - v_f^2 / (2*a_brake_max)]+. NaN for invalid input (negative speed or parameters).
+    """
+    rho, accel = rss.response_time_s, rss.max_acceleration_mps2
+    values = (
+        ego_speed_mps,
+        lead_speed_mps,
+        rho,
+        accel,
+        rss.min_braking_mps2,
+        rss.max_braking_mps2,
+    )
+    if (
+        not all(math.isfinite(v) and v >= 0 for v in values)
+        or rss.min_braking_mps2 == 0
+        or rss.max_braking_mps2 == 0
+    ):
+        return math.nan
+    distance = (
+        ego_speed_mps * rho
+        + 0.5 * accel * rho**2
+        + (ego_speed_mps + rho * accel) ** 2 / (2 * rss.min_braking_mps2)
+        - lead_speed_mps**2 / (2 * rss.max_braking_mps2)
+    )
+    return max(distance, 0.0)
+
+
+def check_rss(
+    rule: str, gap_m: float, ego_speed_mps: float, lead_speed_mps: float, rss: RssParameters
+) -> Check:
+    """Require the gap to the lead vehicle to be at least the RSS safe distance, else stop."""
+    safe = rss_safe_distance(ego_speed_mps, lead_speed_mps, rss)
+    if math.isnan(safe) or not math.isfinite(gap_m):
+        return cannot_evaluate(
+            rule,
+            f'gap {gap_m} m, speeds {ego_speed_mps}/{lead_speed_mps} m/s',
+            Verdict.MINIMAL_RISK,
+        )
+    verdict = Verdict.MINIMAL_RISK if gap_m < safe else Verdict.PASS
+    return Check(rule, verdict, f'gap {gap_m:.1f} m, RSS safe distance {safe:.1f} m', gap_m, safe)
+
+
+def time_to_collision(gap_m: float, closing_speed_mps: float) -> float:
+    """Seconds until the gap closes at constant speeds; +inf when it is not closing."""
+    if closing_speed_mps <= 0:
+        return math.inf
+    return max(gap_m, 0.0) / closing_speed_mps
+
+
+def check_time_to_collision(rule: str, ttc_s: float, minimum_s: float) -> Check:
+    """Time to collision at least `minimum_s`; below it, an emergency stop."""
+    if math.isnan(ttc_s):
+        return cannot_evaluate(rule, 'time to collision is NaN', Verdict.EMERGENCY)
+    verdict = Verdict.EMERGENCY if ttc_s < minimum_s else Verdict.PASS
+    return Check(
+        rule, verdict, f'time to collision {ttc_s:.2f} s (minimum {minimum_s} s)', ttc_s, minimum_s
+    )
