@@ -8,6 +8,7 @@ import pytest
 from vla_msgs.msg import SafetyCheck
 
 from repo_paths import REPO_ROOT
+from vla_planning.collision import VehicleShape
 from vla_planning.safety_rules import (
     RssParameters,
     SafetyLimits,
@@ -183,7 +184,9 @@ def test_time_to_collision_and_its_boundary():
 
 def test_every_limit_is_documented_with_a_source():
     documented = (REPO_ROOT / 'docs' / 'SAFETY.md').read_text(encoding='utf-8')
-    names = [f.name for f in dataclasses.fields(SafetyLimits)] + [
-        f.name for f in dataclasses.fields(RssParameters)
+    names = [
+        f.name
+        for cls in (SafetyLimits, RssParameters, VehicleShape)
+        for f in dataclasses.fields(cls)
     ]
     assert [name for name in names if f'`{name}`' not in documented] == []
