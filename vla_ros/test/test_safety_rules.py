@@ -26,6 +26,7 @@ from vla_planning.safety_rules import (
     rss_safe_distance,
     time_to_collision,
 )
+from vla_planning.safety_states import StateMachineConfig
 
 LIMITS = SafetyLimits()
 RSS = RssParameters()
@@ -184,9 +185,6 @@ def test_time_to_collision_and_its_boundary():
 
 def test_every_limit_is_documented_with_a_source():
     documented = (REPO_ROOT / 'docs' / 'SAFETY.md').read_text(encoding='utf-8')
-    names = [
-        f.name
-        for cls in (SafetyLimits, RssParameters, VehicleShape)
-        for f in dataclasses.fields(cls)
-    ]
+    classes = (SafetyLimits, RssParameters, VehicleShape, StateMachineConfig)
+    names = [field.name for cls in classes for field in dataclasses.fields(cls)]
     assert [name for name in names if f'`{name}`' not in documented] == []
