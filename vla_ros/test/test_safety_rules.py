@@ -14,7 +14,9 @@ from vla_planning.safety_rules import (
     SafetyLimits,
     Verdict,
     check_age,
+    check_cameras,
     check_confidence,
+    check_continuity,
     check_finite,
     check_range,
     check_rss,
@@ -23,6 +25,7 @@ from vla_planning.safety_rules import (
     check_times,
     lateral_accelerations,
     longitudinal_jerks,
+    plan_state_at,
     rss_safe_distance,
     time_to_collision,
 )
@@ -188,3 +191,47 @@ def test_every_limit_is_documented_with_a_source():
     classes = (SafetyLimits, RssParameters, VehicleShape, StateMachineConfig)
     names = [field.name for cls in classes for field in dataclasses.fields(cls)]
     assert [name for name in names if f'`{name}`' not in documented] == []
+
+
+def test_plan_state_is_interpolated_from_the_origin():
+    times = np.array([0.5, 1.0])
+    poses = np.array([[5.0, 0.0, 0.0], [10.0, 1.0, 0.2]])
+    pose, speed = plan_state_at(times, poses, np.array([10.0, 12.0]), 0.75)
+    assert pose == pytest.approx([7.5, 0.5, 0.1]) and speed == pytest.approx(11.0)
+    assert plan_state_at(times, poses, np.array([10.0, 12.0]), 0.25)[0] == pytest.approx(
+        [2.5, 0.0, 0.0]
+    )  # between the vehicle (origin) and the first point
+
+
+@pytest.mark.parametrize(
+    ('ego', 'ego_speed', 'verdict', 'reason'),
+    [
+        ([1.0, 0.0, 0.0], 10.0, Verdict.PASS, 'plan starts 1.00 m from the vehicle'),
+        ([0.6, 0.81, 0.0], 10.0, Verdict.OVERRIDE, 'plan position is 1.01 m from the vehicle'),
+        ([0.0, 0.0, 1.6], 10.0, Verdict.OVERRIDE, 'plan heading is 1.60 rad from the vehicle'),
+        ([0.0, 0.0, 2 * np.pi], 10.0, Verdict.PASS, 'plan starts 0.00 m from the vehicle'),
+        ([0.0, 0.0, 0.0], 13.01, Verdict.OVERRIDE, 'plan speed is 3.01 m/s from the vehicle'),
+        ([np.nan, 0.0, 0.0], 10.0, Verdict.OVERRIDE, 'cannot evaluate: non-finite pose or speed'),
+    ],
+)
+def test_continuity_against_autoware_validator_deviations(ego, ego_speed, verdict, reason):
+    check = check_continuity(
+        'continuity.start', np.zeros(3), 10.0, np.array(ego), ego_speed, LIMITS
+    )
+    assert (check.verdict, check.reason.split(' (limit')[0]) == (verdict, reason)
+
+
+@pytest.mark.parametrize(
+    ('healths', 'verdict'),
+    [
+        ([0] * 6, Verdict.PASS),
+        ([0, 1, 0, 0, 0, 0], Verdict.DEGRADE),
+        ([2, 2, 0, 0, 0, 0], Verdict.DEGRADE),
+        ([2, 2, 3, 0, 0, 0], Verdict.MINIMAL_RISK),
+        ([], Verdict.MINIMAL_RISK),
+    ],
+)
+def test_camera_health(healths, verdict):
+    assert (
+        check_cameras('freshness.cameras', healths, LIMITS.max_cameras_not_ok).verdict == verdict
+    )

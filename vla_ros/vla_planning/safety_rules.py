@@ -50,6 +50,10 @@ class SafetyLimits:
     speed_limit_mps: float = 36.1  # 130 km/h, the highest motorway limit the simulator drives
     min_confidence: float = 0.2  # below: the model is unsure among its candidates (project's)
     min_time_to_collision_s: float = 1.5  # [Autoware AEB: 1.5 s ego-path horizon]
+    max_position_deviation_m: float = 1.0  # [Autoware validator: distance deviation 1.0 m]
+    max_yaw_deviation_rad: float = 1.5708  # [Autoware validator: yaw deviation 1.5708 rad]
+    max_speed_deviation_mps: float = 3.0  # plan speed vs measured speed now (project's)
+    max_cameras_not_ok: int = 2  # more cameras missing or stale: stop (project's, 6-camera rig)
 
 
 @dataclass(frozen=True)
@@ -230,4 +234,86 @@ def check_time_to_collision(rule: str, ttc_s: float, minimum_s: float) -> Check:
     verdict = Verdict.EMERGENCY if ttc_s < minimum_s else Verdict.PASS
     return Check(
         rule, verdict, f'time to collision {ttc_s:.2f} s (minimum {minimum_s} s)', ttc_s, minimum_s
+    )
+
+
+def plan_state_at(
+    times_s: np.ndarray, poses: np.ndarray, speeds_mps: np.ndarray, t_s: float
+) -> tuple[np.ndarray, float]:
+    """Return the plan's (x, y, heading) and speed at `t_s`, the plan starting at the origin."""
+    times = np.concatenate([[0.0], times_s])
+    poses = np.vstack([np.zeros((1, 3)), poses])
+    speeds = np.concatenate([[speeds_mps[0] if speeds_mps.size else 0.0], speeds_mps])
+    headings = np.unwrap(poses[:, 2])
+    pose = np.array(
+        [
+            np.interp(t_s, times, poses[:, 0]),
+            np.interp(t_s, times, poses[:, 1]),
+            np.interp(t_s, times, headings),
+        ]
+    )
+    return pose, float(np.interp(t_s, times, speeds))
+
+
+def check_continuity(
+    rule: str,
+    plan_pose: np.ndarray,
+    plan_speed_mps: float,
+    ego_pose: np.ndarray,
+    ego_speed_mps: float,
+    limits: SafetyLimits,
+) -> Check:
+    """Require the plan, evaluated now, to start where the vehicle is: position, heading, speed.
+
+    Poses are (x, y, heading) in the plan's frame; a plan that starts elsewhere would make the
+    controller jump.
+    """
+    values = np.concatenate([plan_pose, ego_pose, [plan_speed_mps, ego_speed_mps]])
+    if not np.all(np.isfinite(values)):
+        return cannot_evaluate(rule, 'non-finite pose or speed', Verdict.OVERRIDE)
+    position = float(np.hypot(*(plan_pose[:2] - ego_pose[:2])))
+    yaw = abs(math.remainder(float(plan_pose[2] - ego_pose[2]), 2 * math.pi))
+    speed = abs(plan_speed_mps - ego_speed_mps)
+    for value, limit, what, unit in (
+        (position, limits.max_position_deviation_m, 'position', 'm'),
+        (yaw, limits.max_yaw_deviation_rad, 'heading', 'rad'),
+        (speed, limits.max_speed_deviation_mps, 'speed', 'm/s'),
+    ):
+        if value > limit:
+            return Check(
+                rule,
+                Verdict.OVERRIDE,
+                f'plan {what} is {value:.2f} {unit} from the vehicle (limit {limit} {unit})',
+                value,
+                limit,
+            )
+    return Check(
+        rule,
+        Verdict.PASS,
+        f'plan starts {position:.2f} m from the vehicle',
+        position,
+        limits.max_position_deviation_m,
+    )
+
+
+def check_cameras(rule: str, healths: list[int], max_not_ok: int) -> Check:
+    """Cameras of the last frame: any not OK slows down (DEGRADE); too many stop (MINIMAL_RISK).
+
+    `healths` are vla_msgs/InputStatus.HEALTH_* values (0 = OK).
+    """
+    not_ok = sum(1 for health in healths if health != 0)
+    if not healths:
+        return cannot_evaluate(rule, 'no camera status received', Verdict.MINIMAL_RISK)
+    if not_ok > max_not_ok:
+        verdict = Verdict.MINIMAL_RISK
+    elif not_ok:
+        verdict = Verdict.DEGRADE
+    else:
+        verdict = Verdict.PASS
+    return Check(
+        rule,
+        verdict,
+        f'{not_ok} of {len(healths)} cameras not OK (stop above {max_not_ok})',
+        not_ok,
+        max_not_ok,
     )
