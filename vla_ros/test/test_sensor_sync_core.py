@@ -192,3 +192,18 @@ def test_non_finite_odometry_is_refused_by_name():
 def test_sync_and_rig_must_name_the_same_cameras():
     with pytest.raises(ValueError, match='differ from the rig'):
         SensorSyncCore(RIG, SensorSyncConfig(SyncConfig(('front',))))
+
+
+def test_late_image_reused_as_stale_is_decoded():
+    """A late image (older than the last frame) may still serve as a later frame's STALE image."""
+    core = with_intrinsics(make_core())
+    core.on_image('front', rclpy_image(0, 1000 * MS), 1000 * MS)
+    core.on_image('jpeg', rclpy_jpeg(2, 1002 * MS), 1002 * MS)
+    first = core.step(1060 * MS)  # 'left' sent nothing: the frame goes out at the deadline
+    assert [c.health for c in first.cameras] == [Health.OK, Health.MISSING, Health.OK]
+    core.on_image('left', rclpy_image(1, 1001 * MS), 1061 * MS)  # late: older than that frame
+    core.on_image('front', rclpy_image(3, 1100 * MS), 1100 * MS)
+    core.on_image('jpeg', rclpy_jpeg(4, 1102 * MS), 1102 * MS)
+    second = core.step(1160 * MS)
+    assert [c.health for c in second.cameras] == [Health.OK, Health.STALE, Health.OK]
+    assert second.cameras[1].image is not None

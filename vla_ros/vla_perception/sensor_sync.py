@@ -154,9 +154,9 @@ class SensorSyncCore:
         if self.config.decode_on_arrival and self._pool is not None and intrinsics is not None:
             prepared = self._pool.submit(self.preprocessor.prepare, msg, intrinsics)
         pending = PendingImage(msg, intrinsics, prepared)
-        queued = self.synchronizer.add(camera, stamp_to_ns(msg.header.stamp), now_ns, pending)
-        if not queued and prepared is not None:
-            prepared.cancel()
+        # A declined (late) image may still be reused as a later frame's STALE image, so its
+        # decode is never cancelled.
+        self.synchronizer.add(camera, stamp_to_ns(msg.header.stamp), now_ns, pending)
 
     def on_odometry(self, msg: object) -> None:
         """Buffer an odometry message; raise ValueError for non-finite or malformed values."""
