@@ -4,6 +4,7 @@ A thin wrapper over SensorSyncCore: it converts messages, holds parameters and Q
 bad input (once per camera and reason per throttle period) and publishes /diagnostics.
 """
 
+import array
 import contextlib
 from functools import partial
 
@@ -135,7 +136,9 @@ def camera_frame_message(camera: CameraImage) -> CameraFrame:
         rgb = camera.image.rgb
         message.image.height, message.image.width = rgb.shape[:2]
         message.image.encoding, message.image.step = 'rgb8', rgb.shape[1] * 3
-        message.image.data = rgb.tobytes()
+        data = array.array('B')
+        data.frombytes(rgb)  # one copy; rclpy keeps an array('B') as it is
+        message.image.data = data
     if camera.intrinsics is not None:
         message.camera_info = camera_info_message(camera.intrinsics, stamp, spec.frame_id)
     message.extrinsic = Transform()

@@ -252,8 +252,8 @@ class VlaInferenceNode(LifecycleNode):
             self.core.set_instruction(message.text)
 
     def _on_frame(self, message: SensorFrame) -> None:
-        if self._pending is not None:
-            self.skipped += 1  # a newer frame came before this one could be planned
+        # A newer frame replaces one not yet planned; the gap in sequence numbers counts it
+        # (and any frame lost in transport) when the newer one is planned.
         self._pending = message
 
     def _process(self) -> None:
