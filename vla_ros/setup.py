@@ -26,6 +26,7 @@ setup(
             'vla = vla_ros.cli:main',
             'sensor_sync_node = vla_perception.sensor_sync_node:main',
             'vla_inference_node = vla_planning.vla_inference_node:main',
+            'safety_monitor_node = vla_planning.safety_monitor_node:main',
         ],
     },
 )

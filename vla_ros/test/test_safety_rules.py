@@ -23,13 +23,12 @@ from vla_planning.safety_rules import (
     check_spacing,
     check_time_to_collision,
     check_times,
-    lateral_accelerations,
-    longitudinal_jerks,
-    plan_state_at,
     rss_safe_distance,
+    rss_safe_speed,
     time_to_collision,
 )
 from vla_planning.safety_states import StateMachineConfig
+from vla_planning.timed_path import from_plan, jerks, path_turns
 
 LIMITS = SafetyLimits()
 RSS = RssParameters()
@@ -52,6 +51,8 @@ def test_verdicts_are_the_message_constants():
         (0.5001, Verdict.OVERRIDE, '0.500 s old > 0.5 s'),
         (math.inf, Verdict.OVERRIDE, 'never received > 0.5 s'),
         (math.nan, Verdict.OVERRIDE, 'cannot evaluate: age is NaN'),
+        (-0.5, Verdict.PASS, '-0.500 s old'),
+        (-0.51, Verdict.OVERRIDE, 'stamp 0.510 s in the future'),
     ],
 )
 def test_freshness_boundary(age, verdict, reason):
@@ -114,30 +115,38 @@ def test_longitudinal_acceleration_within_iso_15622(accelerations, verdict, valu
     assert (check.verdict, check.value) == (verdict, pytest.approx(value))
 
 
-def test_lateral_acceleration_is_speed_times_yaw_rate():
-    # 20 m/s at 0.15 rad/s: 3.0 m/s^2, exactly the ISO 11270 limit; 0.151 rad/s: 3.02 m/s^2.
-    at_limit = lateral_accelerations(np.array([20.0]), np.array([0.15]))
-    over = lateral_accelerations(np.array([20.0]), np.array([-0.151]))
+def test_lateral_acceleration_is_speed_times_the_course_rate():
+    # A 133.3 m radius at 20 m/s turns at 0.15 rad/s: 3.0 m/s^2, the ISO 11270 limit. Chords
+    # 0.5 s apart turn by 0.075 rad each (the first by half that, from the start heading).
+    radius, step = 20.0 / 0.15, 0.075
+    angles = np.arange(0, 6) * step
+    poses = np.column_stack([radius * np.sin(angles), radius * (1 - np.cos(angles)), angles])
+    kinematics = path_turns(np.arange(6) * 0.5, poses)
+    lateral = kinematics.speeds_mps * kinematics.yaw_rates_rps
+    assert kinematics.turn_angles_rad[1:] == pytest.approx(step)
+    assert lateral[1:] == pytest.approx(3.0, abs=2e-3)  # chord speed 2R sin(step/2)/dt
+    assert kinematics.curvatures_1pm[1:] == pytest.approx(1 / radius, rel=1e-3)
     limit = LIMITS.max_lateral_acceleration_mps2
+    at_limit, over = np.array([3.0]), np.array([-3.02])
     assert (
-        check_range(
-            'kinematics.lateral', at_limit, -limit, limit, 'm/s^2', Verdict.OVERRIDE
-        ).verdict
-        == Verdict.PASS
-    )
+        check_range('kinematics.lateral', at_limit, -limit, limit, 'm/s^2', Verdict.OVERRIDE)
+    ).verdict == Verdict.PASS
     check = check_range('kinematics.lateral', over, -limit, limit, 'm/s^2', Verdict.OVERRIDE)
     assert check.verdict == Verdict.OVERRIDE and check.value == pytest.approx(-3.02)
 
 
 def test_longitudinal_jerk_against_nuplan_comfort():
-    times = np.array([0.5, 1.0])
-    assert longitudinal_jerks(np.array([0.0, 2.065]), times) == pytest.approx([4.13])
-    jerk = longitudinal_jerks(np.array([0.0, 2.1]), times)
+    # Point speeds 10, 10, 10, 11.0325 m/s 0.5 s apart: accelerations 0, 0, 2.065 m/s^2, so a
+    # jerk of 4.13 m/s^3, the nuPlan limit; a little more speed goes over it.
+    def jerk(last_speed: float) -> np.ndarray:
+        poses = np.column_stack([[5.0, 10.0, 10.0 + 0.5 * last_speed], np.zeros(3), np.zeros(3)])
+        return jerks(from_plan(np.array([0.5, 1.0, 1.5]), poses))
+
+    assert jerk(11.0325) == pytest.approx([0.0, 4.13])
     limit = LIMITS.max_longitudinal_jerk_mps3
     assert (
-        check_range('kinematics.jerk', jerk, -limit, limit, 'm/s^3', Verdict.DEGRADE).verdict
-        == Verdict.DEGRADE
-    )
+        check_range('kinematics.jerk', jerk(11.05), -limit, limit, 'm/s^3', Verdict.DEGRADE)
+    ).verdict == Verdict.DEGRADE
 
 
 @pytest.mark.parametrize(
@@ -165,7 +174,7 @@ def test_rss_distance_at_50_kmh_behind_a_car_at_the_same_speed():
 
 @pytest.mark.parametrize(
     ('gap', 'verdict'),
-    [(41.0, Verdict.MINIMAL_RISK), (41.5, Verdict.PASS), (math.nan, Verdict.MINIMAL_RISK)],
+    [(41.0, Verdict.DEGRADE), (41.5, Verdict.PASS), (math.nan, Verdict.DEGRADE)],
 )
 def test_rss_check_at_its_boundary(gap, verdict):
     assert check_rss('collision.rss', gap, 50 / 3.6, 50 / 3.6, RSS).verdict == verdict
@@ -173,7 +182,15 @@ def test_rss_check_at_its_boundary(gap, verdict):
 
 def test_rss_check_refuses_invalid_speeds():
     check = check_rss('collision.rss', 50.0, -2.0, 10.0, RSS)
-    assert check.verdict == Verdict.MINIMAL_RISK and check.reason.startswith('cannot evaluate')
+    assert check.verdict == Verdict.DEGRADE and check.reason.startswith('cannot evaluate')
+
+
+def test_rss_safe_speed_inverts_the_distance():
+    v = 50 / 3.6
+    assert rss_safe_speed(rss_safe_distance(v, v, RSS), v, RSS) == pytest.approx(v)
+    assert rss_safe_speed(rss_safe_distance(20.0, 5.0, RSS), 5.0, RSS) == pytest.approx(20.0)
+    # A gap shorter than the distance needed even at rest (1.75 m at a standing lead): stop.
+    assert rss_safe_speed(1.0, 0.0, RSS) == 0.0
 
 
 def test_time_to_collision_and_its_boundary():
@@ -191,16 +208,6 @@ def test_every_limit_is_documented_with_a_source():
     classes = (SafetyLimits, RssParameters, VehicleShape, StateMachineConfig)
     names = [field.name for cls in classes for field in dataclasses.fields(cls)]
     assert [name for name in names if f'`{name}`' not in documented] == []
-
-
-def test_plan_state_is_interpolated_from_the_origin():
-    times = np.array([0.5, 1.0])
-    poses = np.array([[5.0, 0.0, 0.0], [10.0, 1.0, 0.2]])
-    pose, speed = plan_state_at(times, poses, np.array([10.0, 12.0]), 0.75)
-    assert pose == pytest.approx([7.5, 0.5, 0.1]) and speed == pytest.approx(11.0)
-    assert plan_state_at(times, poses, np.array([10.0, 12.0]), 0.25)[0] == pytest.approx(
-        [2.5, 0.0, 0.0]
-    )  # between the vehicle (origin) and the first point
 
 
 @pytest.mark.parametrize(

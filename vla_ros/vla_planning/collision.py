@@ -1,9 +1,13 @@
-"""Collision rule: the ego footprint swept along a plan against obstacles at constant velocity.
+"""Collision rule: the ego footprint swept along a trajectory against constant-velocity obstacles.
 
-Everything is in base_link at the plan's stamp. The plan is resampled every `step_s` (plan points
-0.5 s apart at 25 m/s are 12.5 m apart, longer than a car: a conflict between two points would be
-missed), the ego box is placed at each sample, every obstacle box is moved to the same time, and
-the oriented boxes are tested for overlap by the separating-axis theorem, all vectorised.
+Trajectory and obstacles share one frame and one time origin (the monitor uses odom at the
+cycle time). The trajectory is resampled every `step_s` (plan points 0.5 s apart at 25 m/s are
+12.5 m apart, longer than a car: a conflict between two points would be missed), the ego box is
+placed at each sample, every obstacle box is moved to the same time, and the oriented boxes are
+tested by the separating-axis theorem in closed form, vectorised over the pairs a bounding-circle
+prefilter leaves. A conflict with an obstacle behind the ego's rear bumper is not the ego's to
+avoid (RSS: the follower is responsible) and braking harder would only make it worse, so it is
+not counted.
 """
 
 import math
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_planning.safety_rules import Check, Verdict
+from vla_planning.timed_path import TimedPath, unwrap
 
 
 @dataclass(frozen=True)
@@ -21,103 +26,172 @@ class VehicleShape:
     length_m: float = 4.8
     width_m: float = 1.9
     rear_overhang_m: float = 1.0  # from the rear bumper to base_link
+    wheelbase_m: float = 2.7  # front to rear axle, for steering angles
     margin_m: float = 0.1  # added on every side [RSS lateral margin 0.1 m]
+
+    @property
+    def half_extent(self) -> np.ndarray:
+        """Half length and half width of the box, margin included."""
+        return np.array([self.length_m / 2 + self.margin_m, self.width_m / 2 + self.margin_m])
+
+    @property
+    def centre_offset_m(self) -> float:
+        """From base_link forward to the centre of the box."""
+        return self.length_m / 2 - self.rear_overhang_m
 
 
 @dataclass(frozen=True)
 class Obstacles:
-    """Obstacle boxes at the plan's stamp, in base_link: centres, yaw, size, velocity."""
+    """Obstacle boxes at one time in one frame: centres, yaw, size, velocity over ground."""
 
     centres: np.ndarray  # (n, 2) m
     yaws: np.ndarray  # (n,) rad
     sizes: np.ndarray  # (n, 2) length, width, m
     velocities: np.ndarray  # (n, 2) m/s
 
+    def __len__(self) -> int:
+        return len(self.centres)
 
-def resample(times_s: np.ndarray, poses: np.ndarray, step_s: float) -> tuple[np.ndarray, ...]:
-    """Return (times, poses) every step_s from 0 to the last time; the ego starts at the origin."""
-    times = np.concatenate([[0.0], times_s])
-    poses = np.vstack([np.zeros((1, 3)), poses])
-    samples = np.arange(0.0, times[-1] + 1e-9, step_s)
-    headings = np.unwrap(poses[:, 2])
+    def moved(self, dt_s: float) -> 'Obstacles':
+        """Return the same obstacles `dt_s` later, at constant velocity."""
+        return Obstacles(
+            self.centres + dt_s * self.velocities, self.yaws, self.sizes, self.velocities
+        )
+
+
+def resample(path: TimedPath, step_s: float, horizon_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return (times, poses) every `step_s` from 0 to the path's end or `horizon_s`."""
+    end = min(float(path.times_s[-1]), horizon_s)
+    samples = np.arange(0.0, end + 1e-9, step_s)
+    headings = unwrap(path.poses[:, 2])
     return samples, np.column_stack(
         [
-            np.interp(samples, times, poses[:, 0]),
-            np.interp(samples, times, poses[:, 1]),
-            np.interp(samples, times, headings),
+            np.interp(samples, path.times_s, path.poses[:, 0]),
+            np.interp(samples, path.times_s, path.poses[:, 1]),
+            np.interp(samples, path.times_s, headings),
         ]
     )
 
 
-def box_corners(centres: np.ndarray, yaws: np.ndarray, half_sizes: np.ndarray) -> np.ndarray:
-    """Return (..., 4, 2) corners of oriented boxes with the given centres, yaws, half sizes."""
-    signs = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], dtype=float)
-    local = signs * half_sizes[..., None, :]
-    cos, sin = np.cos(yaws)[..., None], np.sin(yaws)[..., None]
-    x = local[..., 0] * cos - local[..., 1] * sin
-    y = local[..., 0] * sin + local[..., 1] * cos
-    return np.stack([x, y], -1) + centres[..., None, :]
-
-
 def boxes_overlap(
-    a: np.ndarray, a_yaws: np.ndarray, b: np.ndarray, b_yaws: np.ndarray
+    centres_a: np.ndarray,
+    yaws_a: np.ndarray,
+    halves_a: np.ndarray,
+    centres_b: np.ndarray,
+    yaws_b: np.ndarray,
+    halves_b: np.ndarray,
 ) -> np.ndarray:
-    """Separating-axis test of corner arrays a and b (..., 4, 2); True where they overlap."""
-    axes = np.stack(
-        [
-            np.cos(a_yaws),
-            np.sin(a_yaws),
-            -np.sin(a_yaws),
-            np.cos(a_yaws),
-            np.cos(b_yaws),
-            np.sin(b_yaws),
-            -np.sin(b_yaws),
-            np.cos(b_yaws),
-        ],
-        -1,
-    ).reshape(*a_yaws.shape, 4, 2)
-    project_a = np.einsum('...ck,...ak->...ac', a, axes)
-    project_b = np.einsum('...ck,...ak->...ac', b, axes)
-    separated = (project_a.max(-1) < project_b.min(-1)) | (project_b.max(-1) < project_a.min(-1))
-    return ~separated.any(-1)
+    """Separating-axis test of oriented boxes a and b, pairwise; True where they overlap.
+
+    For each of the four box axes, the boxes are apart if the centre distance projected on it
+    exceeds the sum of the boxes' projected half extents.
+    """
+    offset = centres_b - centres_a
+    cos_a, sin_a, cos_b, sin_b = np.cos(yaws_a), np.sin(yaws_a), np.cos(yaws_b), np.sin(yaws_b)
+    cos = np.abs(cos_a * cos_b + sin_a * sin_b)  # |cos| and |sin| of the relative yaw
+    sin = np.abs(sin_b * cos_a - cos_b * sin_a)
+    la, wa, lb, wb = halves_a[..., 0], halves_a[..., 1], halves_b[..., 0], halves_b[..., 1]
+    dx, dy = offset[..., 0], offset[..., 1]
+    return (
+        (np.abs(dx * cos_a + dy * sin_a) <= la + lb * cos + wb * sin)
+        & (np.abs(dy * cos_a - dx * sin_a) <= wa + lb * sin + wb * cos)
+        & (np.abs(dx * cos_b + dy * sin_b) <= lb + la * cos + wa * sin)
+        & (np.abs(dy * cos_b - dx * sin_b) <= wb + la * sin + wa * cos)
+    )
 
 
 def first_conflict_s(
-    times_s: np.ndarray,
-    poses: np.ndarray,
+    path: TimedPath,
     obstacles: Obstacles,
     shape: VehicleShape,
+    horizon_s: float = math.inf,
     step_s: float = 0.1,
 ) -> float:
-    """Return the first time the swept ego footprint overlaps an obstacle; +inf if never."""
-    if len(obstacles.centres) == 0 or times_s.size == 0:
+    """Return the first time the swept ego footprint overlaps an obstacle; +inf if never.
+
+    An obstacle whose centre is behind the ego's rear bumper at its first contact is not counted.
+    """
+    if len(obstacles) == 0 or len(path) == 0:
         return math.inf
-    samples, ego = resample(times_s, poses, step_s)
-    half = np.array([shape.length_m / 2 + shape.margin_m, shape.width_m / 2 + shape.margin_m])
-    offset = shape.length_m / 2 - shape.rear_overhang_m  # base_link to the box centre
-    ego_centres = ego[:, :2] + offset * np.column_stack([np.cos(ego[:, 2]), np.sin(ego[:, 2])])
+    samples, ego = resample(path, step_s, horizon_s)
+    half = shape.half_extent
+    heading = np.column_stack([np.cos(ego[:, 2]), np.sin(ego[:, 2])])
+    ego_centres = ego[:, :2] + shape.centre_offset_m * heading
     obstacle_centres = (
         obstacles.centres[None] + samples[:, None, None] * obstacles.velocities[None]
     )
     # Bounding circles first: only pairs that could touch go through the separating-axis test.
     reach = np.hypot(*half) + np.hypot(obstacles.sizes[:, 0], obstacles.sizes[:, 1]) / 2
-    distances = np.linalg.norm(ego_centres[:, None] - obstacle_centres, axis=-1)
-    sample_index, obstacle_index = np.nonzero(distances <= reach[None])
+    gaps = ego_centres[:, None] - obstacle_centres
+    near = np.einsum('son,son->so', gaps, gaps) <= (reach * reach)[None]
+    sample_index, obstacle_index = np.nonzero(near)
     if sample_index.size == 0:
         return math.inf
-    ego_yaws = ego[sample_index, 2]
-    obstacle_yaws = obstacles.yaws[obstacle_index]
-    hits = boxes_overlap(
-        box_corners(ego_centres[sample_index], ego_yaws, half),
-        ego_yaws,
-        box_corners(
-            obstacle_centres[sample_index, obstacle_index],
-            obstacle_yaws,
-            obstacles.sizes[obstacle_index] / 2,
-        ),
-        obstacle_yaws,
+    centres = obstacle_centres[sample_index, obstacle_index]
+    ahead = (
+        np.einsum('pk,pk->p', centres - ego[sample_index, :2], heading[sample_index])
+        >= -shape.rear_overhang_m
     )
-    return float(samples[sample_index[hits].min()]) if hits.any() else math.inf
+    hits = boxes_overlap(
+        ego_centres[sample_index],
+        ego[sample_index, 2],
+        half,
+        centres,
+        obstacles.yaws[obstacle_index],
+        obstacles.sizes[obstacle_index] / 2,
+    )
+    if not hits.any():
+        return math.inf
+    # Each obstacle's first contact decides whose conflict it is (pairs are in time order).
+    _, first = np.unique(obstacle_index[hits], return_index=True)
+    counted = first[ahead[hits][first]]
+    return float(samples[sample_index[hits][counted].min()]) if counted.size else math.inf
+
+
+@dataclass(frozen=True)
+class Lead:
+    """The nearest obstacle ahead in the ego's path: bumper-to-bumper gap and its speed."""
+
+    gap_m: float
+    speed_mps: float  # along the path; negative when it comes towards the ego
+
+
+def find_lead(path_xy: np.ndarray, obstacles: Obstacles, shape: VehicleShape) -> Lead | None:
+    """Return the nearest obstacle whose box lies across the ego's path ahead, or None.
+
+    `path_xy` starts at base_link now; its last segment continues as a ray, so a lead beyond
+    the plan's end is still found. An obstacle is in the path when its centre is within half
+    the ego's width plus its own half width of the path.
+    """
+    if len(obstacles) == 0 or len(path_xy) < 2:
+        return None
+    starts = path_xy[:-1]
+    directions = path_xy[1:] - starts
+    lengths = np.hypot(directions[:, 0], directions[:, 1])
+    valid = lengths > 1e-6
+    if not valid.any():
+        return None
+    starts, directions, lengths = starts[valid], directions[valid], lengths[valid]
+    ux, uy = directions[:, 0] / lengths, directions[:, 1] / lengths
+    ox, oy = obstacles.centres[:, :1], obstacles.centres[:, 1:]  # (n, 1) against (m,) segments
+    along = (ox - starts[:, 0]) * ux + (oy - starts[:, 1]) * uy
+    upper = np.concatenate([lengths[:-1], [math.inf]])
+    along = np.minimum(np.maximum(along, 0.0), upper)
+    lateral_squared = (ox - starts[:, 0] - along * ux) ** 2 + (oy - starts[:, 1] - along * uy) ** 2
+    segment = np.argmin(lateral_squared, axis=1)
+    rows = np.arange(len(obstacles))
+    lateral = np.sqrt(lateral_squared[rows, segment])
+    station = np.concatenate([[0.0], np.cumsum(lengths)])[segment] + along[rows, segment]
+    half_width = shape.width_m / 2 + shape.margin_m + obstacles.sizes[:, 1] / 2
+    front = shape.length_m - shape.rear_overhang_m
+    gaps = station - front - obstacles.sizes[:, 0] / 2
+    in_path = (lateral <= half_width) & (station > 0.0)
+    if not in_path.any():
+        return None
+    nearest = int(np.argmin(np.where(in_path, gaps, math.inf)))
+    direction = np.array([ux[segment[nearest]], uy[segment[nearest]]])
+    speed = float(obstacles.velocities[nearest] @ direction)
+    return Lead(float(gaps[nearest]), speed)
 
 
 def check_collision(rule: str, conflict_s: float, min_time_to_collision_s: float) -> Check:

@@ -41,12 +41,16 @@ class SafetyLimits:
     plan_lost_s: float = 1.0  # older plan: stop [Autoware planning validator: message age 1.0 s]
     odometry_age_s: float = 0.5  # [Autoware MRM handler: availability older than 0.5 s]
     sensor_frame_age_s: float = 0.5  # the same bound for the cameras' frames
+    obstacles_age_s: float = 0.5  # the same bound for the independent obstacle source
     min_horizon_s: float = 2.0  # shorter plans cannot be followed safely through one outage
     max_point_spacing_m: float = 100.0  # [Autoware planning validator: point interval 100 m]
     max_acceleration_mps2: float = 2.0  # [ISO 15622 ACC: +2.0 m/s^2]
     min_acceleration_mps2: float = -3.5  # [ISO 15622 ACC: -3.5 m/s^2]
     max_longitudinal_jerk_mps3: float = 4.13  # [nuPlan comfort: longitudinal jerk 4.13 m/s^3]
     max_lateral_acceleration_mps2: float = 3.0  # [ISO 11270 LKA, openpilot: 3.0 m/s^2]
+    max_curvature_1pm: float = 1.0  # [Autoware planning validator: curvature 1.0 1/m]
+    max_relative_angle_rad: float = 2.0  # turn between segments [Autoware validator: 2.0 rad]
+    max_steering_rate_rps: float = 10.0  # [Autoware planning validator: steering rate 10 rad/s]
     speed_limit_mps: float = 36.1  # 130 km/h, the highest motorway limit the simulator drives
     min_confidence: float = 0.2  # below: the model is unsure among its candidates (project's)
     min_time_to_collision_s: float = 1.5  # [Autoware AEB: 1.5 s ego-path horizon]
@@ -75,9 +79,14 @@ def cannot_evaluate(rule: str, what: str, verdict: Verdict) -> Check:
 
 
 def check_age(rule: str, age_s: float, limit_s: float, verdict: Verdict) -> Check:
-    """Freshness: an input older than `limit_s` (or never received: +inf) gets `verdict`."""
+    """Freshness: an input older than `limit_s` (or never received: +inf) gets `verdict`.
+
+    A stamp more than `limit_s` in the future is refused too: the clocks disagree.
+    """
     if math.isnan(age_s):
         return cannot_evaluate(rule, 'age is NaN', verdict)
+    if age_s < -limit_s:
+        return Check(rule, verdict, f'stamp {-age_s:.3f} s in the future', age_s, limit_s)
     if age_s > limit_s:
         received = 'never received' if math.isinf(age_s) else f'{age_s:.3f} s old'
         return Check(rule, verdict, f'{received} > {limit_s} s', age_s, limit_s)
@@ -108,7 +117,7 @@ def check_times(rule: str, times_s: np.ndarray, min_horizon_s: float) -> Check:
             float(times_s[0]),
             0,
         )
-    steps = np.diff(times_s)
+    steps = times_s[1:] - times_s[:-1]
     if np.any(steps <= 0):
         index = int(np.argmax(steps <= 0)) + 1
         return Check(
@@ -128,7 +137,9 @@ def check_times(rule: str, times_s: np.ndarray, min_horizon_s: float) -> Check:
 
 def check_spacing(rule: str, xy: np.ndarray, max_spacing_m: float) -> Check:
     """Sanity: consecutive points (and the first from the origin) at most `max_spacing_m` apart."""
-    gaps = np.linalg.norm(np.diff(np.vstack([np.zeros((1, 2)), xy]), axis=0), axis=1)
+    points = np.vstack([np.zeros((1, 2)), xy])
+    with np.errstate(over='ignore', invalid='ignore'):  # huge coordinates: an infinite gap
+        gaps = np.hypot(*(points[1:] - points[:-1]).T)
     worst = float(gaps.max(initial=0.0))
     verdict = Verdict.OVERRIDE if worst > max_spacing_m else Verdict.PASS
     return Check(
@@ -153,16 +164,6 @@ def check_range(
         )
     value, limit = (float(values.min()), low) if below >= above else (float(values.max()), high)
     return Check(rule, verdict, f'{value:.3f} {unit} outside [{low}, {high}] {unit}', value, limit)
-
-
-def lateral_accelerations(speeds_mps: np.ndarray, yaw_rates_rps: np.ndarray) -> np.ndarray:
-    """Lateral acceleration of a path, v * omega (m/s^2): curvature against speed, v^2 * kappa."""
-    return speeds_mps * yaw_rates_rps
-
-
-def longitudinal_jerks(accelerations_mps2: np.ndarray, times_s: np.ndarray) -> np.ndarray:
-    """Finite-difference jerk (m/s^3) between consecutive points."""
-    return np.diff(accelerations_mps2) / np.diff(times_s)
 
 
 def check_confidence(rule: str, confidence: float, floor: float) -> Check:
@@ -208,16 +209,36 @@ def rss_safe_distance(ego_speed_mps: float, lead_speed_mps: float, rss: RssParam
 def check_rss(
     rule: str, gap_m: float, ego_speed_mps: float, lead_speed_mps: float, rss: RssParameters
 ) -> Check:
-    """Require the gap to the lead vehicle to be at least the RSS safe distance, else stop."""
+    """Require the gap to the lead vehicle to be at least the RSS safe distance.
+
+    Below it, RSS's proper response is to brake until the gap is safe again: DEGRADE, whose
+    speed clamp includes rss_safe_speed.
+    """
     safe = rss_safe_distance(ego_speed_mps, lead_speed_mps, rss)
     if math.isnan(safe) or not math.isfinite(gap_m):
         return cannot_evaluate(
             rule,
             f'gap {gap_m} m, speeds {ego_speed_mps}/{lead_speed_mps} m/s',
-            Verdict.MINIMAL_RISK,
+            Verdict.DEGRADE,
         )
-    verdict = Verdict.MINIMAL_RISK if gap_m < safe else Verdict.PASS
+    verdict = Verdict.DEGRADE if gap_m < safe else Verdict.PASS
     return Check(rule, verdict, f'gap {gap_m:.1f} m, RSS safe distance {safe:.1f} m', gap_m, safe)
+
+
+def rss_safe_speed(gap_m: float, lead_speed_mps: float, rss: RssParameters) -> float:
+    """Highest ego speed whose RSS safe distance to the lead is at most `gap_m`, m/s.
+
+    The inverse of rss_safe_distance: with u = v + rho*a_acc the distance is
+    u^2/(2*a_brake_min) + rho*u - a_acc*rho^2/2 - v_f^2/(2*a_brake_max), a quadratic in u.
+    """
+    rho, accel, brake = rss.response_time_s, rss.max_acceleration_mps2, rss.min_braking_mps2
+    constant = (
+        gap_m + 0.5 * accel * rho**2 + max(lead_speed_mps, 0.0) ** 2 / (2 * rss.max_braking_mps2)
+    )
+    if constant <= 0:
+        return 0.0
+    u = brake * (-rho + math.sqrt(rho**2 + 2 * constant / brake))
+    return max(u - rho * accel, 0.0)
 
 
 def time_to_collision(gap_m: float, closing_speed_mps: float) -> float:
@@ -235,24 +256,6 @@ def check_time_to_collision(rule: str, ttc_s: float, minimum_s: float) -> Check:
     return Check(
         rule, verdict, f'time to collision {ttc_s:.2f} s (minimum {minimum_s} s)', ttc_s, minimum_s
     )
-
-
-def plan_state_at(
-    times_s: np.ndarray, poses: np.ndarray, speeds_mps: np.ndarray, t_s: float
-) -> tuple[np.ndarray, float]:
-    """Return the plan's (x, y, heading) and speed at `t_s`, the plan starting at the origin."""
-    times = np.concatenate([[0.0], times_s])
-    poses = np.vstack([np.zeros((1, 3)), poses])
-    speeds = np.concatenate([[speeds_mps[0] if speeds_mps.size else 0.0], speeds_mps])
-    headings = np.unwrap(poses[:, 2])
-    pose = np.array(
-        [
-            np.interp(t_s, times, poses[:, 0]),
-            np.interp(t_s, times, poses[:, 1]),
-            np.interp(t_s, times, headings),
-        ]
-    )
-    return pose, float(np.interp(t_s, times, speeds))
 
 
 def check_continuity(

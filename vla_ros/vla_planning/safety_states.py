@@ -88,6 +88,11 @@ class SafetyStateMachine:
             self._enter(SafetyState.MINIMAL_RISK, now_s)
         return self.state
 
+    def demand_emergency(self) -> None:
+        """Make the minimal-risk stop an emergency stop (only meaningful in MINIMAL_RISK)."""
+        if self.state == SafetyState.MINIMAL_RISK:
+            self.emergency = True
+
     def _enter(self, state: SafetyState, now_s: float) -> None:
         if state == SafetyState.OVERRIDE and self.state != SafetyState.OVERRIDE:
             self._override_since_s = now_s

@@ -8,7 +8,6 @@ queues behind: it keeps only the newest frame, and counts the frames it had to s
 from pathlib import Path
 
 import numpy as np
-from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -18,7 +17,6 @@ from vla_msgs.msg import (
     Instruction,
     SensorFrame,
     Trajectory,
-    TrajectoryPoint,
     VlaPlan,
 )
 
@@ -37,6 +35,7 @@ from vla_planning.inference_core import (
     Plan,
     path_kinematics,
 )
+from vla_planning.trajectory_messages import trajectory_message, yaw_of
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_status
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
@@ -99,8 +98,7 @@ def frame_input(
             )
         )
     pose, twist = message.odometry.pose.pose, message.odometry.twist.twist
-    o = pose.orientation
-    yaw = float(np.arctan2(2 * (o.w * o.z + o.x * o.y), 1 - 2 * (o.y * o.y + o.z * o.z)))
+    yaw = yaw_of(pose.orientation)
     speed = twist.linear.x
     acceleration = 0.0 if previous_speed is None else (speed - previous_speed) / dt_s
     return FrameInput(
@@ -114,29 +112,14 @@ def frame_input(
     )
 
 
-def trajectory_message(
+def candidate_message(
     points: np.ndarray, times_s: np.ndarray, step_s: float, header
 ) -> Trajectory:
     """Build a Trajectory (base_link at the frame stamp) with kinematics derived from the path."""
     speeds, accelerations, yaw_rates = path_kinematics(points, step_s)
-    message = Trajectory(header=header, origin=Trajectory.ORIGIN_MODEL)
-    for (x, y, heading), t, v, a, w in zip(
-        points, times_s, speeds, accelerations, yaw_rates, strict=True
-    ):
-        point = TrajectoryPoint(
-            longitudinal_velocity_mps=float(v),
-            acceleration_mps2=float(a),
-            heading_rate_rps=float(w),
-        )
-        seconds = int(t)
-        point.time_from_start = Duration(sec=seconds, nanosec=round((t - seconds) * NS_PER_S))
-        point.pose.position.x, point.pose.position.y = float(x), float(y)
-        point.pose.orientation.z, point.pose.orientation.w = (
-            np.sin(heading / 2),
-            np.cos(heading / 2),
-        )
-        message.points.append(point)
-    return message
+    return trajectory_message(
+        header, Trajectory.ORIGIN_MODEL, times_s, points, speeds, accelerations, yaw_rates
+    )
 
 
 class VlaInferenceNode(LifecycleNode):
@@ -297,7 +280,7 @@ class VlaInferenceNode(LifecycleNode):
         header = frame.header
         message = VlaPlan(header=header, frame_sequence=frame.sequence, frame_epoch=frame.epoch)
         message.candidates = [
-            trajectory_message(c, plan.times_s, config.step_s, header) for c in plan.candidates
+            candidate_message(c, plan.times_s, config.step_s, header) for c in plan.candidates
         ]
         message.trajectory = message.candidates[plan.selected]
         message.candidate_scores = plan.probabilities.astype(np.float32).tolist()

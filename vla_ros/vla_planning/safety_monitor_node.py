@@ -1,0 +1,415 @@
+"""safety_monitor_node: the rule layer between the model and the vehicle.
+
+A thin wrapper over SafetyMonitor. Every cycle of its timer (node clock, so `use_sim_time`
+works) it publishes on `vla/trajectory` whatever the monitor decided — the plan, a clamped or
+held one, or a stop — and the reasons on `vla/safety_status`, whether or not inputs arrived.
+Every limit is a read-only parameter with a range: a running monitor cannot be loosened.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_msgs.msg import Header
+from vla_msgs.msg import (
+    ObstacleArray,
+    SafetyCheck,
+    SafetyStatus,
+    SensorStatus,
+    Trajectory,
+    VlaPlan,
+)
+
+from vla_perception.odometry import OdometrySample
+from vla_perception.synchronizer import stamp_to_ns
+from vla_planning.collision import Obstacles, VehicleShape
+from vla_planning.safety_monitor import (
+    EgoSample,
+    MonitorConfig,
+    MonitorOutput,
+    ObstacleInput,
+    PlanInput,
+    SafetyMonitor,
+    SensorStatusInput,
+)
+from vla_planning.safety_rules import RssParameters, SafetyLimits
+from vla_planning.safety_states import SafetyState, StateMachineConfig
+from vla_planning.speed_profiles import StopProfile
+from vla_planning.timed_path import TimedPath, unwrap
+from vla_planning.trajectory_messages import trajectory_arrays, trajectory_message, yaw_of
+from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_status
+from vla_ros.node_main import run_node
+from vla_ros.parameters import ParameterSpec, declare_parameters
+from vla_ros.qos import RELIABLE, SENSOR_DATA
+
+NS_PER_S = 1_000_000_000
+PI = 3.1416
+
+RANGES: dict[str, tuple[float, float]] = {
+    'limits.plan_age_s': (0.05, 5.0),
+    'limits.plan_lost_s': (0.1, 10.0),
+    'limits.odometry_age_s': (0.01, 5.0),
+    'limits.sensor_frame_age_s': (0.01, 5.0),
+    'limits.obstacles_age_s': (0.01, 5.0),
+    'limits.min_horizon_s': (0.5, 20.0),
+    'limits.max_point_spacing_m': (0.1, 1000.0),
+    'limits.max_acceleration_mps2': (0.1, 10.0),
+    'limits.min_acceleration_mps2': (-15.0, -0.1),
+    'limits.max_longitudinal_jerk_mps3': (0.1, 50.0),
+    'limits.max_lateral_acceleration_mps2': (0.1, 15.0),
+    'limits.max_curvature_1pm': (0.01, 10.0),
+    'limits.max_relative_angle_rad': (0.1, PI),
+    'limits.max_steering_rate_rps': (0.1, 50.0),
+    'limits.speed_limit_mps': (0.5, 70.0),
+    'limits.min_confidence': (0.0, 1.0),
+    'limits.min_time_to_collision_s': (0.0, 10.0),
+    'limits.max_position_deviation_m': (0.1, 20.0),
+    'limits.max_yaw_deviation_rad': (0.05, PI),
+    'limits.max_speed_deviation_mps': (0.1, 30.0),
+    'limits.max_cameras_not_ok': (0, 32),
+    'rss.response_time_s': (0.0, 5.0),
+    'rss.max_acceleration_mps2': (0.0, 10.0),
+    'rss.min_braking_mps2': (0.5, 15.0),
+    'rss.max_braking_mps2': (0.5, 15.0),
+    'vehicle.length_m': (0.5, 30.0),
+    'vehicle.width_m': (0.3, 5.0),
+    'vehicle.rear_overhang_m': (0.0, 10.0),
+    'vehicle.wheelbase_m': (0.5, 15.0),
+    'vehicle.margin_m': (0.0, 2.0),
+    'state_machine.relax_cycles': (1, 1000),
+    'state_machine.clear_cycles': (1, 10000),
+    'state_machine.max_hold_s': (0.0, 10.0),
+    'comfortable_stop.deceleration_mps2': (0.1, 10.0),
+    'comfortable_stop.jerk_mps3': (0.05, 100.0),
+    'emergency_stop.deceleration_mps2': (0.1, 15.0),
+    'emergency_stop.jerk_mps3': (0.05, 200.0),
+}
+"""Ranges of the read-only limits; every default and its source is in docs/SAFETY.md."""
+
+
+def limit_specs() -> list[ParameterSpec]:
+    """Return one read-only ParameterSpec per field of the monitor's configuration."""
+    defaults = MonitorConfig()
+    sections = {
+        'limits': defaults.limits,
+        'rss': defaults.rss,
+        'vehicle': defaults.shape,
+        'state_machine': defaults.machine,
+        'comfortable_stop': defaults.comfortable_stop,
+        'emergency_stop': defaults.emergency_stop,
+    }
+    specs = []
+    for section, values in sections.items():
+        for item in dataclasses.fields(values):
+            name = f'{section}.{item.name}'
+            low, high = RANGES[name]
+            specs.append(
+                ParameterSpec(
+                    name,
+                    getattr(values, item.name),
+                    f'Hard limit {name}; its meaning and source are in docs/SAFETY.md.',
+                    low,
+                    high,
+                )
+            )
+    return specs
+
+
+PARAMETERS = [
+    *limit_specs(),
+    ParameterSpec(
+        'collision_horizon_s', 4.5, 'How far ahead collisions are checked, s.', 0.5, 20.0
+    ),
+    ParameterSpec(
+        'require_obstacles',
+        True,
+        'Stop when the obstacle source is missing; false: run without collision rules.',
+    ),
+    ParameterSpec('rate_hz', 10.0, 'Monitor cycles per second.', 1.0, 100.0),
+    ParameterSpec('odometry_topic', '/localization/kinematic_state', 'nav_msgs/Odometry input.'),
+    ParameterSpec('obstacles_topic', '/perception/obstacles', 'vla_msgs/ObstacleArray input.'),
+    ParameterSpec('max_plan_points', 10000, 'Longer plans are refused unread.', 2, 1000000),
+    ParameterSpec(
+        'degraded_max_speed_mps',
+        25.0,
+        'Speed cap while DEGRADED, m/s; may be changed at run time, up to limits.speed_limit_mps.',
+        0.0,
+        70.0,
+        read_only=False,
+    ),
+]
+
+
+def monitor_config(params: dict[str, object]) -> MonitorConfig:
+    """Build the monitor's configuration from declared parameter values; refuse contradictions."""
+
+    def section(prefix: str, cls: type) -> object:
+        return cls(**{f.name: params[f'{prefix}.{f.name}'] for f in dataclasses.fields(cls)})
+
+    config = MonitorConfig(
+        limits=section('limits', SafetyLimits),
+        rss=section('rss', RssParameters),
+        shape=section('vehicle', VehicleShape),
+        machine=section('state_machine', StateMachineConfig),
+        comfortable_stop=section('comfortable_stop', StopProfile),
+        emergency_stop=section('emergency_stop', StopProfile),
+        degraded_max_speed_mps=params['degraded_max_speed_mps'],
+        collision_horizon_s=params['collision_horizon_s'],
+        require_obstacles=params['require_obstacles'],
+    )
+    limits = config.limits
+    if limits.plan_age_s > limits.plan_lost_s:
+        raise ValueError(
+            f'limits.plan_age_s ({limits.plan_age_s} s) must not exceed '
+            f'limits.plan_lost_s ({limits.plan_lost_s} s)'
+        )
+    if config.degraded_max_speed_mps > limits.speed_limit_mps:
+        raise ValueError(
+            f'degraded_max_speed_mps ({config.degraded_max_speed_mps} m/s) must not exceed '
+            f'limits.speed_limit_mps ({limits.speed_limit_mps} m/s)'
+        )
+    return config
+
+
+def obstacles_from_message(message: ObstacleArray) -> Obstacles:
+    """Convert an ObstacleArray; raise ValueError naming the first non-finite or bad obstacle."""
+    rows = []
+    for obstacle in message.obstacles:
+        p, d, v = obstacle.pose.position, obstacle.dimensions, obstacle.velocity
+        row = (p.x, p.y, yaw_of(obstacle.pose.orientation), d.x, d.y, v.x, v.y)
+        if not all(math.isfinite(value) for value in row):
+            raise ValueError(f'obstacle {obstacle.id} has non-finite pose, size or velocity')
+        if d.x <= 0 or d.y <= 0:
+            raise ValueError(f'obstacle {obstacle.id} has a non-positive size {d.x} x {d.y} m')
+        rows.append(row)
+    data = np.array(rows, dtype=float).reshape(-1, 7)
+    return Obstacles(data[:, 0:2], data[:, 2], data[:, 3:5], data[:, 5:7])
+
+
+def yaw_rates(path: TimedPath) -> np.ndarray:
+    """Heading rate at each point (towards the next one; the last repeats), rad/s."""
+    if len(path) < 2:
+        return np.zeros(len(path))
+    headings = unwrap(path.poses[:, 2])
+    forward = (headings[1:] - headings[:-1]) / (path.times_s[1:] - path.times_s[:-1])
+    return np.concatenate([forward, forward[-1:]])
+
+
+class SafetyMonitorNode(Node):
+    """Run the safety monitor on a timer and publish its trajectory, status and diagnostics."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('safety_monitor_node', **kwargs)
+        self.params = declare_parameters(self, PARAMETERS)
+        self.monitor = SafetyMonitor(monitor_config(self.params))
+        self.odometry_frame = 'odom'
+        self.rejected: dict[str, int] = {'plan': 0, 'odometry': 0, 'obstacles': 0}
+        self.transitions = 0
+        self._last: MonitorOutput | None = None
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.trajectory_publisher = self.create_publisher(Trajectory, 'vla/trajectory', RELIABLE)
+        self.status_publisher = self.create_publisher(SafetyStatus, 'vla/safety_status', RELIABLE)
+        self.diagnostics_publisher = self.create_publisher(
+            DiagnosticArray, '/diagnostics', RELIABLE
+        )
+        self.create_subscription(VlaPlan, 'vla/plan', self._on_plan, RELIABLE)
+        self.create_subscription(
+            Odometry, self.params['odometry_topic'], self._on_odometry, SENSOR_DATA
+        )
+        self.create_subscription(
+            ObstacleArray, self.params['obstacles_topic'], self._on_obstacles, RELIABLE
+        )
+        self.create_subscription(SensorStatus, 'vla/sensor_status', self._on_status, RELIABLE)
+        self.create_timer(1.0 / self.params['rate_hz'], self._cycle)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.get_logger().info(
+            f'monitoring at {self.params["rate_hz"]} Hz; limits are read-only '
+            '(docs/SAFETY.md lists them with their sources)'
+        )
+
+    def _validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Check run-time changes (read-only limits never reach here: rclpy refuses them)."""
+        for parameter in parameters:
+            if parameter.name == 'degraded_max_speed_mps':
+                limit = self.monitor.config.limits.speed_limit_mps
+                if parameter.value > limit:
+                    return SetParametersResult(
+                        successful=False,
+                        reason=f'degraded_max_speed_mps {parameter.value} m/s exceeds the hard '
+                        f'limit limits.speed_limit_mps {limit} m/s',
+                    )
+                self.monitor.set_degraded_max_speed(parameter.value)
+        return SetParametersResult(successful=True)
+
+    def _reject(self, what: str, error: str) -> None:
+        self.rejected[what] += 1
+        self.get_logger().error(f'{what} message refused: {error}', throttle_duration_sec=2.0)
+
+    def _on_plan(self, message: VlaPlan) -> None:
+        stamp_ns = stamp_to_ns(message.header.stamp)
+        problem = None
+        if message.header.frame_id != 'base_link':
+            problem = f"plan frame is {message.header.frame_id!r}, expected 'base_link'"
+        elif len(message.trajectory.points) > self.params['max_plan_points']:
+            problem = (
+                f'plan has {len(message.trajectory.points)} points, more than '
+                f'max_plan_points {self.params["max_plan_points"]}'
+            )
+        if problem is not None:
+            self._reject('plan', problem)
+            self.monitor.on_invalid_plan(stamp_ns, problem)
+            return
+        times, poses, _ = trajectory_arrays(message.trajectory)
+        self.monitor.on_plan(PlanInput(stamp_ns, times, poses, float(message.confidence)))
+
+    def _on_odometry(self, message: Odometry) -> None:
+        try:
+            sample = OdometrySample.from_message(message)
+        except ValueError as error:
+            self._reject('odometry', str(error))
+            return
+        self.odometry_frame = message.header.frame_id or self.odometry_frame
+        yaw = yaw_of(message.pose.pose.orientation)
+        self.monitor.on_odometry(
+            EgoSample(
+                sample.stamp_ns,
+                np.array([sample.position[0], sample.position[1], yaw]),
+                float(sample.linear_velocity[0]),
+                float(sample.angular_velocity[2]),
+            )
+        )
+
+    def _on_obstacles(self, message: ObstacleArray) -> None:
+        frame = message.header.frame_id
+        if frame not in ('base_link', self.odometry_frame):
+            self._reject(
+                'obstacles', f"frame {frame!r} is neither 'base_link' nor {self.odometry_frame!r}"
+            )
+            return
+        try:
+            obstacles = obstacles_from_message(message)
+        except ValueError as error:
+            self._reject('obstacles', str(error))
+            return
+        self.monitor.on_obstacles(
+            ObstacleInput(stamp_to_ns(message.header.stamp), obstacles, frame != 'base_link')
+        )
+
+    def _on_status(self, message: SensorStatus) -> None:
+        self.monitor.on_sensor_status(
+            SensorStatusInput(
+                stamp_to_ns(message.header.stamp),
+                tuple(camera.health for camera in message.cameras),
+            )
+        )
+
+    def _cycle(self) -> None:
+        now = self.get_clock().now()
+        output = self.monitor.step(now.nanoseconds)
+        header = Header(stamp=now.to_msg())
+        header.frame_id = self.odometry_frame if output.in_odom else 'base_link'
+        path = output.trajectory
+        self.trajectory_publisher.publish(
+            trajectory_message(
+                header,
+                output.origin.value,
+                path.times_s,
+                path.poses,
+                path.speeds_mps,
+                path.accelerations_mps2,
+                yaw_rates(path),
+            )
+        )
+        self.status_publisher.publish(self._status(output, header))
+        self._log_transition(output)
+        self._last = output
+
+    def _status(self, output: MonitorOutput, header: Header) -> SafetyStatus:
+        status = SafetyStatus(
+            header=Header(stamp=header.stamp, frame_id='base_link'),
+            state=int(output.state),
+            trajectory_origin=output.origin.value,
+            latched=output.latched,
+            clean_cycles=output.clean_cycles,
+            clean_cycles_to_clear=self.monitor.config.machine.clear_cycles,
+            hazard_lights=output.state == SafetyState.MINIMAL_RISK,
+            plan_age_s=output.ages_s['plan'],
+            sensor_frame_age_s=output.ages_s['sensor_frame'],
+            odometry_age_s=output.ages_s['odometry'],
+            obstacles_age_s=output.ages_s['obstacles'],
+            time_to_collision_s=output.time_to_collision_s,
+            lead_distance_m=output.lead_distance_m,
+            rss_safe_distance_m=output.rss_safe_distance_m,
+        )
+        status.checks = [
+            SafetyCheck(
+                rule=check.rule,
+                verdict=int(check.verdict),
+                reason=check.reason,
+                value=float(check.value),
+                limit=float(check.limit),
+            )
+            for check in output.checks
+        ]
+        return status
+
+    def _log_transition(self, output: MonitorOutput) -> None:
+        previous = self._last
+        if previous is not None and (previous.state, previous.origin) == (
+            output.state,
+            output.origin,
+        ):
+            return
+        self.transitions += previous is not None
+        reasons = '; '.join(f'{c.rule}: {c.reason}' for c in output.checks if c.verdict) or 'ok'
+        message = f'{output.state.name} ({output.origin.name}): {reasons}'
+        if output.state == SafetyState.NOMINAL:
+            self.get_logger().info(message)
+        else:
+            self.get_logger().warning(message)
+
+    def _publish_diagnostics(self) -> None:
+        output = self._last
+        state = output.state if output else SafetyState.MINIMAL_RISK
+        level = {
+            SafetyState.NOMINAL: OK,
+            SafetyState.DEGRADED: WARN,
+            SafetyState.OVERRIDE: WARN,
+            SafetyState.MINIMAL_RISK: ERROR,
+        }[state]
+        failing = [c for c in output.checks if c.verdict] if output else []
+        values = {
+            'state': state.name,
+            'origin': output.origin.name if output else 'none',
+            'latched': output.latched if output else False,
+            'transitions': self.transitions,
+            **{f'{what}_messages_refused': count for what, count in self.rejected.items()},
+            'failing_rules': ', '.join(c.rule for c in failing) or 'none',
+        }
+        array = DiagnosticArray(
+            status=[
+                diagnostic_status(
+                    'safety_monitor_node: state',
+                    'vla_ros',
+                    level,
+                    failing[0].reason if failing else state.name.lower(),
+                    values,
+                )
+            ]
+        )
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_publisher.publish(array)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run safety_monitor_node until shut down."""
+    run_node(SafetyMonitorNode, 'safety_monitor_node', args)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,67 @@
+"""vla_msgs/Trajectory to and from arrays: the one place that knows the message layout.
+
+Poses are (x, y, yaw): the trajectories of this package are planar (REP 103: z up, yaw about z).
+"""
+
+import numpy as np
+from builtin_interfaces.msg import Duration
+from vla_msgs.msg import Trajectory, TrajectoryPoint
+
+NS_PER_S = 1_000_000_000
+
+
+def yaw_of(orientation: object) -> float:
+    """Yaw of a geometry_msgs/Quaternion (any norm), rad."""
+    o = orientation
+    return float(np.arctan2(2 * (o.w * o.z + o.x * o.y), 1 - 2 * (o.y * o.y + o.z * o.z)))
+
+
+def trajectory_arrays(message: Trajectory) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return time_from_start (s), poses (x, y, yaw) and longitudinal velocities of the points."""
+    points = message.points
+    times = np.fromiter(
+        (p.time_from_start.sec + p.time_from_start.nanosec / NS_PER_S for p in points),
+        float,
+        len(points),
+    )
+    poses = np.array(
+        [(p.pose.position.x, p.pose.position.y, yaw_of(p.pose.orientation)) for p in points],
+        dtype=float,
+    ).reshape(-1, 3)
+    speeds = np.fromiter((p.longitudinal_velocity_mps for p in points), float, len(points))
+    return times, poses, speeds
+
+
+def trajectory_message(
+    header: object,
+    origin: int,
+    times_s: np.ndarray,
+    poses: np.ndarray,
+    speeds_mps: np.ndarray,
+    accelerations_mps2: np.ndarray,
+    yaw_rates_rps: np.ndarray,
+) -> Trajectory:
+    """Build a Trajectory from per-point arrays (all of one length)."""
+    message = Trajectory(header=header, origin=origin)
+    halves = poses[:, 2] / 2
+    rows = zip(
+        times_s.tolist(),
+        poses[:, 0].tolist(),
+        poses[:, 1].tolist(),
+        np.sin(halves).tolist(),
+        np.cos(halves).tolist(),
+        speeds_mps.tolist(),
+        accelerations_mps2.tolist(),
+        yaw_rates_rps.tolist(),
+        strict=True,
+    )
+    for t, x, y, qz, qw, v, a, w in rows:
+        point = TrajectoryPoint(
+            longitudinal_velocity_mps=v, acceleration_mps2=a, heading_rate_rps=w
+        )
+        seconds, nanoseconds = divmod(round(t * NS_PER_S), NS_PER_S)
+        point.time_from_start = Duration(sec=seconds, nanosec=nanoseconds)
+        point.pose.position.x, point.pose.position.y = x, y
+        point.pose.orientation.z, point.pose.orientation.w = qz, qw
+        message.points.append(point)
+    return message
