@@ -8,6 +8,7 @@ Every limit is a read-only parameter with a range: a running monitor cannot be l
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -209,6 +210,7 @@ class SafetyMonitorNode(Node):
         self.monitor = SafetyMonitor(monitor_config(self.params))
         self.odometry_frame = 'odom'
         self.rejected: dict[str, int] = {'plan': 0, 'odometry': 0, 'obstacles': 0}
+        self._last_refusal_log_s: dict[str, float] = {}
         self.transitions = 0
         self._last: MonitorOutput | None = None
         self.add_on_set_parameters_callback(self._validate_parameters)
@@ -247,8 +249,14 @@ class SafetyMonitorNode(Node):
         return SetParametersResult(successful=True)
 
     def _reject(self, what: str, error: str) -> None:
+        """Count a refused message; log the first of each kind, then one per 2 s per kind."""
         self.rejected[what] += 1
-        self.get_logger().error(f'{what} message refused: {error}', throttle_duration_sec=2.0)
+        now_s = time.monotonic()
+        if now_s - self._last_refusal_log_s.get(what, -math.inf) >= 2.0:
+            self._last_refusal_log_s[what] = now_s
+            self.get_logger().error(
+                f'{what} message refused ({self.rejected[what]} so far): {error}'
+            )
 
     def _on_plan(self, message: VlaPlan) -> None:
         stamp_ns = stamp_to_ns(message.header.stamp)

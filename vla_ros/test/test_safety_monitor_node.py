@@ -1,0 +1,274 @@
+"""safety_monitor_node over real DDS, as its own process: faults in, safe trajectories out.
+
+A test node plays the world: odometry of a car driving along odom x at 20 m/s, camera status,
+obstacles and straight plans, all stamped with the current time. Fault-tolerant time here is
+judged on the stamps the node itself publishes (ROS time), not on wall-clock timing.
+"""
+
+import math
+import signal
+import subprocess
+
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import Log, Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from vla_msgs.msg import (
+    InputStatus,
+    Obstacle,
+    ObstacleArray,
+    SafetyStatus,
+    SensorStatus,
+    Trajectory,
+    TrajectoryPoint,
+    VlaPlan,
+)
+
+from repo_paths import tool
+from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
+from vla_ros.testing import RosHarness
+
+NS = 1_000_000_000
+SPEED = 20.0
+PLAN_LOST_S = 1.0
+CYCLE_S = 0.1
+
+
+def stamp_ns(stamp) -> int:
+    return stamp.sec * NS + stamp.nanosec
+
+
+class World:
+    """Publishes the inputs of the monitor from a test node and records what comes back."""
+
+    def __init__(self, ros: RosHarness) -> None:
+        self.ros = ros
+        self.node = ros.node('world')
+        self.plans_on = True
+        self.obstacles: list[Obstacle] = []
+        self.obstacle_frame = 'base_link'
+        self.last_plan_ns = 0
+        self.trajectories: list[Trajectory] = []
+        self.statuses: list[SafetyStatus] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        self.logs: list[Log] = []
+        self.start_ns = self.node.get_clock().now().nanoseconds
+        node = self.node
+        self.odometry = node.create_publisher(
+            Odometry, '/localization/kinematic_state', SENSOR_DATA
+        )
+        self.plan = node.create_publisher(VlaPlan, '/vla/plan', RELIABLE)
+        self.status = node.create_publisher(SensorStatus, '/vla/sensor_status', RELIABLE)
+        self.obstacle_publisher = node.create_publisher(
+            ObstacleArray, '/perception/obstacles', RELIABLE
+        )
+        node.create_subscription(Trajectory, '/vla/trajectory', self.trajectories.append, RELIABLE)
+        node.create_subscription(
+            SafetyStatus, '/vla/safety_status', self.statuses.append, RELIABLE
+        )
+        node.create_subscription(
+            DiagnosticArray, '/diagnostics', self.diagnostics.append, RELIABLE
+        )
+        node.create_subscription(Log, '/rosout', self.logs.append, LATCHED)
+        node.create_timer(0.02, self._publish_odometry)
+        node.create_timer(0.1, self._publish_inputs)
+
+    def x_at(self, t_ns: int) -> float:
+        """Where the car is at `t_ns`: it left x = 0 when the world started."""
+        return SPEED * (t_ns - self.start_ns) / NS
+
+    def _publish_odometry(self) -> None:
+        now = self.node.get_clock().now()
+        message = Odometry()
+        message.header.stamp, message.header.frame_id = now.to_msg(), 'odom'
+        message.child_frame_id = 'base_link'
+        message.pose.pose.position.x = self.x_at(now.nanoseconds)
+        message.pose.pose.orientation.w = 1.0
+        message.twist.twist.linear.x = SPEED
+        self.odometry.publish(message)
+
+    def _publish_inputs(self) -> None:
+        now = self.node.get_clock().now()
+        status = SensorStatus(complete=True)
+        status.header.stamp, status.header.frame_id = now.to_msg(), 'base_link'
+        status.cameras = [InputStatus(name=f'camera_{i}') for i in range(6)]
+        self.status.publish(status)
+        obstacles = ObstacleArray(obstacles=self.obstacles)
+        obstacles.header.stamp, obstacles.header.frame_id = now.to_msg(), self.obstacle_frame
+        self.obstacle_publisher.publish(obstacles)
+        if self.plans_on:
+            self.plan.publish(straight_plan(now.to_msg()))
+            self.last_plan_ns = now.nanoseconds
+
+    def wait_for(self, condition, timeout_s: float = 15.0) -> bool:
+        """Spin until `condition()` holds."""
+        return self.ros.spin_until(condition, timeout_s)
+
+
+def straight_plan(stamp, frame_id: str = 'base_link') -> VlaPlan:
+    plan = VlaPlan(confidence=0.9)
+    plan.header.stamp, plan.header.frame_id = stamp, frame_id
+    for step in range(1, 7):
+        t = 0.5 * step
+        point = TrajectoryPoint(longitudinal_velocity_mps=SPEED)
+        point.time_from_start.sec, point.time_from_start.nanosec = int(t), int(t % 1 * NS)
+        point.pose.position.x = SPEED * t
+        point.pose.orientation.w = 1.0
+        plan.trajectory.points.append(point)
+    return plan
+
+
+def stalled_car(x_m: float) -> Obstacle:
+    obstacle = Obstacle(id=7, classification=Obstacle.CLASS_CAR, existence_probability=1.0)
+    obstacle.pose.position.x = x_m
+    obstacle.pose.orientation.w = 1.0
+    obstacle.dimensions.x, obstacle.dimensions.y, obstacle.dimensions.z = 4.5, 1.8, 1.5
+    return obstacle
+
+
+@pytest.fixture
+def monitor_process():
+    process = subprocess.Popen([tool('safety_monitor_node')])
+    yield process
+    assert process.poll() is None, f'safety_monitor_node exited with {process.returncode}'
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+
+
+def nominal(world: World) -> bool:
+    return bool(world.statuses) and world.statuses[-1].state == SafetyStatus.STATE_NOMINAL
+
+
+def test_lost_plans_lead_to_a_minimal_risk_stop_within_the_fault_tolerant_time(
+    ros: RosHarness, monitor_process
+):
+    world = World(ros)
+    assert world.wait_for(lambda: nominal(world)), 'never NOMINAL with all inputs fresh'
+    trajectory = world.trajectories[-1]
+    assert trajectory.header.frame_id == 'odom' and trajectory.origin == Trajectory.ORIGIN_MODEL
+    world.plans_on = False
+    stopped_at = world.last_plan_ns
+    seen = len(world.trajectories)
+    stops = (Trajectory.ORIGIN_COMFORTABLE_STOP, Trajectory.ORIGIN_EMERGENCY_STOP)
+    assert world.wait_for(lambda: world.trajectories[-1].origin in stops)
+    after = world.trajectories[seen:]
+    first_stop = next(t for t in after if t.origin in stops)
+    detection_s = (stamp_ns(first_stop.header.stamp) - stopped_at) / NS
+    # Fault-tolerant time: plan_lost_s plus one monitor cycle (plus one more for the timer's
+    # jitter on a loaded machine); every cycle in between published a trajectory.
+    assert detection_s <= PLAN_LOST_S + 2 * CYCLE_S
+    held = [t for t in after[: after.index(first_stop)] if t.origin == Trajectory.ORIGIN_HELD_PLAN]
+    assert held, 'the last valid plan was not held before stopping'
+    gaps = [
+        (stamp_ns(b.header.stamp) - stamp_ns(a.header.stamp)) / NS
+        for a, b in zip(after, after[1:], strict=False)
+    ]
+    assert max(gaps) < 3 * CYCLE_S, 'a cycle published nothing'
+    speeds = [p.longitudinal_velocity_mps for p in first_stop.points]
+    assert speeds[-1] == 0.0 and all(math.isfinite(v) for v in speeds)
+    # Plans are back: the minimal-risk state is latched until 10 clean cycles have passed.
+    world.plans_on = True
+    assert world.wait_for(lambda: nominal(world))
+    resumed = [s for s in world.statuses if s.state == SafetyStatus.STATE_MINIMAL_RISK]
+    assert max(s.clean_cycles for s in resumed) == resumed[-1].clean_cycles_to_clear - 1
+    assert world.statuses[-1].clean_cycles >= 10
+
+
+def test_an_obstacle_on_the_path_stops_the_car_and_the_state_recovers_after_hysteresis(
+    ros: RosHarness, monitor_process
+):
+    world = World(ros)
+    assert world.wait_for(lambda: nominal(world))
+    # A stalled car 30 m ahead of base_link: gap 30 - 3.8 - 2.25 = 23.95 m at 20 m/s, a
+    # time to collision of 1.2 s, under the 1.5 s minimum: an emergency stop.
+    world.obstacles = [stalled_car(30.0)]
+    assert world.wait_for(
+        lambda: world.statuses[-1].trajectory_origin == Trajectory.ORIGIN_EMERGENCY_STOP
+    )
+    assert world.wait_for(
+        lambda: world.trajectories[-1].origin == Trajectory.ORIGIN_EMERGENCY_STOP
+    )
+    status = world.statuses[-1]
+    failing = {c.rule for c in status.checks if c.verdict != 0}
+    assert {'collision.ttc', 'collision.swept'} <= failing
+    assert status.state == SafetyStatus.STATE_MINIMAL_RISK and status.hazard_lights
+    assert status.lead_distance_m < 24.0
+    world.obstacles = []
+    cleared = len(world.statuses)
+    assert world.wait_for(lambda: nominal(world))
+    between = world.statuses[cleared:]
+    assert sum(s.state == SafetyStatus.STATE_MINIMAL_RISK for s in between) >= 9
+
+
+def set_parameter(ros: RosHarness, node, name: str, value: float) -> tuple[bool, str]:
+    client = node.create_client(SetParameters, '/safety_monitor_node/set_parameters')
+    assert client.wait_for_service(timeout_sec=15.0)
+    request = SetParameters.Request(
+        parameters=[
+            Parameter(
+                name=name,
+                value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value),
+            )
+        ]
+    )
+    future = client.call_async(request)
+    assert ros.spin_until(future.done, 10.0)
+    result = future.result().results[0]
+    return result.successful, result.reason
+
+
+def test_limits_are_read_only_and_other_parameters_are_validated(ros: RosHarness, monitor_process):
+    node = ros.node('operator')
+    ok, reason = set_parameter(ros, node, 'limits.speed_limit_mps', 50.0)
+    assert not ok and 'read-only' in reason
+    ok, reason = set_parameter(ros, node, 'degraded_max_speed_mps', 40.0)
+    assert not ok
+    assert reason == (
+        'degraded_max_speed_mps 40.0 m/s exceeds the hard limit limits.speed_limit_mps 36.1 m/s'
+    )
+    assert set_parameter(ros, node, 'degraded_max_speed_mps', 15.0) == (True, '')
+
+
+def test_malformed_inputs_are_refused_by_name_and_the_node_keeps_running(
+    ros: RosHarness, monitor_process
+):
+    world = World(ros)
+    assert world.wait_for(lambda: nominal(world))
+    bad = stalled_car(30.0)
+    bad.pose.position.y = math.nan
+    world.obstacles = [bad]
+    world.plan.publish(straight_plan(world.node.get_clock().now().to_msg(), frame_id='map'))
+    odometry = Odometry()
+    odometry.header.stamp = world.node.get_clock().now().to_msg()
+    odometry.pose.pose.orientation.w = math.nan
+    world.odometry.publish(odometry)
+    assert world.wait_for(
+        lambda: (
+            {'non-finite pose', "plan frame is 'map'", 'odometry orientation'}
+            <= {fragment for log in world.logs for fragment in _fragments(log.msg)}
+        )
+    )
+    # Obstacles that cannot be read go stale: the monitor stops rather than drive blind.
+    assert world.wait_for(lambda: world.statuses[-1].state == SafetyStatus.STATE_MINIMAL_RISK)
+    world.obstacles = []
+    assert world.wait_for(lambda: nominal(world))
+    assert world.wait_for(lambda: _refused(world) >= {'obstacles', 'plan', 'odometry'})
+
+
+def _fragments(message: str) -> set[str]:
+    return {
+        f
+        for f in ('non-finite pose', "plan frame is 'map'", 'odometry orientation')
+        if f in message
+    }
+
+
+def _refused(world: World) -> set[str]:
+    found = set()
+    for array in world.diagnostics:
+        for status in array.status:
+            for pair in status.values:
+                if pair.key.endswith('_messages_refused') and pair.value != '0':
+                    found.add(pair.key.removesuffix('_messages_refused'))
+    return found
