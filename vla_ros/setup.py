@@ -27,6 +27,7 @@ setup(
             'sensor_sync_node = vla_perception.sensor_sync_node:main',
             'vla_inference_node = vla_planning.vla_inference_node:main',
             'safety_monitor_node = vla_planning.safety_monitor_node:main',
+            'trajectory_output_node = vla_planning.trajectory_output_node:main',
         ],
     },
 )

@@ -117,6 +117,21 @@ def first_conflict_s(
     half = shape.half_extent
     heading = np.column_stack([np.cos(ego[:, 2]), np.sin(ego[:, 2])])
     ego_centres = ego[:, :2] + shape.centre_offset_m * heading
+    # Boxes around everything each side sweeps first: most obstacles are nowhere near.
+    radius = np.hypot(*half) + np.hypot(obstacles.sizes[:, 0], obstacles.sizes[:, 1]) / 2
+    travelled = obstacles.centres + samples[-1] * obstacles.velocities
+    low = np.minimum(obstacles.centres, travelled) - radius[:, None]
+    high = np.maximum(obstacles.centres, travelled) + radius[:, None]
+    near = np.all((low <= ego_centres.max(axis=0)) & (high >= ego_centres.min(axis=0)), axis=1)
+    if not near.any():
+        return math.inf
+    if not near.all():
+        obstacles = Obstacles(
+            obstacles.centres[near],
+            obstacles.yaws[near],
+            obstacles.sizes[near],
+            obstacles.velocities[near],
+        )
     obstacle_centres = (
         obstacles.centres[None] + samples[:, None, None] * obstacles.velocities[None]
     )
@@ -165,6 +180,25 @@ def find_lead(path_xy: np.ndarray, obstacles: Obstacles, shape: VehicleShape) ->
     """
     if len(obstacles) == 0 or len(path_xy) < 2:
         return None
+    # Only obstacles within reach of the path's bounding box (its last segment continued as
+    # a ray) can be in the path: the rest are dropped before the per-segment work.
+    reach = shape.width_m / 2 + shape.margin_m + obstacles.sizes[:, 1] / 2
+    end, before_end = path_xy[-1], path_xy[-2]
+    ray = end + (end - before_end) / max(float(np.hypot(*(end - before_end))), 1e-6) * 1e4
+    corners = np.vstack([path_xy, ray])
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    near = np.all(
+        (obstacles.centres >= low - reach[:, None]) & (obstacles.centres <= high + reach[:, None]),
+        axis=1,
+    )
+    if not near.any():
+        return None
+    obstacles = Obstacles(
+        obstacles.centres[near],
+        obstacles.yaws[near],
+        obstacles.sizes[near],
+        obstacles.velocities[near],
+    )
     starts = path_xy[:-1]
     directions = path_xy[1:] - starts
     lengths = np.hypot(directions[:, 0], directions[:, 1])

@@ -322,7 +322,7 @@ class SafetyMonitor:
         verdict = max(check.verdict for check in checks)
         state = self.machine.update(verdict, now_ns / NS_PER_S, held is not None)
         origin, trajectory, in_odom = self._decide(
-            state, now_ns, plan_path, held, obstacles, lead, checks
+            state, now_ns, plan_path, held, obstacles, lead, checks, conflicts
         )
         conflict = math.inf
         if obstacles is not None and in_odom:
@@ -554,6 +554,7 @@ class SafetyMonitor:
         obstacles: Obstacles | None,
         lead: Lead | None,
         checks: list[Check],
+        conflicts: dict[int, float],
     ) -> tuple[Origin, TimedPath, bool]:
         if state == SafetyState.NOMINAL and plan_path is not None:
             return Origin.MODEL, plan_path, True
@@ -568,7 +569,7 @@ class SafetyMonitor:
         if stop is None:
             return Origin.EMERGENCY_STOP, standstill(np.zeros(3)), False
         if not self.machine.emergency and obstacles is not None:
-            conflict = self._conflict(stop, obstacles)
+            conflict = conflicts[id(stop)] = self._conflict(stop, obstacles)
             if math.isfinite(conflict):
                 checks.append(
                     Check(

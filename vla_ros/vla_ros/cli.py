@@ -39,6 +39,13 @@ def _bench_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_safety(args: argparse.Namespace) -> int:
+    from vla_planning.safety_benchmark import run
+
+    run(args.cycles, args.json)
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from vla_model.artifacts import ArtifactError, load_weights, sha256_file
     from vla_model.export import export_onnx
@@ -97,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument('--teacher', action='store_true', help='also measure the teacher')
     model.add_argument('--json', type=Path, help='also write the results to this JSON file')
     model.set_defaults(handler=_bench_model)
+    safety = benchmarks.add_parser(
+        'safety', help='one safety-monitor cycle: 50 obstacles against a 40-point plan'
+    )
+    safety.add_argument('--cycles', type=int, default=1000, help='timed cycles per case')
+    safety.add_argument('--json', type=Path, help='also write the results to this JSON file')
+    safety.set_defaults(handler=_bench_safety)
     return parser
 
 

@@ -1,0 +1,347 @@
+"""trajectory_output_node over real DDS, as its own process; its message conversions alone.
+
+The test plays the safety monitor (trajectory and status), the model (a plan with candidates)
+and localisation (odometry), and checks what the node publishes: the path, the markers, the
+control command, and the stop when trajectories stop arriving.
+"""
+
+import math
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import fields
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Duration, Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from nav_msgs.msg import Odometry, Path
+from rcl_interfaces.msg import Log
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from visualization_msgs.msg import Marker, MarkerArray
+from vla_msgs.msg import ControlCommand, SafetyStatus, Trajectory, TrajectoryPoint, VlaPlan
+
+from repo_paths import REPO_ROOT
+from vla_planning.tracking_controller import Command, ControllerConfig
+from vla_planning.trajectory_output_node import (
+    CONTROLLER_PARAMETERS,
+    GREEN,
+    ORANGE,
+    PARAMETERS,
+    RED,
+    YELLOW,
+    autoware_trajectory,
+    display_state,
+    stamped_path,
+)
+from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
+from vla_ros.testing import RosHarness
+
+TIMEOUT_S = 0.5
+AUTOWARE_POINT_FIELDS = [  # autoware_planning_msgs/TrajectoryPoint, in order
+    'time_from_start',
+    'pose',
+    'longitudinal_velocity_mps',
+    'lateral_velocity_mps',
+    'acceleration_mps2',
+    'heading_rate_rps',
+    'front_wheel_angle_rad',
+    'rear_wheel_angle_rad',
+]
+
+
+def left_curve(stamp, origin: int, radius: float = 40.0, speed: float = 10.0) -> Trajectory:
+    """Return a 3 s trajectory in odom from the origin, turning left; time 0 at `stamp`."""
+    message = Trajectory(origin=origin)
+    message.header.stamp, message.header.frame_id = stamp, 'odom'
+    for index in range(31):
+        t = 0.1 * index
+        theta = speed * t / radius
+        point = TrajectoryPoint(longitudinal_velocity_mps=speed, heading_rate_rps=speed / radius)
+        point.time_from_start = Duration(sec=int(t), nanosec=round((t % 1.0) * 1e9))
+        point.pose.position.x = radius * math.sin(theta)
+        point.pose.position.y = radius * (1.0 - math.cos(theta))
+        point.pose.orientation.z, point.pose.orientation.w = (
+            math.sin(theta / 2),
+            math.cos(theta / 2),
+        )
+        message.points.append(point)
+    return message
+
+
+def plan_message(stamp) -> VlaPlan:
+    plan = VlaPlan(rationale='keeping the lane', candidate_scores=[0.1, 0.7, 0.2])
+    plan.header.stamp, plan.header.frame_id = stamp, 'base_link'
+    for index in range(3):
+        candidate = Trajectory()
+        candidate.header = plan.header
+        for step in range(1, 7):
+            point = TrajectoryPoint()
+            point.pose.position.x, point.pose.position.y = 5.0 * step, 0.3 * step * (index - 1)
+            point.pose.orientation.w = 1.0
+            candidate.points.append(point)
+        plan.candidates.append(candidate)
+    return plan
+
+
+class World:
+    """Plays the monitor, the model and localisation at their rates; records the node's output."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.publishing_trajectories = True
+        self.odometry_nan = False
+        self.trajectory = node.create_publisher(Trajectory, '/vla/trajectory', RELIABLE)
+        self.status = node.create_publisher(SafetyStatus, '/vla/safety_status', RELIABLE)
+        self.plan = node.create_publisher(VlaPlan, '/vla/plan', RELIABLE)
+        self.odometry = node.create_publisher(
+            Odometry, '/localization/kinematic_state', SENSOR_DATA
+        )
+        self.sent: list[Trajectory] = []
+        self.paths: list[Path] = []
+        self.markers: list[MarkerArray] = []
+        self.commands: list[ControlCommand] = []
+        self.diagnostics: list[DiagnosticStatus] = []
+        self.logs: list[Log] = []
+        node.create_subscription(Path, '/vla/path', self.paths.append, RELIABLE)
+        node.create_subscription(MarkerArray, '/vla/markers', self.markers.append, RELIABLE)
+        node.create_subscription(
+            ControlCommand, '/vla/control_command', self.commands.append, RELIABLE
+        )
+        node.create_subscription(
+            DiagnosticArray,
+            '/diagnostics',
+            lambda array: self.diagnostics.extend(array.status),
+            RELIABLE,
+        )
+        # Transient-local and deep enough for the start-up lines logged before discovery.
+        rosout_qos = QoSProfile(
+            depth=100, reliability=LATCHED.reliability, durability=LATCHED.durability
+        )
+        node.create_subscription(Log, '/rosout', self._on_log, rosout_qos)
+        node.create_timer(0.1, self._publish_plan_and_trajectory)
+        node.create_timer(0.02, self._publish_odometry)
+
+    def _on_log(self, message: Log) -> None:
+        if message.name == 'trajectory_output_node':
+            self.logs.append(message)
+
+    def _publish_plan_and_trajectory(self) -> None:
+        stamp = self.node.get_clock().now().to_msg()
+        self.plan.publish(plan_message(stamp))
+        if not self.publishing_trajectories:
+            return
+        trajectory = left_curve(stamp, Trajectory.ORIGIN_HELD_PLAN)
+        self.trajectory.publish(trajectory)
+        self.sent.append(trajectory)
+        status = SafetyStatus(
+            state=SafetyStatus.STATE_OVERRIDE, trajectory_origin=Trajectory.ORIGIN_HELD_PLAN
+        )
+        status.header.stamp, status.header.frame_id = stamp, 'base_link'
+        self.status.publish(status)
+
+    def _publish_odometry(self) -> None:
+        message = Odometry(child_frame_id='base_link')
+        message.header.stamp = self.node.get_clock().now().to_msg()
+        message.header.frame_id = 'odom'
+        message.pose.pose.orientation.w = 1.0
+        message.twist.twist.linear.x = math.nan if self.odometry_nan else 10.0
+        self.odometry.publish(message)
+
+
+@pytest.fixture
+def node_process() -> Iterator[subprocess.Popen]:
+    """Run the node as its own process; it must still run at the end and stop cleanly."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            '-m',
+            'vla_planning.trajectory_output_node',
+            '--ros-args',
+            '-p',
+            f'trajectory_timeout_s:={TIMEOUT_S}',
+        ]
+    )
+    yield process
+    assert process.poll() is None, f'trajectory_output_node exited with {process.returncode}'
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=20) == 0
+
+
+def by_namespace(array: MarkerArray) -> dict[str, list[Marker]]:
+    result: dict[str, list[Marker]] = {}
+    for marker in array.markers:
+        result.setdefault(marker.ns, []).append(marker)
+    return result
+
+
+def colour(marker: Marker) -> tuple[float, float, float]:
+    return (marker.color.r, marker.color.g, marker.color.b)
+
+
+def rgb(colour_message) -> tuple[float, float, float]:
+    return (colour_message.r, colour_message.g, colour_message.b)
+
+
+def test_path_markers_command_and_a_stop_when_trajectories_stop(
+    ros: RosHarness, node_process: subprocess.Popen
+):
+    world = World(ros.node('world'))
+    assert ros.spin_until(
+        lambda: world.paths and world.commands and world.markers and world.diagnostics, 15.0
+    ), 'the node published nothing'
+    assert ros.spin_until(lambda: len(world.commands) >= 30 and world.logs, 5.0)
+    assert any(
+        'adapter off: autoware_planning_msgs is not importable' in log.msg for log in world.logs
+    )
+
+    # The path is the trajectory, pose for pose, in its frame and at its stamp.
+    path = world.paths[-1]
+    sent = next(t for t in world.sent if t.header.stamp == path.header.stamp)
+    assert path.header.frame_id == 'odom'
+    assert [p.pose for p in path.poses] == [p.pose for p in sent.points]
+
+    # A held plan under OVERRIDE is orange; the candidates are grey, most opaque for the best.
+    assert ros.spin_until(lambda: 'candidates' in by_namespace(world.markers[-1]), 3.0)
+    markers = by_namespace(world.markers[-1])
+    assert world.markers[-1].markers[0].action == Marker.DELETEALL
+    (trajectory_marker,) = markers['trajectory']
+    assert trajectory_marker.type == Marker.LINE_STRIP and colour(
+        trajectory_marker
+    ) == pytest.approx(rgb(ORANGE))
+    assert trajectory_marker.header.frame_id == 'odom' and len(trajectory_marker.points) == 31
+    candidates = markers['candidates']
+    assert [c.header.frame_id for c in candidates] == ['base_link'] * 3
+    assert max(candidates, key=lambda c: c.color.a).id == 1  # score 0.7
+    (text,) = markers['state']
+    assert 'OVERRIDE' in text.text and 'held plan' in text.text
+    assert 'keeping the lane' in text.text
+
+    # Steering left for a left curve, at the trajectory's speed.
+    command = world.commands[-1]
+    assert command.lateral.steering_tire_angle > 0.0
+    assert command.lateral.steering_tire_angle == pytest.approx(math.atan(2.7 / 40.0), rel=0.3)
+    assert command.longitudinal.velocity == pytest.approx(10.0)
+    assert command.longitudinal.is_defined_acceleration
+
+    # A malformed odometry message is dropped with a warning; the node goes on.
+    world.odometry_nan = True
+    assert ros.spin_until(lambda: any('odometry dropped' in log.msg for log in world.logs), 3.0)
+    world.odometry_nan = False
+    count = len(world.commands)
+    assert ros.spin_until(lambda: len(world.commands) > count + 10, 3.0)
+    assert node_process.poll() is None
+
+    # Trajectories stop: after the timeout the command is a stop, braking, steering held.
+    world.publishing_trajectories = False
+    stopped_at = len(world.commands)
+    assert ros.spin_until(
+        lambda: any(c.longitudinal.velocity == 0.0 for c in world.commands[stopped_at:]),
+        TIMEOUT_S + 2.0,
+    ), 'no stop command after the trajectories stopped'
+    ros.spin_until(lambda: False, 0.5)
+    stop = world.commands[-1]
+    assert stop.longitudinal.velocity == 0.0 and stop.longitudinal.acceleration < 0.0
+    assert stop.lateral.steering_tire_angle == pytest.approx(
+        command.lateral.steering_tire_angle, abs=0.02
+    )
+    assert stop.lateral.steering_tire_rotation_rate == 0.0
+    assert ros.spin_until(
+        lambda: (
+            colour(by_namespace(world.markers[-1])['trajectory'][0]) == pytest.approx(rgb(RED))
+        ),
+        2.0,
+    )
+    assert any(log.msg.startswith('stopping: trajectory is') for log in world.logs)
+    assert ros.spin_until(lambda: world.diagnostics[-1].level == DiagnosticStatus.ERROR, 2.0), (
+        world.diagnostics[-1]
+    )
+    assert 'old' in world.diagnostics[-1].message
+
+
+def test_an_inconsistent_configuration_ends_the_process_with_the_reason():
+    result = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'vla_planning.trajectory_output_node',
+            '--ros-args',
+            '-p',
+            'min_lookahead_m:=40.0',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert 'min_lookahead_m <= max_lookahead_m' in result.stderr
+
+
+def test_every_controller_setting_is_a_documented_parameter():
+    assert set(CONTROLLER_PARAMETERS) == {f.name for f in fields(ControllerConfig)}
+    documented = (REPO_ROOT / 'docs' / 'TRAJECTORY_OUTPUT.md').read_text(encoding='utf-8')
+    assert [spec.name for spec in PARAMETERS if f'| `{spec.name}` |' not in documented] == []
+
+
+class StandIn:
+    """Stands in for an autoware_planning_msgs class: takes the fields as keywords."""
+
+    def __init__(self, **fields: object) -> None:
+        self.__dict__.update(fields)
+
+
+def test_the_autoware_adapter_copies_every_field():
+    message = left_curve(Time(sec=3), Trajectory.ORIGIN_MODEL)
+    for index, point in enumerate(message.points):
+        point.lateral_velocity_mps, point.acceleration_mps2 = 0.1 * index, -0.2 * index
+        point.front_wheel_angle_rad, point.rear_wheel_angle_rad = 0.01 * index, -0.01 * index
+    converted = autoware_trajectory(message, StandIn, StandIn)
+    assert converted.header is message.header
+    assert len(converted.points) == len(message.points)
+    for original, copy in zip(message.points, converted.points, strict=True):
+        assert list(copy.__dict__) == AUTOWARE_POINT_FIELDS
+        assert all(
+            getattr(copy, name) == getattr(original, name) for name in AUTOWARE_POINT_FIELDS
+        )
+
+
+def test_a_trajectory_message_becomes_the_controller_arrays():
+    message = left_curve(Time(sec=100, nanosec=500_000_000), Trajectory.ORIGIN_MODEL)
+    path = stamped_path(message)
+    assert path.stamp_s == 100.5
+    assert path.times_s == pytest.approx(np.arange(31) * 0.1)
+    assert path.yaw == pytest.approx(10.0 * path.times_s / 40.0)
+    assert path.x[-1] == pytest.approx(40.0 * math.sin(0.75))
+    assert np.all(path.speed == 10.0)
+    empty = stamped_path(Trajectory())
+    assert len(empty.times_s) == len(empty.x) == len(empty.yaw) == 0
+
+
+def stop_command(reason: str, stopping: bool) -> Command:
+    return Command(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, stopping, reason)
+
+
+@pytest.mark.parametrize(
+    ('state', 'origin', 'stopping', 'expected'),
+    [
+        (SafetyStatus.STATE_NOMINAL, Trajectory.ORIGIN_MODEL, False, GREEN),
+        (SafetyStatus.STATE_DEGRADED, Trajectory.ORIGIN_MODEL_SPEED_CLAMPED, False, YELLOW),
+        (SafetyStatus.STATE_OVERRIDE, Trajectory.ORIGIN_HELD_PLAN, False, ORANGE),
+        (SafetyStatus.STATE_MINIMAL_RISK, Trajectory.ORIGIN_COMFORTABLE_STOP, False, RED),
+        (SafetyStatus.STATE_MINIMAL_RISK, Trajectory.ORIGIN_EMERGENCY_STOP, False, RED),
+        (SafetyStatus.STATE_NOMINAL, Trajectory.ORIGIN_MODEL, True, RED),  # this node stops
+        (SafetyStatus.STATE_DEGRADED, Trajectory.ORIGIN_MODEL, False, YELLOW),  # most severe
+        (SafetyStatus.STATE_NOMINAL, 77, False, RED),  # an unknown origin is not trusted
+    ],
+)
+def test_the_colour_is_the_most_severe_of_origin_state_and_control(
+    state, origin, stopping, expected
+):
+    text, colour_message = display_state(
+        Trajectory(origin=origin),
+        SafetyStatus(state=state),
+        stop_command('no trajectory' if stopping else 'tracking', stopping),
+    )
+    assert colour_message == expected and text

@@ -1,0 +1,489 @@
+"""trajectory_output_node: the safe trajectory out as a Path, markers and a control command.
+
+The last stage of the pipeline (docs/TRAJECTORY_OUTPUT.md). It shows the safety monitor's
+trajectory in RViz or Foxglove (nav_msgs/Path, and markers coloured by the monitor's state with
+the model's candidates and rationale), and, for simulators and vehicles that have no controller,
+follows it with TrackingController and publishes vla_msgs/ControlCommand at a fixed rate. Where
+autoware_planning_msgs is importable it also republishes the trajectory in Autoware's type. A
+thin wrapper: the control law lives in the ROS-free tracking_controller module.
+"""
+
+from dataclasses import fields
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Point, Pose, PoseStamped
+from nav_msgs.msg import Odometry, Path
+from rclpy.node import Node
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
+from vla_msgs.msg import ControlCommand, SafetyStatus, Trajectory, TrajectoryPoint, VlaPlan
+
+from vla_perception.odometry import OdometrySample
+from vla_perception.synchronizer import NS_PER_S, stamp_to_ns
+from vla_planning.tracking_controller import (
+    Command,
+    ControllerConfig,
+    EgoPose,
+    StampedPath,
+    TrackingController,
+)
+from vla_planning.trajectory_messages import trajectory_arrays, yaw_of
+from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_status
+from vla_ros.node_main import run_node
+from vla_ros.parameters import ParameterSpec, declare_parameters
+from vla_ros.qos import RELIABLE, SENSOR_DATA
+
+try:
+    from autoware_planning_msgs.msg import Trajectory as AutowareTrajectory
+    from autoware_planning_msgs.msg import TrajectoryPoint as AutowareTrajectoryPoint
+except ImportError:  # not installable on the development machines: the adapter stays off
+    AutowareTrajectory = AutowareTrajectoryPoint = None
+
+DEFAULTS = ControllerConfig()
+CONTROLLER_PARAMETERS = {  # name: (description with unit and source, minimum, maximum)
+    'wheelbase_m': ('Front to rear axle, m.', 0.5, 10.0),
+    'lookahead_time_s': ('Pure-pursuit lookahead per unit speed, s.', 0.0, 5.0),
+    'min_lookahead_m': ('Shortest pure-pursuit lookahead, m (Autoware: 4.35).', 0.5, 50.0),
+    'max_lookahead_m': ('Longest pure-pursuit lookahead, m.', 1.0, 200.0),
+    'max_steering_tire_angle_rad': (
+        'Largest road-wheel angle, rad (Autoware sample vehicle: 0.70).',
+        0.05,
+        1.5,
+    ),
+    'max_steering_rate_rps': (
+        'Largest road-wheel angle rate, rad/s (half of Autoware vehicle_cmd_gate: 1.0).',
+        0.01,
+        10.0,
+    ),
+    'speed_kp': ('Speed error to acceleration, 1/s (Autoware PID: 1.0).', 0.0, 10.0),
+    'speed_ki': ('Integrated speed error to acceleration, 1/s^2 (Autoware PID: 0.1).', 0.0, 10.0),
+    'max_integral_mps2': ('Bound of the integral term, m/s^2 (Autoware PID: 0.3).', 0.0, 5.0),
+    'max_acceleration_mps2': ('Largest acceleration, m/s^2 (ISO 15622: 2.0).', 0.1, 5.0),
+    'min_acceleration_mps2': (
+        'Strongest braking unless the trajectory brakes harder, m/s^2 (ISO 15622: -3.5).',
+        -10.0,
+        -0.1,
+    ),
+    'emergency_acceleration_mps2': (
+        'Strongest braking when the trajectory brakes harder than min_acceleration, m/s^2 '
+        '(Autoware MRM emergency stop, vehicle configuration: -6.0).',
+        -15.0,
+        -0.1,
+    ),
+    'emergency_jerk_mps3': (
+        'Jerk limit when the trajectory brakes harder than min_acceleration, m/s^3 '
+        '(Autoware MRM emergency stop, vehicle configuration: 20).',
+        0.1,
+        100.0,
+    ),
+    'max_jerk_mps3': ('Jerk limit, m/s^3 (Autoware vehicle_cmd_gate: 5.0).', 0.1, 100.0),
+    'stop_acceleration_mps2': (
+        'Braking of the stop commanded when tracking is impossible, m/s^2 '
+        '(Autoware MRM emergency stop: -2.5).',
+        -10.0,
+        -0.1,
+    ),
+    'stop_jerk_mps3': ('Jerk of that stop, m/s^3 (Autoware MRM emergency stop: 1.5).', 0.1, 100.0),
+    'standstill_acceleration_mps2': (
+        'Brake hold at rest, m/s^2 (Autoware vehicle_cmd_gate stop_hold_acceleration: -1.5).',
+        -10.0,
+        -0.01,
+    ),
+    'standstill_speed_mps': ('Target and ego speed at or below: at rest, m/s.', 0.0, 1.0),
+    'trajectory_timeout_s': (
+        'An older trajectory (by its stamp) is not followed: stop, s '
+        '(Autoware planning validator: 1.0).',
+        0.05,
+        10.0,
+    ),
+    'odometry_timeout_s': (
+        'Older odometry (by its stamp) is not used: stop, s (Autoware MRM handler: 0.5).',
+        0.05,
+        10.0,
+    ),
+}
+PARAMETERS = [
+    ParameterSpec('control_rate_hz', 30.0, 'Rate of vla/control_command, Hz.', 1.0, 200.0),
+    ParameterSpec('odometry_topic', '/localization/kinematic_state', 'nav_msgs/Odometry input.'),
+    ParameterSpec(
+        'autoware_trajectory_topic',
+        '/planning/scenario_planning/trajectory',
+        'autoware_planning_msgs/Trajectory output, published when that package is importable; '
+        'empty: off.',
+    ),
+    *(
+        ParameterSpec(name, getattr(DEFAULTS, name), description, minimum, maximum)
+        for name, (description, minimum, maximum) in CONTROLLER_PARAMETERS.items()
+    ),
+]
+MARKER_PERIOD_S = 0.1
+DIAGNOSTICS_PERIOD_S = 1.0
+POINT_FIELDS = tuple(TrajectoryPoint.get_fields_and_field_types())
+
+GREEN, YELLOW, ORANGE, RED = (
+    ColorRGBA(r=0.1, g=0.8, b=0.2, a=1.0),
+    ColorRGBA(r=1.0, g=0.85, b=0.0, a=1.0),
+    ColorRGBA(r=1.0, g=0.5, b=0.0, a=1.0),
+    ColorRGBA(r=0.9, g=0.1, b=0.1, a=1.0),
+)
+SEVERITY_COLOURS = (GREEN, YELLOW, ORANGE, RED)
+ORIGINS = {  # origin: (label, severity: an index into SEVERITY_COLOURS)
+    Trajectory.ORIGIN_MODEL: ('model', 0),
+    Trajectory.ORIGIN_MODEL_SPEED_CLAMPED: ('speed clamped', 1),
+    Trajectory.ORIGIN_HELD_PLAN: ('held plan', 2),
+    Trajectory.ORIGIN_COMFORTABLE_STOP: ('comfortable stop', 3),
+    Trajectory.ORIGIN_EMERGENCY_STOP: ('emergency stop', 3),
+}
+STATES = {  # SafetyStatus.state: (name, severity)
+    SafetyStatus.STATE_NOMINAL: ('NOMINAL', 0),
+    SafetyStatus.STATE_DEGRADED: ('DEGRADED', 1),
+    SafetyStatus.STATE_OVERRIDE: ('OVERRIDE', 2),
+    SafetyStatus.STATE_MINIMAL_RISK: ('MINIMAL_RISK', 3),
+}
+
+
+def to_time(stamp_ns: int) -> Time:
+    """Convert integer nanoseconds to builtin_interfaces/Time."""
+    return Time(sec=stamp_ns // NS_PER_S, nanosec=stamp_ns % NS_PER_S)
+
+
+def stamped_path(message: Trajectory) -> StampedPath:
+    """Convert a Trajectory to the controller's arrays (its own frame, times from its stamp)."""
+    times, poses, speeds = trajectory_arrays(message)
+    points = message.points
+    return StampedPath(
+        stamp_s=stamp_to_ns(message.header.stamp) / NS_PER_S,
+        times_s=times,
+        x=poses[:, 0],
+        y=poses[:, 1],
+        yaw=poses[:, 2],
+        speed=speeds,
+        acceleration=np.fromiter((p.acceleration_mps2 for p in points), float, len(points)),
+    )
+
+
+def ego_pose(message: Odometry) -> EgoPose:
+    """Validate an Odometry (pose in its frame, twist in base_link) and convert it.
+
+    Raises ValueError, naming the problem, for non-finite values or a non-unit quaternion.
+    """
+    sample = OdometrySample.from_message(message)
+    return EgoPose(
+        x=float(sample.position[0]),
+        y=float(sample.position[1]),
+        yaw=yaw_of(message.pose.pose.orientation),
+        speed=float(sample.linear_velocity[0]),
+        stamp_s=sample.stamp_ns / NS_PER_S,
+    )
+
+
+def path_message(message: Trajectory) -> Path:
+    """Return the trajectory's poses as a nav_msgs/Path in its frame and at its stamp."""
+    path = Path(header=message.header)
+    path.poses = [PoseStamped(header=message.header, pose=point.pose) for point in message.points]
+    return path
+
+
+def control_command_message(command: Command, stamp: Time) -> ControlCommand:
+    """Fill a ControlCommand (autoware_control_msgs/Control's fields) from a controller command."""
+    message = ControlCommand(stamp=stamp)
+    lateral, longitudinal = message.lateral, message.longitudinal
+    lateral.stamp = longitudinal.stamp = stamp
+    lateral.steering_tire_angle = command.steering_tire_angle_rad
+    lateral.steering_tire_rotation_rate = command.steering_rate_rps
+    lateral.is_defined_steering_tire_rotation_rate = True
+    longitudinal.velocity = command.velocity_mps
+    longitudinal.acceleration = command.acceleration_mps2
+    longitudinal.jerk = command.jerk_mps3
+    longitudinal.is_defined_acceleration = longitudinal.is_defined_jerk = True
+    return message
+
+
+def autoware_trajectory(message: Trajectory, trajectory_type: type, point_type: type) -> object:
+    """Copy a vla_msgs/Trajectory into autoware_planning_msgs/Trajectory, field by field.
+
+    vla_msgs/TrajectoryPoint has Autoware's field names, types and order (test_interfaces.py
+    checks the mirror), so every field is copied as it is; `origin` has no Autoware counterpart
+    and is left out. The types are passed in so that the copy can be tested: the real
+    autoware_planning_msgs package was not installable where this was written, and the adapter
+    has only been tested against a stand-in class.
+    """
+    return trajectory_type(
+        header=message.header,
+        points=[
+            point_type(**{name: getattr(point, name) for name in POINT_FIELDS})
+            for point in message.points
+        ],
+    )
+
+
+def display_state(
+    trajectory: Trajectory | None, status: SafetyStatus | None, command: Command | None
+) -> tuple[str, ColorRGBA]:
+    """Return the line describing what the vehicle is doing, and the colour of its severity.
+
+    The colour is the most severe of the trajectory's origin, the monitor's state, and this
+    node's own stop: green nominal, yellow speed clamped, orange held plan, red any stop.
+    """
+    parts, severity = [], 0
+    if status is not None:
+        name, level = STATES.get(status.state, (f'state {status.state}', 3))
+        parts.append(name + (' (hazard lights)' if status.hazard_lights else ''))
+        severity = max(severity, level)
+    if trajectory is not None:
+        label, level = ORIGINS.get(trajectory.origin, (f'origin {trajectory.origin}', 3))
+        parts.append(label)
+        severity = max(severity, level)
+    if command is not None:
+        parts.append(f'control: {command.reason}')
+        severity = max(severity, 3 if command.stopping else 0)
+    return ' | '.join(parts) or 'waiting for inputs', SEVERITY_COLOURS[severity]
+
+
+def marker(header: Header, ns: str, marker_id: int, kind: int, colour: ColorRGBA) -> Marker:
+    """Return a marker to add, with an identity pose (RViz warns about a zero quaternion)."""
+    message = Marker(header=header, ns=ns, id=marker_id, type=kind, action=Marker.ADD)
+    message.pose.orientation.w = 1.0
+    message.color = colour
+    return message
+
+
+def line_strip(
+    header: Header, ns: str, marker_id: int, poses: list[Pose], width_m: float, colour: ColorRGBA
+) -> Marker:
+    """Return a LINE_STRIP through the positions of `poses`, `width_m` wide."""
+    message = marker(header, ns, marker_id, Marker.LINE_STRIP, colour)
+    message.scale.x = width_m
+    message.points = [Point(x=p.position.x, y=p.position.y, z=p.position.z) for p in poses]
+    return message
+
+
+def marker_array(
+    trajectory: Trajectory | None,
+    status: SafetyStatus | None,
+    plan: VlaPlan | None,
+    command: Command | None,
+    base_frame: str,
+) -> MarkerArray:
+    """Return the markers of one display cycle, after a DELETEALL so that stale ones vanish.
+
+    The published trajectory as a coloured line strip (display_state), the model's candidates
+    as thin grey strips whose opacity follows their score (in base_link at the plan's stamp,
+    as the plan gives them), and a text above the vehicle with the state and the rationale.
+    """
+    text, colour = display_state(trajectory, status, command)
+    markers = [Marker(action=Marker.DELETEALL)]
+    if trajectory is not None:
+        markers.append(
+            line_strip(
+                trajectory.header,
+                'trajectory',
+                0,
+                [point.pose for point in trajectory.points],
+                0.3,
+                colour,
+            )
+        )
+    if plan is not None:
+        scores = np.asarray(plan.candidate_scores, dtype=np.float64)
+        best = float(np.max(scores)) if len(scores) else 0.0
+        for index, candidate in enumerate(plan.candidates):
+            score = float(scores[index]) if index < len(scores) else 0.0
+            alpha = 0.15 + 0.85 * (score / best if best > 0.0 and np.isfinite(score) else 0.0)
+            grey = ColorRGBA(r=0.6, g=0.6, b=0.6, a=float(np.clip(alpha, 0.15, 1.0)))
+            markers.append(
+                line_strip(
+                    plan.header,
+                    'candidates',
+                    index,
+                    [point.pose for point in candidate.points],
+                    0.08,
+                    grey,
+                )
+            )
+        if plan.rationale:
+            text += f'\n{plan.rationale}'
+    label = marker(
+        Header(frame_id=base_frame), 'state', 0, Marker.TEXT_VIEW_FACING, colour
+    )  # stamp zero: RViz draws it at the newest transform
+    label.pose.position.z = 2.5
+    label.scale.z = 0.6  # text height, m
+    label.text = text
+    markers.append(label)
+    return MarkerArray(markers=markers)
+
+
+class TrajectoryOutputNode(Node):
+    """Publish the safe trajectory for display, and a control command that follows it."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('trajectory_output_node', **kwargs)
+        params = declare_parameters(self, PARAMETERS)
+        config = ControllerConfig(**{f.name: params[f.name] for f in fields(ControllerConfig)})
+        self.controller = TrackingController(config)
+        self._timeout_ns = round(config.trajectory_timeout_s * NS_PER_S)
+        self._trajectory: Trajectory | None = None
+        self._path: StampedPath | None = None
+        self._status: SafetyStatus | None = None
+        self._plan: VlaPlan | None = None
+        self._ego: EgoPose | None = None
+        self._odometry_frame = self._base_frame = ''
+        self._command: Command | None = None
+        self.trajectories = self.odometry_rejected = self._commands_in_period = 0
+        self._cross_track_m: list[float] = []
+
+        self.path_publisher = self.create_publisher(Path, 'vla/path', RELIABLE)
+        self.marker_publisher = self.create_publisher(MarkerArray, 'vla/markers', RELIABLE)
+        self.command_publisher = self.create_publisher(
+            ControlCommand, 'vla/control_command', RELIABLE
+        )
+        self.diagnostics_publisher = self.create_publisher(
+            DiagnosticArray, '/diagnostics', RELIABLE
+        )
+        topic = params['autoware_trajectory_topic']
+        self.autoware_publisher = None
+        if AutowareTrajectory is None:
+            self.autoware_adapter = 'off: autoware_planning_msgs is not importable'
+        elif not topic:
+            self.autoware_adapter = 'off: autoware_trajectory_topic is empty'
+        else:
+            self.autoware_publisher = self.create_publisher(AutowareTrajectory, topic, RELIABLE)
+            self.autoware_adapter = f'on: {topic}'
+        self.create_subscription(Trajectory, 'vla/trajectory', self._on_trajectory, RELIABLE)
+        self.create_subscription(SafetyStatus, 'vla/safety_status', self._on_status, RELIABLE)
+        self.create_subscription(VlaPlan, 'vla/plan', self._on_plan, RELIABLE)
+        self.create_subscription(
+            Odometry, params['odometry_topic'], self._on_odometry, SENSOR_DATA
+        )
+        self.create_timer(1.0 / params['control_rate_hz'], self._control)
+        self.create_timer(MARKER_PERIOD_S, self._publish_markers)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self.get_logger().info(
+            f'following vla/trajectory at {params["control_rate_hz"]} Hz with odometry from '
+            f'{params["odometry_topic"]}; Autoware trajectory adapter {self.autoware_adapter}'
+        )
+
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _on_trajectory(self, message: Trajectory) -> None:
+        self._trajectory, self._path = message, stamped_path(message)
+        self.trajectories += 1
+        self.path_publisher.publish(path_message(message))
+        if self.autoware_publisher is not None:
+            self.autoware_publisher.publish(
+                autoware_trajectory(message, AutowareTrajectory, AutowareTrajectoryPoint)
+            )
+
+    def _on_status(self, message: SafetyStatus) -> None:
+        self._status = message
+
+    def _on_plan(self, message: VlaPlan) -> None:
+        self._plan = message
+
+    def _on_odometry(self, message: Odometry) -> None:
+        try:
+            self._ego = ego_pose(message)
+        except ValueError as error:
+            self.odometry_rejected += 1
+            self.get_logger().warning(f'odometry dropped: {error}', throttle_duration_sec=5.0)
+            return
+        self._odometry_frame = message.header.frame_id
+        self._base_frame = message.child_frame_id
+
+    def _control(self) -> None:
+        now_ns = self._now_ns()
+        now_s = now_ns / NS_PER_S
+        trajectory = self._trajectory
+        if (
+            trajectory is not None
+            and self._ego is not None
+            and trajectory.header.frame_id != self._odometry_frame
+        ):
+            command = self.controller.stop(
+                now_s,
+                f'trajectory frame {trajectory.header.frame_id!r} is not the odometry frame '
+                f'{self._odometry_frame!r}',
+            )
+        else:
+            command = self.controller.step(now_s, self._ego, self._path)
+        self.command_publisher.publish(control_command_message(command, to_time(now_ns)))
+        previous, self._command = self._command, command
+        self._commands_in_period += 1
+        if not command.stopping:
+            self._cross_track_m.append(abs(command.cross_track_error_m))
+        if command.stopping and (previous is None or not previous.stopping):
+            self.get_logger().warning(f'stopping: {command.reason}')
+        elif not command.stopping and previous is not None and previous.stopping:
+            self.get_logger().info('tracking the trajectory again')
+
+    def _fresh_plan(self) -> VlaPlan | None:
+        plan = self._plan
+        if plan is None or self._now_ns() - stamp_to_ns(plan.header.stamp) > self._timeout_ns:
+            return None
+        return plan
+
+    def _publish_markers(self) -> None:
+        self.marker_publisher.publish(
+            marker_array(
+                self._trajectory,
+                self._status,
+                self._fresh_plan(),
+                self._command,
+                self._base_frame or 'base_link',
+            )
+        )
+
+    def _publish_diagnostics(self) -> None:
+        now_ns = self._now_ns()
+        command = self._command
+        commands, self._commands_in_period = self._commands_in_period, 0
+        errors, self._cross_track_m = self._cross_track_m, []
+        if command is not None and not command.stopping:
+            level = OK
+        elif self._trajectory is None or self._ego is None:
+            level = WARN  # starting: not every input has arrived yet
+        else:
+            level = ERROR
+        trajectory, now_s = self._trajectory, now_ns / NS_PER_S
+        values = {
+            'reason': command.reason if command else 'no command yet',
+            'rate_hz': commands / DIAGNOSTICS_PERIOD_S,
+            'trajectories_received': self.trajectories,
+            'trajectory_origin': (
+                ORIGINS.get(trajectory.origin, ('unknown', 3))[0] if trajectory else 'none'
+            ),
+            'trajectory_age_s': now_s - self._path.stamp_s if self._path else float('inf'),
+            'odometry_age_s': now_s - self._ego.stamp_s if self._ego else float('inf'),
+            'odometry_rejected': self.odometry_rejected,
+            'steering_tire_angle_rad': command.steering_tire_angle_rad if command else 0.0,
+            'velocity_mps': command.velocity_mps if command else 0.0,
+            'acceleration_mps2': command.acceleration_mps2 if command else 0.0,
+            'cross_track_error_m_mean': float(np.mean(errors)) if errors else float('nan'),
+            'cross_track_error_m_max': float(np.max(errors)) if errors else float('nan'),
+            'autoware_adapter': self.autoware_adapter,
+        }
+        array = DiagnosticArray(
+            status=[
+                diagnostic_status(
+                    'trajectory_output_node: control',
+                    'vla_ros',
+                    level,
+                    values['reason'],
+                    values,
+                )
+            ]
+        )
+        array.header.stamp = to_time(now_ns)
+        self.diagnostics_publisher.publish(array)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run trajectory_output_node until shut down."""
+    run_node(TrajectoryOutputNode, 'trajectory_output_node', args)
+
+
+if __name__ == '__main__':
+    main()
