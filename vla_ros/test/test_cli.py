@@ -1,9 +1,11 @@
 """The `vla` command-line tool."""
 
+import json
 import re
 import subprocess
 import sys
 
+from repo_paths import run_vla
 from vla_ros import cli, doctor
 
 VLA = [sys.executable, '-m', 'vla_ros.cli']  # the console script itself: test_workspace.py
@@ -41,3 +43,15 @@ def test_unknown_command_is_a_usage_error():
     result = subprocess.run([*VLA, 'fly'], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "invalid choice: 'fly'" in result.stderr
+
+
+def test_bench_safety_prints_every_case_and_writes_json(tmp_path):
+    result = run_vla('bench', 'safety', '--cycles', '30', '--json', str(tmp_path / 'safety.json'))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / 'safety.json').read_text(encoding='utf-8'))
+    cases = {r['case']: r for r in report['results']}
+    assert set(cases) == {'far', 'adjacent', 'plans_lost'}
+    assert cases['far']['states'] == ['NOMINAL/MODEL']
+    assert cases['plans_lost']['states'] == ['MINIMAL_RISK/COMFORTABLE_STOP']
+    assert all(0 < r['step_p50_ms'] <= r['step_p99_ms'] for r in cases.values())
+    assert 'goal p99 <= 1 ms' in result.stdout

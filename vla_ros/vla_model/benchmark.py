@@ -4,7 +4,6 @@ Batch 1 at the default rig (six cameras, the model's image size), after a warm-u
 are measured in the same run on the same inputs, so their ratio is meaningful on a noisy machine.
 """
 
-import json
 import os
 import tempfile
 import time
@@ -17,6 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from vla_model.config import ModelConfig, student, teacher
 from vla_model.export import example_inputs, export_onnx
 from vla_model.network import INPUT_NAMES, VlaNet
+from vla_ros.reports import write_json
 
 WARM_UP = 5
 
@@ -92,10 +92,5 @@ def run(repeats: int, json_path: Path | None, include_teacher: bool) -> list[dic
             f'{r["onnxruntime_speedup"]:>12}'
         )
     if json_path is not None:
-        json_path.write_text(
-            json.dumps(
-                {'benchmark': 'model', 'cpus': os.cpu_count(), 'results': results}, indent=2
-            )
-        )
-        print(f'wrote {json_path}')
+        write_json(json_path, {'benchmark': 'model', 'cpus': os.cpu_count(), 'results': results})
     return results

@@ -25,7 +25,7 @@ from vla_perception.odometry import OdometryAtFrame
 from vla_perception.rig import CameraSpec, RigConfig
 from vla_perception.sensor_sync import CameraImage, SensorSyncConfig, SensorSyncCore, SyncedFrame
 from vla_perception.synchronizer import NS_PER_S, SyncConfig, stamp_to_ns
-from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_status
+from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.install_paths import vla_ros_file
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
@@ -394,9 +394,9 @@ class SensorSyncNode(Node):
                     },
                 )
             )
-        array = DiagnosticArray(status=statuses)
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_publisher.publish(array)
+        self.diagnostics_publisher.publish(
+            diagnostic_array(self.get_clock().now().to_msg(), statuses)
+        )
 
 
 def main(args: list[str] | None = None) -> None:

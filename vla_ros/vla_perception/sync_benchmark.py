@@ -10,7 +10,6 @@ images, measured in this process in the same run: the ratio says what the node a
 that cannot be avoided.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -35,6 +34,7 @@ from vla_perception.image_preprocessing import ImagePreprocessor, Intrinsics
 from vla_perception.synchronizer import stamp_to_ns
 from vla_ros.install_paths import vla_ros_file
 from vla_ros.qos import LATCHED, RELIABLE
+from vla_ros.reports import write_json
 
 CAMERAS = ('front', 'front_left', 'front_right', 'back', 'back_left', 'back_right')
 WIDTH, HEIGHT, RATE_HZ = 1280, 720, 10.0
@@ -298,19 +298,16 @@ def run(duration_s: float, json_path: Path | None) -> list[SyncBenchmarkResult]:
     for result in results:
         print(' '.join(f'{getattr(result, field):>11}' for _, field in COLUMNS))
     if json_path is not None:
-        json_path.write_text(
-            json.dumps(
-                {
-                    'benchmark': 'sync',
-                    'cameras': len(CAMERAS),
-                    'input': f'{WIDTH}x{HEIGHT}',
-                    'output': f'{OUTPUT_WIDTH}x{OUTPUT_HEIGHT}',
-                    'rate_hz': RATE_HZ,
-                    'cpus': os.cpu_count(),
-                    'results': [asdict(r) for r in results],
-                },
-                indent=2,
-            )
+        write_json(
+            json_path,
+            {
+                'benchmark': 'sync',
+                'cameras': len(CAMERAS),
+                'input': f'{WIDTH}x{HEIGHT}',
+                'output': f'{OUTPUT_WIDTH}x{OUTPUT_HEIGHT}',
+                'rate_hz': RATE_HZ,
+                'cpus': os.cpu_count(),
+                'results': [asdict(r) for r in results],
+            },
         )
-        print(f'wrote {json_path}')
     return results

@@ -7,7 +7,6 @@ adjacent lanes alongside the path (every pair goes through the separating-axis t
 lost (the monitor builds, and collision-checks, a stop trajectory every cycle).
 """
 
-import json
 import os
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from vla_planning.safety_monitor import (
     SafetyMonitor,
     SensorStatusInput,
 )
+from vla_ros.reports import write_json
 
 NS_PER_S = 1_000_000_000
 CYCLE_NS = NS_PER_S // 10
@@ -101,10 +101,5 @@ def run(cycles: int, json_path: Path | None) -> list[dict]:
             f'{", ".join(r["states"])}'
         )
     if json_path is not None:
-        json_path.write_text(
-            json.dumps(
-                {'benchmark': 'safety', 'cpus': os.cpu_count(), 'results': results}, indent=2
-            )
-        )
-        print(f'wrote {json_path}')
+        write_json(json_path, {'benchmark': 'safety', 'cpus': os.cpu_count(), 'results': results})
     return results

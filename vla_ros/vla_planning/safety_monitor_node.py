@@ -43,7 +43,7 @@ from vla_planning.safety_states import SafetyState, StateMachineConfig
 from vla_planning.speed_profiles import StopProfile
 from vla_planning.timed_path import TimedPath, unwrap
 from vla_planning.trajectory_messages import trajectory_arrays, trajectory_message, yaw_of
-from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_status
+from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import RELIABLE, SENSOR_DATA
@@ -399,19 +399,20 @@ class SafetyMonitorNode(Node):
             **{f'{what}_messages_refused': count for what, count in self.rejected.items()},
             'failing_rules': ', '.join(c.rule for c in failing) or 'none',
         }
-        array = DiagnosticArray(
-            status=[
-                diagnostic_status(
-                    'safety_monitor_node: state',
-                    'vla_ros',
-                    level,
-                    failing[0].reason if failing else state.name.lower(),
-                    values,
-                )
-            ]
+        self.diagnostics_publisher.publish(
+            diagnostic_array(
+                self.get_clock().now().to_msg(),
+                [
+                    diagnostic_status(
+                        'safety_monitor_node: state',
+                        'vla_ros',
+                        level,
+                        failing[0].reason if failing else state.name.lower(),
+                        values,
+                    )
+                ],
+            )
         )
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_publisher.publish(array)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -30,7 +30,7 @@ from vla_planning.tracking_controller import (
     TrackingController,
 )
 from vla_planning.trajectory_messages import trajectory_arrays, yaw_of
-from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_status
+from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import RELIABLE, SENSOR_DATA
@@ -465,19 +465,20 @@ class TrajectoryOutputNode(Node):
             'cross_track_error_m_max': float(np.max(errors)) if errors else float('nan'),
             'autoware_adapter': self.autoware_adapter,
         }
-        array = DiagnosticArray(
-            status=[
-                diagnostic_status(
-                    'trajectory_output_node: control',
-                    'vla_ros',
-                    level,
-                    values['reason'],
-                    values,
-                )
-            ]
+        self.diagnostics_publisher.publish(
+            diagnostic_array(
+                to_time(now_ns),
+                [
+                    diagnostic_status(
+                        'trajectory_output_node: control',
+                        'vla_ros',
+                        level,
+                        values['reason'],
+                        values,
+                    )
+                ],
+            )
         )
-        array.header.stamp = to_time(now_ns)
-        self.diagnostics_publisher.publish(array)
 
 
 def main(args: list[str] | None = None) -> None:

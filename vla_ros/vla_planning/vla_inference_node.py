@@ -36,7 +36,7 @@ from vla_planning.inference_core import (
     path_kinematics,
 )
 from vla_planning.trajectory_messages import trajectory_message, yaw_of
-from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_status
+from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
@@ -332,19 +332,20 @@ class VlaInferenceNode(LifecycleNode):
             'latency_ms_mean': float(np.mean(latencies)) if latencies else float('nan'),
             'latency_ms_max': float(np.max(latencies)) if latencies else float('nan'),
         }
-        array = DiagnosticArray(
-            status=[
-                diagnostic_status(
-                    'vla_inference_node: model',
-                    'vla_ros',
-                    level,
-                    'planning' if self._active else 'inactive',
-                    values,
-                )
-            ]
+        self.diagnostics_publisher.publish(
+            diagnostic_array(
+                self.get_clock().now().to_msg(),
+                [
+                    diagnostic_status(
+                        'vla_inference_node: model',
+                        'vla_ros',
+                        level,
+                        'planning' if self._active else 'inactive',
+                        values,
+                    )
+                ],
+            )
         )
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_publisher.publish(array)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -1,6 +1,7 @@
 """Build diagnostic_msgs statuses (diagnostic_updater is not installable everywhere we run)."""
 
-from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 
@@ -16,6 +17,13 @@ def diagnostic_status(
         hardware_id=hardware_id,
         values=[KeyValue(key=key, value=_format(value)) for key, value in values.items()],
     )
+
+
+def diagnostic_array(stamp: Time, statuses: list[DiagnosticStatus]) -> DiagnosticArray:
+    """Return a DiagnosticArray of `statuses` stamped `stamp` (the node's clock)."""
+    array = DiagnosticArray(status=statuses)
+    array.header.stamp = stamp
+    return array
 
 
 def _format(value: object) -> str:
