@@ -140,11 +140,6 @@ class MonitorOutput:
     lead_distance_m: float  # NaN when there is no lead
     rss_safe_distance_m: float  # NaN when there is no lead
 
-    @property
-    def verdict(self) -> Verdict:
-        """The most severe verdict of the cycle."""
-        return max((check.verdict for check in self.checks), default=Verdict.PASS)
-
 
 class EgoHistory:
     """Recent odometry, to find where the vehicle was when an input was stamped."""
@@ -646,12 +641,13 @@ class SafetyMonitor:
         return self._straight_xy(ego_pose)
 
     def _straight_ahead(self, now_ns: int) -> TimedPath | None:
+        """Return the road straight ahead of the vehicle, untimed: where to look for a lead."""
         if self.history.latest is None:
             return None
-        xy = self._straight_xy(self.history.predict(now_ns))
-        return TimedPath(
-            np.array([0.0, 1.0]), np.column_stack([xy, [0, 0]]), np.zeros(2), np.zeros(2)
-        )
+        pose = self.history.predict(now_ns)
+        xy = self._straight_xy(pose)
+        poses = np.column_stack([xy, [pose[2], pose[2]]])
+        return TimedPath(np.array([0.0, 1.0]), poses, np.zeros(2), np.zeros(2))
 
     @staticmethod
     def _straight_xy(pose: np.ndarray) -> np.ndarray:
