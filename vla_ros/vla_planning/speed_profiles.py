@@ -12,7 +12,12 @@ import numpy as np
 from vla_planning.timed_path import MIN_SEGMENT_M, TimedPath, arc_lengths, poses_along
 
 STOP_STEP_S = 0.1
-"""Time between the points of a stop trajectory."""
+"""Time between the points of a stop trajectory for its first FINE_HORIZON_S."""
+
+FINE_HORIZON_S = 5.0
+"""Beyond this (past the collision horizon) stop points are COARSE_STEP_S apart."""
+
+COARSE_STEP_S = 0.5
 
 STANDSTILL_MPS = 0.001
 """Below this the vehicle is at rest [Autoware MRM: MRM_SUCCEEDED below 0.001 m/s]."""
@@ -77,7 +82,9 @@ def stop_along(
 
     The deceleration moves from the current acceleration (a positive one is dropped at once:
     a stop never keeps accelerating) to the profile's target at the profile's jerk, then holds
-    until standstill. Past the polyline's end the path continues straight.
+    until standstill. Past the polyline's end the path continues straight. Points are
+    STOP_STEP_S apart up to FINE_HORIZON_S, then COARSE_STEP_S (a 30 m/s comfortable stop
+    lasts over 30 s; its far end needs no 0.1 s resolution).
     """
     if speed_mps <= STANDSTILL_MPS:
         return standstill(np.array([path_xy[0, 0], path_xy[0, 1], heading_rad]))
@@ -86,7 +93,10 @@ def stop_along(
     ramp_s = abs(start - target) / profile.jerk_mps3
     # Upper bound on the stopping time: the ramp, then braking at the weaker of start/target.
     bound_s = ramp_s + speed_mps / max(profile.deceleration_mps2, 1e-3)
-    times = np.arange(0.0, bound_s + 2 * STOP_STEP_S, STOP_STEP_S)
+    fine = np.arange(0.0, min(bound_s + 2 * STOP_STEP_S, FINE_HORIZON_S), STOP_STEP_S)
+    coarse = np.arange(FINE_HORIZON_S, bound_s + 2 * COARSE_STEP_S, COARSE_STEP_S)
+    times = np.concatenate([fine, coarse])
+    steps = times[1:] - times[:-1]
 
     def acceleration_at(t_s: np.ndarray) -> np.ndarray:
         ramp = start + np.sign(target - start) * profile.jerk_mps3 * t_s
@@ -94,19 +104,19 @@ def stop_along(
 
     accelerations = acceleration_at(times)
     speeds = speed_mps + np.concatenate(
-        [[0.0], np.cumsum(0.5 * (accelerations[1:] + accelerations[:-1]) * STOP_STEP_S)]
+        [[0.0], np.cumsum(0.5 * (accelerations[1:] + accelerations[:-1]) * steps)]
     )
     stopped = int(np.argmax(speeds <= STANDSTILL_MPS))
     # The moment of standstill, interpolated between the last two samples.
     before, after = speeds[stopped - 1], speeds[stopped]
-    stop_time = times[stopped - 1] + STOP_STEP_S * before / (before - after)
+    stop_time = times[stopped - 1] + steps[stopped - 1] * before / (before - after)
     times = np.concatenate([times[:stopped], [stop_time]])
     speeds = np.concatenate([speeds[:stopped], [0.0]])
     accelerations = np.concatenate(
         [accelerations[:stopped], np.atleast_1d(acceleration_at(stop_time))]
     )
     distances = np.concatenate(
-        [[0.0], np.cumsum(0.5 * (speeds[1:] + speeds[:-1]) * np.diff(times))]
+        [[0.0], np.cumsum(0.5 * (speeds[1:] + speeds[:-1]) * (times[1:] - times[:-1]))]
     )
     poses = poses_along(path_xy, distances, heading_rad)
     if times[-1] - times[-2] < 1e-6:
