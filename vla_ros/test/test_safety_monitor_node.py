@@ -220,6 +220,8 @@ def set_parameter(ros: RosHarness, node, name: str, value: float) -> tuple[bool,
 
 def test_limits_are_read_only_and_other_parameters_are_validated(ros: RosHarness, monitor_process):
     node = ros.node('operator')
+    logs: list[Log] = []
+    node.create_subscription(Log, '/rosout', logs.append, LATCHED)
     ok, reason = set_parameter(ros, node, 'limits.speed_limit_mps', 50.0)
     assert not ok and 'read-only' in reason
     ok, reason = set_parameter(ros, node, 'degraded_max_speed_mps', 40.0)
@@ -228,6 +230,10 @@ def test_limits_are_read_only_and_other_parameters_are_validated(ros: RosHarness
         'degraded_max_speed_mps 40.0 m/s exceeds the hard limit limits.speed_limit_mps 36.1 m/s'
     )
     assert set_parameter(ros, node, 'degraded_max_speed_mps', 15.0) == (True, '')
+    assert ros.spin_until(
+        lambda: any(log.msg == 'degraded_max_speed_mps is now 15.0 m/s' for log in logs), 5.0
+    ), 'the accepted value was not applied'
+    assert not any('40.0 m/s' in log.msg and 'is now' in log.msg for log in logs)
 
 
 def test_malformed_inputs_are_refused_by_name_and_the_node_keeps_running(

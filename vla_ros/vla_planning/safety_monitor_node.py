@@ -214,6 +214,7 @@ class SafetyMonitorNode(Node):
         self.transitions = 0
         self._last: MonitorOutput | None = None
         self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
         self.trajectory_publisher = self.create_publisher(Trajectory, 'vla/trajectory', RELIABLE)
         self.status_publisher = self.create_publisher(SafetyStatus, 'vla/safety_status', RELIABLE)
         self.diagnostics_publisher = self.create_publisher(
@@ -245,8 +246,14 @@ class SafetyMonitorNode(Node):
                         reason=f'degraded_max_speed_mps {parameter.value} m/s exceeds the hard '
                         f'limit limits.speed_limit_mps {limit} m/s',
                     )
-                self.monitor.set_degraded_max_speed(parameter.value)
         return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, parameters: list[Parameter]) -> None:
+        """Apply run-time changes once every validator has accepted them."""
+        for parameter in parameters:
+            if parameter.name == 'degraded_max_speed_mps':
+                self.monitor.set_degraded_max_speed(parameter.value)
+                self.get_logger().info(f'degraded_max_speed_mps is now {parameter.value} m/s')
 
     def _reject(self, what: str, error: str) -> None:
         """Count a refused message; log the first of each kind, then one per 2 s per kind."""
