@@ -282,3 +282,35 @@ def test_stopped_vehicle_gets_a_standstill():
     assert output.state == SafetyState.MINIMAL_RISK
     path: TimedPath = output.trajectory
     assert np.all(path.speeds_mps == 0.0) and np.all(np.diff(path.times_s) > 0)
+
+
+def test_a_stop_follows_the_last_valid_path_between_its_points():
+    # A 250 m radius left curve at 25 m/s (2.5 m/s^2 lateral): plan points 12.5 m apart. The
+    # held plan is refused (it hits a stalled car), so the stop follows the last valid path
+    # from the vehicle, which is between two of its points, 2.5 m past the nearest one.
+    radius, speed = 250.0, 25.0
+    monitor = SafetyMonitor()
+
+    def on_arc(s: np.ndarray) -> np.ndarray:
+        return np.column_stack([radius * np.sin(s / radius), radius * (1 - np.cos(s / radius))])
+
+    for k in range(4):
+        t_ns = k * CYCLE_NS
+        s0 = speed * t_ns / NS
+        monitor.on_odometry(
+            EgoSample(t_ns, np.array([*on_arc(np.array([s0]))[0], s0 / radius]), speed, 0.1)
+        )
+        monitor.on_sensor_status(SensorStatusInput(t_ns, (0,) * 6))
+        if k < 3:
+            ahead = speed * PLAN_TIMES
+            local = on_arc(ahead)  # the same arc seen from the vehicle
+            monitor.on_plan(
+                PlanInput(t_ns, PLAN_TIMES, np.column_stack([local, ahead / radius]), 0.9)
+            )
+        car = boxes((*on_arc(np.array([70.0]))[0], 70.0 / radius, 4.5, 1.8, 0, 0))
+        monitor.on_obstacles(ObstacleInput(t_ns, car if k == 3 else boxes(), in_odom=True))
+        output = monitor.step(t_ns)
+    assert output.state == SafetyState.MINIMAL_RISK
+    stop = output.trajectory
+    along = stop.poses[10:20, :2]  # 1-2 s into the stop, 20-40 m on
+    assert np.hypot(along[:, 0], along[:, 1] - radius) == pytest.approx(radius, abs=0.2)

@@ -30,6 +30,7 @@ from vla_ros.install_paths import vla_ros_file
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
+from vla_ros.stamps import to_time
 
 PARAMETERS = [
     ParameterSpec(
@@ -96,11 +97,6 @@ PARAMETERS = [
     ),
 ]
 DIAGNOSTICS_PERIOD_S = 1.0
-
-
-def to_time(stamp_ns: int) -> Time:
-    """Convert integer nanoseconds to builtin_interfaces/Time."""
-    return Time(sec=stamp_ns // NS_PER_S, nanosec=stamp_ns % NS_PER_S)
 
 
 def input_status(name: str, health: Health, stamp_ns: int, skew_ns: int) -> InputStatus:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_planning.safety_rules import Check, Verdict
-from vla_planning.timed_path import TimedPath, unwrap
+from vla_planning.timed_path import TimedPath, project_onto_polyline, unwrap
 
 
 @dataclass(frozen=True)
@@ -180,8 +180,9 @@ def find_lead(path_xy: np.ndarray, obstacles: Obstacles, shape: VehicleShape) ->
     """
     if len(obstacles) == 0 or len(path_xy) < 2:
         return None
-    # Only obstacles within reach of the path's bounding box (its last segment continued as
-    # a ray) can be in the path: the rest are dropped before the per-segment work.
+    # In the path: the centre within half the ego's width plus half its own of the path. Only
+    # obstacles within that reach of the path's bounding box (its last segment continued as a
+    # ray) can be: the rest are dropped before the per-segment work.
     reach = shape.width_m / 2 + shape.margin_m + obstacles.sizes[:, 1] / 2
     end, before_end = path_xy[-1], path_xy[-2]
     ray = end + (end - before_end) / max(float(np.hypot(*(end - before_end))), 1e-6) * 1e4
@@ -199,32 +200,16 @@ def find_lead(path_xy: np.ndarray, obstacles: Obstacles, shape: VehicleShape) ->
         obstacles.sizes[near],
         obstacles.velocities[near],
     )
-    starts = path_xy[:-1]
-    directions = path_xy[1:] - starts
-    lengths = np.hypot(directions[:, 0], directions[:, 1])
-    valid = lengths > 1e-6
-    if not valid.any():
+    projection = project_onto_polyline(path_xy, obstacles.centres, extend_end=True)
+    if projection is None:
         return None
-    starts, directions, lengths = starts[valid], directions[valid], lengths[valid]
-    ux, uy = directions[:, 0] / lengths, directions[:, 1] / lengths
-    ox, oy = obstacles.centres[:, :1], obstacles.centres[:, 1:]  # (n, 1) against (m,) segments
-    along = (ox - starts[:, 0]) * ux + (oy - starts[:, 1]) * uy
-    upper = np.concatenate([lengths[:-1], [math.inf]])
-    along = np.minimum(np.maximum(along, 0.0), upper)
-    lateral_squared = (ox - starts[:, 0] - along * ux) ** 2 + (oy - starts[:, 1] - along * uy) ** 2
-    segment = np.argmin(lateral_squared, axis=1)
-    rows = np.arange(len(obstacles))
-    lateral = np.sqrt(lateral_squared[rows, segment])
-    station = np.concatenate([[0.0], np.cumsum(lengths)])[segment] + along[rows, segment]
-    half_width = shape.width_m / 2 + shape.margin_m + obstacles.sizes[:, 1] / 2
     front = shape.length_m - shape.rear_overhang_m
-    gaps = station - front - obstacles.sizes[:, 0] / 2
-    in_path = (lateral <= half_width) & (station > 0.0)
+    gaps = projection.station_m - front - obstacles.sizes[:, 0] / 2
+    in_path = (projection.lateral_m <= reach[near]) & (projection.station_m > 0.0)
     if not in_path.any():
         return None
     nearest = int(np.argmin(np.where(in_path, gaps, math.inf)))
-    direction = np.array([ux[segment[nearest]], uy[segment[nearest]]])
-    speed = float(obstacles.velocities[nearest] @ direction)
+    speed = float(obstacles.velocities[nearest] @ projection.direction[nearest])
     return Lead(float(gaps[nearest]), speed)
 
 

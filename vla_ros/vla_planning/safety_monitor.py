@@ -45,6 +45,7 @@ from vla_planning.timed_path import (
     from_plan,
     jerks,
     path_turns,
+    project_onto_polyline,
     retime,
     state_at,
     transform,
@@ -626,18 +627,23 @@ class SafetyMonitor:
     def _path_to_follow(
         self, now_ns: int, held: TimedPath | None, ego_pose: np.ndarray
     ) -> np.ndarray:
-        """Polyline from the vehicle along the last valid path, if the vehicle is on it."""
+        """Return a polyline from the vehicle along the last valid path, if it is on that path.
+
+        "On" means within 2 x max_position_deviation_m of the path (segments, not only its
+        points: a model plan's points are 0.5 s apart, over 10 m at speed).
+        """
         candidates = []
         if held is not None:
             candidates.append(held.poses[:, :2])
         if self._last_valid is not None:
             candidates.append(self._last_valid[0].poses[:, :2])
         for xy in candidates:
-            distances = np.hypot(*(xy - ego_pose[:2]).T)
-            nearest = int(np.argmin(distances))
-            if distances[nearest] <= 2 * self.config.limits.max_position_deviation_m:
-                ahead = xy[nearest + 1 :]
-                return np.vstack([ego_pose[:2], ahead])
+            projection = project_onto_polyline(xy, ego_pose[None, :2])
+            if (
+                projection is not None
+                and projection.lateral_m[0] <= 2 * self.config.limits.max_position_deviation_m
+            ):
+                return np.vstack([ego_pose[:2], xy[projection.next_vertex[0] :]])
         return self._straight_xy(ego_pose)
 
     def _straight_ahead(self, now_ns: int) -> TimedPath | None:

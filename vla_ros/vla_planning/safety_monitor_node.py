@@ -48,7 +48,6 @@ from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import RELIABLE, SENSOR_DATA
 
-NS_PER_S = 1_000_000_000
 PI = 3.1416
 
 RANGES: dict[str, tuple[float, float]] = {

@@ -189,3 +189,44 @@ def poses_along(xy: np.ndarray, distances_m: np.ndarray, final_heading: float) -
     y = y + beyond * math.sin(end_heading)
     headings = np.where(beyond > 0, end_heading, headings)
     return np.column_stack([x, y, headings])
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Where points fall on a polyline: each point's nearest place on it."""
+
+    station_m: np.ndarray  # (n,) distance along the polyline to that place
+    lateral_m: np.ndarray  # (n,) distance from the point to it
+    direction: np.ndarray  # (n, 2) unit direction of the segment there
+    next_vertex: np.ndarray  # (n,) index of the polyline vertex that ends that segment
+
+
+def project_onto_polyline(
+    xy: np.ndarray, points: np.ndarray, extend_end: bool = False
+) -> Projection | None:
+    """Project `points` (n, 2) onto the polyline `xy`; None if it has no length.
+
+    With `extend_end`, the last segment continues as a ray (whatever lies ahead of the end).
+    """
+    starts = xy[:-1]
+    directions = xy[1:] - starts
+    lengths = np.hypot(directions[:, 0], directions[:, 1])
+    valid = lengths > 1e-6
+    if not valid.any():
+        return None
+    vertices = np.nonzero(valid)[0] + 1
+    starts, directions, lengths = starts[valid], directions[valid], lengths[valid]
+    ux, uy = directions[:, 0] / lengths, directions[:, 1] / lengths
+    px, py = points[:, :1], points[:, 1:2]  # (n, 1) against (m,) segments
+    along = (px - starts[:, 0]) * ux + (py - starts[:, 1]) * uy
+    upper = np.concatenate([lengths[:-1], [math.inf if extend_end else lengths[-1]]])
+    along = np.minimum(np.maximum(along, 0.0), upper)
+    lateral_squared = (px - starts[:, 0] - along * ux) ** 2 + (py - starts[:, 1] - along * uy) ** 2
+    segment = np.argmin(lateral_squared, axis=1)
+    rows = np.arange(len(points))
+    return Projection(
+        station_m=np.concatenate([[0.0], np.cumsum(lengths)])[segment] + along[rows, segment],
+        lateral_m=np.sqrt(lateral_squared[rows, segment]),
+        direction=np.column_stack([ux[segment], uy[segment]]),
+        next_vertex=vertices[segment],
+    )

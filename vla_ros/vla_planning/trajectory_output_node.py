@@ -34,6 +34,7 @@ from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_st
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import RELIABLE, SENSOR_DATA
+from vla_ros.stamps import to_time
 
 try:
     from autoware_planning_msgs.msg import Trajectory as AutowareTrajectory
@@ -142,11 +143,6 @@ STATES = {  # SafetyStatus.state: (name, severity)
     SafetyStatus.STATE_OVERRIDE: ('OVERRIDE', 2),
     SafetyStatus.STATE_MINIMAL_RISK: ('MINIMAL_RISK', 3),
 }
-
-
-def to_time(stamp_ns: int) -> Time:
-    """Convert integer nanoseconds to builtin_interfaces/Time."""
-    return Time(sec=stamp_ns // NS_PER_S, nanosec=stamp_ns % NS_PER_S)
 
 
 def stamped_path(message: Trajectory) -> StampedPath:
