@@ -28,6 +28,7 @@ setup(
             'vla_inference_node = vla_planning.vla_inference_node:main',
             'safety_monitor_node = vla_planning.safety_monitor_node:main',
             'trajectory_output_node = vla_planning.trajectory_output_node:main',
+            'sim_bridge_node = vla_sim.sim_bridge_node:main',
         ],
     },
 )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from vla_perception.rig import RigConfig
 from vla_ros.testing import DomainIdLease, RosHarness
 
 # Keep discovery on this machine: tests never send DDS traffic to other hosts. The Fast DDS
@@ -37,3 +38,11 @@ def module_ros(ros_domain_id: int) -> Iterator[RosHarness]:
     """Share one rclpy context among the tests of a module (saves repeated DDS discovery)."""
     with RosHarness(ros_domain_id) as harness:
         yield harness
+
+
+@pytest.fixture(scope='session')
+def rig() -> RigConfig:
+    """Return the default camera rig, with the intrinsics the simulator renders with."""
+    return RigConfig.from_file(
+        Path(__file__).resolve().parents[1] / 'config' / 'rig_surround.yaml'
+    )

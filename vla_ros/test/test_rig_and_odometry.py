@@ -8,7 +8,7 @@ from repo_paths import REPO_ROOT
 from vla_model.bev_geometry import rotation_from_quaternion
 from vla_perception.health import Health
 from vla_perception.odometry import OdometryBuffer, OdometrySample
-from vla_perception.rig import RigConfig
+from vla_perception.rig import CameraIntrinsics, RigConfig
 
 MS = 1_000_000
 DEFAULT_RIG = REPO_ROOT / 'vla_ros' / 'config' / 'rig_surround.yaml'
@@ -37,6 +37,10 @@ def test_default_rig_has_six_cameras_looking_where_their_names_say():
     assert front.info_topic == '/sensing/camera/front/camera_info'
     assert front.frame_id == 'camera_front_optical_frame'
     assert np.allclose(front.rotation, (-0.5, 0.5, -0.5, 0.5))  # the standard optical rotation
+    # The simulator renders the model's input size directly, about 70 deg wide per camera.
+    model_input = CameraIntrinsics(width=448, height=256, fx=320.0, fy=320.0, cx=224.0, cy=128.0)
+    assert all(camera.intrinsics == model_input for camera in rig.cameras)
+    assert np.degrees(2 * np.arctan(224 / 320)) == pytest.approx(70.0, abs=0.1)
 
 
 def test_optical_axes_follow_rep_103():
@@ -46,6 +50,7 @@ def test_optical_axes_follow_rep_103():
     axes = rotation_from_quaternion(rig.cameras[0].rotation)
     assert np.allclose(axes[:, 0], [0, -1, 0])  # image x: right of the vehicle
     assert np.allclose(axes[:, 1], [0, 0, -1])  # image y: down
+    assert rig.cameras[0].intrinsics is None  # optional: live cameras use their CameraInfo
 
 
 def test_compressed_transport_subscribes_to_the_compressed_topic():
@@ -63,6 +68,20 @@ def test_compressed_transport_subscribes_to_the_compressed_topic():
     assert rig.cameras[0].image_topic == '/sensing/camera/f/image_raw/compressed'
 
 
+def _camera(**intrinsics) -> dict:
+    """Return a camera entry with the default intrinsics, some replaced (None: left out)."""
+    values = {'width': 448, 'height': 256, 'fx': 320.0, 'fy': 320.0, 'cx': 224.0, 'cy': 128.0}
+    values.update(intrinsics)
+    values = {key: value for key, value in values.items() if value is not None}
+    return {'name': 'f', 'extrinsic': {'xyz': [0, 0, 0], 'rpy': [0, 0, 0]}, 'intrinsics': values}
+
+
+def test_intrinsics_are_read_from_the_rig_file():
+    rig = RigConfig.from_dict({'cameras': [_camera(fx=500, cx=0.5)]})
+    assert rig.cameras[0].intrinsics == CameraIntrinsics(448, 256, 500.0, 320.0, 0.5, 128.0)
+    assert isinstance(rig.cameras[0].intrinsics.fx, float)
+
+
 @pytest.mark.parametrize(
     ('cameras', 'message'),
     [
@@ -71,6 +90,14 @@ def test_compressed_transport_subscribes_to_the_compressed_topic():
         ([{'name': 'f', 'transport': 'ffmpeg', 'extrinsic': {}}], "transport 'ffmpeg'"),
         ([{'name': 'f', 'extrinsic': {'xyz': [0, 0], 'rpy': [0, 0, 0]}}], '3 finite numbers'),
         ([{'name': 'f', 'extrinsic': {'xyz': [0, 0, 0], 'rpy': [0, 0, 0]}}] * 2, 'f repeated'),
+        ([_camera(width=0)], 'camera f: intrinsics width must be a positive integer, got 0'),
+        ([_camera(height=2.5)], 'camera f: intrinsics height must be a positive integer'),
+        ([_camera(fx=-320.0)], 'camera f: intrinsics focal lengths must be positive'),
+        ([_camera(fy='long')], "camera f: intrinsics fy must be a number, got 'long'"),
+        ([_camera(cx=448.0)], 'camera f: intrinsics principal point .* outside the 448x256 image'),
+        ([_camera(cy=-1.0)], 'camera f: intrinsics principal point .* outside'),
+        ([_camera(cy=None)], 'camera f: intrinsics need exactly the keys width, height'),
+        ([_camera(skew=0.0)], 'camera f: intrinsics need exactly the keys'),
     ],
 )
 def test_bad_rig_is_refused_with_the_reason(tmp_path, cameras, message):

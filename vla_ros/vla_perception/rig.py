@@ -1,12 +1,16 @@
-"""The camera rig: names, topics, transport and extrinsics, read from a rig file in config/.
+"""The camera rig: names, topics, transport, extrinsics and optional intrinsics, from config/.
 
 Extrinsics come from the rig file rather than tf2, which not every user of this package has. A
 camera's orientation is written as roll/pitch/yaw of its body frame (x forward, y left, z up,
 REP 103) in base_link, which people can read; the optical frame (z forward, x right, y down) that
 images and intrinsics refer to is derived from it.
+
+Intrinsics in the rig file are what the simulator renders with; live sensor sync ignores them and
+takes each camera's intrinsics from its CameraInfo, which is what the real images were taken with.
 """
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +63,54 @@ def quaternion_from_matrix(rotation: np.ndarray) -> tuple[float, float, float, f
 
 
 @dataclass(frozen=True)
+class CameraIntrinsics:
+    """Pinhole intrinsics of a rendered camera, in the CameraInfo (and OpenCV) convention.
+
+    A point (X, Y, Z) of the optical frame projects to u = fx X / Z + cx, v = fy Y / Z + cy, with
+    pixel centres at integer (u, v): the image spans [-0.5, width - 0.5] x [-0.5, height - 0.5].
+    Invalid values are refused on construction, so a renderer never divides by a zero focal length.
+    """
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+    def __post_init__(self) -> None:
+        for key in ('width', 'height'):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f'intrinsics {key} must be a positive integer, got {value!r}')
+        for key in ('fx', 'fy', 'cx', 'cy'):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f'intrinsics {key} must be a number, got {value!r}')
+            if not math.isfinite(value):
+                raise ValueError(f'intrinsics {key} must be finite, got {value!r}')
+            object.__setattr__(self, key, float(value))
+        if self.fx <= 0.0 or self.fy <= 0.0:
+            raise ValueError(
+                f'intrinsics focal lengths must be positive, got fx={self.fx}, fy={self.fy}'
+            )
+        if not (-0.5 <= self.cx <= self.width - 0.5 and -0.5 <= self.cy <= self.height - 0.5):
+            raise ValueError(
+                f'intrinsics principal point ({self.cx}, {self.cy}) is outside the '
+                f'{self.width}x{self.height} image'
+            )
+
+    @classmethod
+    def from_dict(cls, data: dict) -> 'CameraIntrinsics':
+        """Build intrinsics from a rig-file mapping {width, height, fx, fy, cx, cy}."""
+        keys = [field.name for field in fields(cls)]
+        if not isinstance(data, dict) or sorted(data) != sorted(keys):
+            given = sorted(data) if isinstance(data, dict) else data
+            raise ValueError(f'intrinsics need exactly the keys {", ".join(keys)}, got {given}')
+        return cls(**data)
+
+
+@dataclass(frozen=True)
 class CameraSpec:
     """One camera of the rig."""
 
@@ -68,6 +120,7 @@ class CameraSpec:
     frame_id: str  # the optical frame images are stamped with
     translation: tuple[float, float, float]  # optical frame origin in base_link, m
     rotation: tuple[float, float, float, float]  # base_link -> optical frame, quaternion xyzw
+    intrinsics: CameraIntrinsics | None = None  # for rendering; live cameras use CameraInfo
 
     @property
     def image_topic(self) -> str:
@@ -128,6 +181,12 @@ class RigConfig:
                     f'camera {name}: extrinsic xyz and rpy need 3 finite numbers each'
                 )
             rotation = rotation_from_rpy(*rpy) @ BODY_TO_OPTICAL
+            intrinsics = None
+            if 'intrinsics' in entry:
+                try:
+                    intrinsics = CameraIntrinsics.from_dict(entry['intrinsics'])
+                except (TypeError, ValueError) as error:
+                    raise ValueError(f'camera {name}: {error}') from error
             cameras.append(
                 CameraSpec(
                     name=name,
@@ -136,6 +195,7 @@ class RigConfig:
                     frame_id=entry.get('frame_id', f'camera_{name}_optical_frame'),
                     translation=(xyz[0], xyz[1], xyz[2]),
                     rotation=quaternion_from_matrix(rotation),
+                    intrinsics=intrinsics,
                 )
             )
         names = [camera.name for camera in cameras]

@@ -6,6 +6,7 @@ bad input (once per camera and reason per throttle period) and publishes /diagno
 
 import array
 import contextlib
+from dataclasses import fields
 from functools import partial
 
 from builtin_interfaces.msg import Time
@@ -97,6 +98,18 @@ PARAMETERS = [
     ),
 ]
 DIAGNOSTICS_PERIOD_S = 1.0
+
+
+def sync_config(rig: RigConfig, params: dict[str, object]) -> SensorSyncConfig:
+    """Build the core's configuration from the node's parameter values (also the driver's)."""
+    matching = {f.name: params[f.name] for f in fields(SyncConfig) if f.name != 'camera_names'}
+    return SensorSyncConfig(
+        SyncConfig(rig.names, **matching),
+        output_width=params['output_width'],
+        output_height=params['output_height'],
+        undistort=params['undistort'],
+        odometry_timeout_s=params['odometry_timeout_s'],
+    )
 
 
 def input_status(name: str, health: Health, stamp_ns: int, skew_ns: int) -> InputStatus:
@@ -202,25 +215,7 @@ class SensorSyncNode(Node):
         params = declare_parameters(self, PARAMETERS)
         rig_file = params['rig_file'] or vla_ros_file('config/rig_surround.yaml')
         self.rig = RigConfig.from_file(rig_file)
-        sync = SyncConfig(
-            self.rig.names,
-            rate_hz=params['rate_hz'],
-            max_skew_s=params['max_skew_s'],
-            deadline_s=params['deadline_s'],
-            stale_timeout_s=params['stale_timeout_s'],
-            queue_size=params['queue_size'],
-            time_jump_s=params['time_jump_s'],
-        )
-        self.core = SensorSyncCore(
-            self.rig,
-            SensorSyncConfig(
-                sync,
-                output_width=params['output_width'],
-                output_height=params['output_height'],
-                undistort=params['undistort'],
-                odometry_timeout_s=params['odometry_timeout_s'],
-            ),
-        )
+        self.core = SensorSyncCore(self.rig, sync_config(self.rig, params))
         self._warning_period_ns = round(params['warning_period_s'] * NS_PER_S)
         self._last_warned: dict[tuple[str, str], int] = {}
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)

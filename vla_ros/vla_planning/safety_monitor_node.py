@@ -11,6 +11,7 @@ import math
 import time
 
 import numpy as np
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
@@ -200,6 +201,69 @@ def yaw_rates(path: TimedPath) -> np.ndarray:
     return np.concatenate([forward, forward[-1:]])
 
 
+def plan_input(message: VlaPlan, max_points: int) -> PlanInput:
+    """Convert a VlaPlan's selected trajectory; raise ValueError naming why it cannot be read."""
+    if message.header.frame_id != 'base_link':
+        raise ValueError(f"plan frame is {message.header.frame_id!r}, expected 'base_link'")
+    if len(message.trajectory.points) > max_points:
+        raise ValueError(
+            f'plan has {len(message.trajectory.points)} points, more than '
+            f'max_plan_points {max_points}'
+        )
+    times, poses, _ = trajectory_arrays(message.trajectory)
+    return PlanInput(stamp_to_ns(message.header.stamp), times, poses, float(message.confidence))
+
+
+def ego_sample(message: Odometry) -> EgoSample:
+    """Convert an Odometry; raise ValueError naming a non-finite or malformed value."""
+    sample = OdometrySample.from_message(message)
+    return EgoSample(
+        sample.stamp_ns,
+        np.array([sample.position[0], sample.position[1], yaw_of(message.pose.pose.orientation)]),
+        float(sample.linear_velocity[0]),
+        float(sample.angular_velocity[2]),
+    )
+
+
+def obstacle_input(message: ObstacleArray, odometry_frame: str) -> ObstacleInput:
+    """Convert an ObstacleArray in base_link or the odometry frame; raise ValueError otherwise."""
+    frame = message.header.frame_id
+    if frame not in ('base_link', odometry_frame):
+        raise ValueError(f"frame {frame!r} is neither 'base_link' nor {odometry_frame!r}")
+    return ObstacleInput(
+        stamp_to_ns(message.header.stamp), obstacles_from_message(message), frame != 'base_link'
+    )
+
+
+def sensor_status_input(message: SensorStatus) -> SensorStatusInput:
+    """Convert a SensorStatus: the frame's stamp and the health of each camera."""
+    return SensorStatusInput(
+        stamp_to_ns(message.header.stamp), tuple(camera.health for camera in message.cameras)
+    )
+
+
+def monitor_trajectory_message(
+    output: MonitorOutput, stamp: Time, odometry_frame: str
+) -> Trajectory:
+    """Build the trajectory a cycle publishes, stamped at the cycle, in its frame."""
+    header = Header(stamp=stamp, frame_id=odometry_frame if output.in_odom else 'base_link')
+    path = output.trajectory
+    return trajectory_message(
+        header,
+        output.origin.value,
+        path.times_s,
+        path.poses,
+        path.speeds_mps,
+        path.accelerations_mps2,
+        yaw_rates(path),
+    )
+
+
+def failing_reasons(output: MonitorOutput) -> str:
+    """Return the rules that did not pass in a cycle, with their reasons ('ok' when none)."""
+    return '; '.join(f'{c.rule}: {c.reason}' for c in output.checks if c.verdict) or 'ok'
+
+
 class SafetyMonitorNode(Node):
     """Run the safety monitor on a timer and publish its trajectory, status and diagnostics."""
 
@@ -265,81 +329,40 @@ class SafetyMonitorNode(Node):
             )
 
     def _on_plan(self, message: VlaPlan) -> None:
-        stamp_ns = stamp_to_ns(message.header.stamp)
-        problem = None
-        if message.header.frame_id != 'base_link':
-            problem = f"plan frame is {message.header.frame_id!r}, expected 'base_link'"
-        elif len(message.trajectory.points) > self.params['max_plan_points']:
-            problem = (
-                f'plan has {len(message.trajectory.points)} points, more than '
-                f'max_plan_points {self.params["max_plan_points"]}'
-            )
-        if problem is not None:
-            self._reject('plan', problem)
-            self.monitor.on_invalid_plan(stamp_ns, problem)
+        try:
+            plan = plan_input(message, self.params['max_plan_points'])
+        except ValueError as error:
+            self._reject('plan', str(error))
+            self.monitor.on_invalid_plan(stamp_to_ns(message.header.stamp), str(error))
             return
-        times, poses, _ = trajectory_arrays(message.trajectory)
-        self.monitor.on_plan(PlanInput(stamp_ns, times, poses, float(message.confidence)))
+        self.monitor.on_plan(plan)
 
     def _on_odometry(self, message: Odometry) -> None:
         try:
-            sample = OdometrySample.from_message(message)
+            sample = ego_sample(message)
         except ValueError as error:
             self._reject('odometry', str(error))
             return
         self.odometry_frame = message.header.frame_id or self.odometry_frame
-        yaw = yaw_of(message.pose.pose.orientation)
-        self.monitor.on_odometry(
-            EgoSample(
-                sample.stamp_ns,
-                np.array([sample.position[0], sample.position[1], yaw]),
-                float(sample.linear_velocity[0]),
-                float(sample.angular_velocity[2]),
-            )
-        )
+        self.monitor.on_odometry(sample)
 
     def _on_obstacles(self, message: ObstacleArray) -> None:
-        frame = message.header.frame_id
-        if frame not in ('base_link', self.odometry_frame):
-            self._reject(
-                'obstacles', f"frame {frame!r} is neither 'base_link' nor {self.odometry_frame!r}"
-            )
-            return
         try:
-            obstacles = obstacles_from_message(message)
+            obstacles = obstacle_input(message, self.odometry_frame)
         except ValueError as error:
             self._reject('obstacles', str(error))
             return
-        self.monitor.on_obstacles(
-            ObstacleInput(stamp_to_ns(message.header.stamp), obstacles, frame != 'base_link')
-        )
+        self.monitor.on_obstacles(obstacles)
 
     def _on_status(self, message: SensorStatus) -> None:
-        self.monitor.on_sensor_status(
-            SensorStatusInput(
-                stamp_to_ns(message.header.stamp),
-                tuple(camera.health for camera in message.cameras),
-            )
-        )
+        self.monitor.on_sensor_status(sensor_status_input(message))
 
     def _cycle(self) -> None:
         now = self.get_clock().now()
         output = self.monitor.step(now.nanoseconds)
-        header = Header(stamp=now.to_msg())
-        header.frame_id = self.odometry_frame if output.in_odom else 'base_link'
-        path = output.trajectory
-        self.trajectory_publisher.publish(
-            trajectory_message(
-                header,
-                output.origin.value,
-                path.times_s,
-                path.poses,
-                path.speeds_mps,
-                path.accelerations_mps2,
-                yaw_rates(path),
-            )
-        )
-        self.status_publisher.publish(self._status(output, header))
+        trajectory = monitor_trajectory_message(output, now.to_msg(), self.odometry_frame)
+        self.trajectory_publisher.publish(trajectory)
+        self.status_publisher.publish(self._status(output, trajectory.header))
         self._log_transition(output)
         self._last = output
 
@@ -380,8 +403,7 @@ class SafetyMonitorNode(Node):
         ):
             return
         self.transitions += previous is not None
-        reasons = '; '.join(f'{c.rule}: {c.reason}' for c in output.checks if c.verdict) or 'ok'
-        message = f'{output.state.name} ({output.origin.name}): {reasons}'
+        message = f'{output.state.name} ({output.origin.name}): {failing_reasons(output)}'
         if output.state == SafetyState.NOMINAL:
             self.get_logger().info(message)
         else:

@@ -145,6 +145,11 @@ STATES = {  # SafetyStatus.state: (name, severity)
 }
 
 
+def controller_config(params: dict[str, object]) -> ControllerConfig:
+    """Build the controller's configuration from the node's parameter values."""
+    return ControllerConfig(**{f.name: params[f.name] for f in fields(ControllerConfig)})
+
+
 def stamped_path(message: Trajectory) -> StampedPath:
     """Convert a Trajectory to the controller's arrays (its own frame, times from its stamp)."""
     times, poses, speeds = trajectory_arrays(message)
@@ -173,6 +178,27 @@ def ego_pose(message: Odometry) -> EgoPose:
         speed=float(sample.linear_velocity[0]),
         stamp_s=sample.stamp_ns / NS_PER_S,
     )
+
+
+def control_step(
+    controller: TrackingController,
+    now_s: float,
+    trajectory: Trajectory | None,
+    path: StampedPath | None,
+    ego: EgoPose | None,
+    odometry_frame: str,
+) -> Command:
+    """Follow `path` (`trajectory` converted), or stop when it is not in the odometry frame.
+
+    The controller compares the path's positions with the ego's, so both must be in one frame.
+    """
+    if trajectory is not None and ego is not None and trajectory.header.frame_id != odometry_frame:
+        return controller.stop(
+            now_s,
+            f'trajectory frame {trajectory.header.frame_id!r} is not the odometry frame '
+            f'{odometry_frame!r}',
+        )
+    return controller.step(now_s, ego, path)
 
 
 def path_message(message: Trajectory) -> Path:
@@ -317,7 +343,7 @@ class TrajectoryOutputNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__('trajectory_output_node', **kwargs)
         params = declare_parameters(self, PARAMETERS)
-        config = ControllerConfig(**{f.name: params[f.name] for f in fields(ControllerConfig)})
+        config = controller_config(params)
         self.controller = TrackingController(config)
         self._timeout_ns = round(config.trajectory_timeout_s * NS_PER_S)
         self._trajectory: Trajectory | None = None
@@ -391,20 +417,14 @@ class TrajectoryOutputNode(Node):
 
     def _control(self) -> None:
         now_ns = self._now_ns()
-        now_s = now_ns / NS_PER_S
-        trajectory = self._trajectory
-        if (
-            trajectory is not None
-            and self._ego is not None
-            and trajectory.header.frame_id != self._odometry_frame
-        ):
-            command = self.controller.stop(
-                now_s,
-                f'trajectory frame {trajectory.header.frame_id!r} is not the odometry frame '
-                f'{self._odometry_frame!r}',
-            )
-        else:
-            command = self.controller.step(now_s, self._ego, self._path)
+        command = control_step(
+            self.controller,
+            now_ns / NS_PER_S,
+            self._trajectory,
+            self._path,
+            self._ego,
+            self._odometry_frame,
+        )
         self.command_publisher.publish(control_command_message(command, to_time(now_ns)))
         previous, self._command = self._command, command
         self._commands_in_period += 1

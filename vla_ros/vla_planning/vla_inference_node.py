@@ -22,11 +22,13 @@ from vla_msgs.msg import (
 
 from vla_model.artifacts import ArtifactError, load_weights, verify
 from vla_model.bev_geometry import CameraGeometry, rotation_from_quaternion
+from vla_model.config import ModelConfig
 from vla_model.instruction_encoder import (
     MAX_INSTRUCTION_CHARS,
     InstructionEncoder,
     check_instruction,
 )
+from vla_perception.synchronizer import stamp_to_ns
 from vla_planning.backends import BACKENDS, select_backend
 from vla_planning.inference_core import (
     FrameInput,
@@ -112,6 +114,29 @@ def frame_input(
     )
 
 
+def planning_input(
+    message: SensorFrame, config: ModelConfig, previous: tuple[int, float] | None
+) -> FrameInput:
+    """Convert a SensorFrame for the model of `config`.
+
+    `previous` is (stamp ns, speed m/s) of the frame planned before, or None: the model's
+    acceleration input is the speed's change since then (0 at the first frame).
+    """
+    stamp_ns = stamp_to_ns(message.header.stamp)
+    dt_s = (stamp_ns - previous[0]) / NS_PER_S if previous else 0.0
+    return frame_input(
+        message,
+        (config.image_height, config.image_width),
+        previous[1] if previous and dt_s > 0 else None,
+        dt_s,
+    )
+
+
+def model_id(config: ModelConfig, weights_sha256: str) -> str:
+    """Name a model in plans and logs by its configuration and the hash of its weights."""
+    return f'{config.name}@sha256:{weights_sha256[:12]}'
+
+
 def candidate_message(
     points: np.ndarray, times_s: np.ndarray, step_s: float, header
 ) -> Trajectory:
@@ -120,6 +145,33 @@ def candidate_message(
     return trajectory_message(
         header, Trajectory.ORIGIN_MODEL, times_s, points, speeds, accelerations, yaw_rates
     )
+
+
+def plan_message(
+    frame: SensorFrame,
+    plan: Plan,
+    config: ModelConfig,
+    instruction: Instruction,
+    model: str,
+    backend: str,
+    input_to_output_ms: float,
+) -> VlaPlan:
+    """Build the VlaPlan of a frame: every candidate a Trajectory in base_link at its stamp."""
+    header = frame.header
+    message = VlaPlan(header=header, frame_sequence=frame.sequence, frame_epoch=frame.epoch)
+    message.candidates = [
+        candidate_message(c, plan.times_s, config.step_s, header) for c in plan.candidates
+    ]
+    message.trajectory = message.candidates[plan.selected]
+    message.candidate_scores = plan.probabilities.astype(np.float32).tolist()
+    message.selected_index, message.confidence = plan.selected, plan.confidence
+    message.rationale_class, message.rationale = plan.rationale_class, plan.rationale
+    message.instruction_id, message.instruction_text = instruction.id, instruction.text
+    message.model_id, message.backend = model, backend
+    message.preprocess_ms, message.inference_ms = plan.preprocess_ms, plan.inference_ms
+    message.postprocess_ms = plan.postprocess_ms
+    message.input_to_output_ms = input_to_output_ms
+    return message
 
 
 class VlaInferenceNode(LifecycleNode):
@@ -204,7 +256,7 @@ class VlaInferenceNode(LifecycleNode):
         backend = select_backend(
             self.params['backend'], model, onnx_path, cache_dir, self.params['precision']
         )
-        self.model_id = f'{model.config.name}@sha256:{pinned[:12]}'
+        self.model_id = model_id(model.config, pinned)
         core = InferenceCore(
             model.config, backend, InstructionEncoder().encode, self.params['max_frame_gap_s']
         )
@@ -255,46 +307,29 @@ class VlaInferenceNode(LifecycleNode):
         if self._last_sequence is not None and key[0] == self._last_sequence[0]:
             self.skipped += max(0, key[1] - self._last_sequence[1] - 1)
         self._last_sequence = key
-        stamp_ns = message.header.stamp.sec * NS_PER_S + message.header.stamp.nanosec
-        previous = self._previous_speed
-        dt_s = (stamp_ns - previous[0]) / NS_PER_S if previous else 0.0
-        frame = frame_input(
-            message,
-            (config.image_height, config.image_width),
-            previous[1] if previous and dt_s > 0 else None,
-            dt_s,
-        )
-        self._previous_speed = (stamp_ns, frame.ego_state[0])
+        frame = planning_input(message, config, self._previous_speed)
+        self._previous_speed = (frame.stamp_ns, frame.ego_state[0])
         try:
             plan = self.core.step(frame)
         except InvalidModelOutputError as error:
             self.invalid_outputs += 1
             self.get_logger().error(str(error), throttle_duration_sec=5.0)
             return
-        self.plan_publisher.publish(self._plan_message(message, plan))
-        self.map_publisher.publish(self._map_message(message, plan))
-        self.frames += 1
-
-    def _plan_message(self, frame: SensorFrame, plan: Plan) -> VlaPlan:
-        config = self.core.config
-        header = frame.header
-        message = VlaPlan(header=header, frame_sequence=frame.sequence, frame_epoch=frame.epoch)
-        message.candidates = [
-            candidate_message(c, plan.times_s, config.step_s, header) for c in plan.candidates
-        ]
-        message.trajectory = message.candidates[plan.selected]
-        message.candidate_scores = plan.probabilities.astype(np.float32).tolist()
-        message.selected_index, message.confidence = plan.selected, plan.confidence
-        message.rationale_class, message.rationale = plan.rationale_class, plan.rationale
-        message.instruction_id = self._instruction.id
-        message.instruction_text = self._instruction.text
-        message.model_id, message.backend = self.model_id, self.core.backend.name
-        message.preprocess_ms, message.inference_ms = plan.preprocess_ms, plan.inference_ms
-        message.postprocess_ms = plan.postprocess_ms
         latency_ms = (self.get_clock().now().nanoseconds - plan.stamp_ns) / 1e6
-        message.input_to_output_ms = latency_ms
+        self.plan_publisher.publish(
+            plan_message(
+                message,
+                plan,
+                config,
+                self._instruction,
+                self.model_id,
+                self.core.backend.name,
+                latency_ms,
+            )
+        )
+        self.map_publisher.publish(self._map_message(message, plan))
         self._latencies_ms.append(plan.preprocess_ms + plan.inference_ms + plan.postprocess_ms)
-        return message
+        self.frames += 1
 
     def _map_message(self, frame: SensorFrame, plan: Plan) -> OccupancyGrid:
         """Non-drivable probability as occupancy (0-100) in base_link; x along the grid width."""

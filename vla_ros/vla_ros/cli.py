@@ -2,6 +2,7 @@
 
 import argparse
 import importlib.metadata
+import json
 import sys
 from pathlib import Path
 
@@ -67,6 +68,73 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_render(args: argparse.Namespace) -> int:
+    from vla_ros.reports import write_json
+    from vla_sim.render_benchmark import run_render_benchmark
+
+    result = run_render_benchmark(args.rig or default_rig_path(), steps=args.steps)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+def _sim_eval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from vla_perception.rig import RigConfig
+    from vla_ros.reports import write_json
+    from vla_sim.bev_ground_truth import BevGrid
+    from vla_sim.evaluation import ExpertDriver, evaluate, summary
+    from vla_sim.instructions import Split
+    from vla_sim.report import metrics_table, write_report
+    from vla_sim.scenarios import NOMINAL, SCENARIOS, get_scenario
+
+    names = NOMINAL if args.scenarios == ['nominal'] else args.scenarios
+    names = list(SCENARIOS) if names == ['all'] else names
+    try:
+        for name in names:
+            get_scenario(name)
+    except KeyError as error:
+        print(f'vla sim eval: {error.args[0]}', file=sys.stderr)
+        return 2
+    rig = RigConfig.from_file(args.rig or default_rig_path())
+    if args.driver == 'pipeline':
+        from vla_sim.pipeline_driver import PipelineDriver
+
+        driver = PipelineDriver(rig, weights=args.weights, weights_sha256=args.sha256)
+    else:
+        driver = ExpertDriver()
+    episodes = evaluate(
+        names,
+        args.episodes,
+        driver,
+        rig,
+        seed_start=args.seed_start,
+        films_per_scenario=args.films if args.report else 0,
+        split=Split(args.split),
+        render=args.driver == 'pipeline',
+    )
+    results = list(tqdm(episodes, total=len(names) * args.episodes, unit='episode'))
+    if args.report:
+        from vla_model.config import ModelConfig
+
+        written = write_report(results, args.report, BevGrid.from_model(ModelConfig()))
+        print(f'report in {args.report} ({len(written["gifs"])} GIFs)')
+    aggregate = summary(results)
+    print(metrics_table(aggregate), end='')
+    if args.json:
+        write_json(args.json, {'driver': args.driver, 'summary': aggregate})
+    return 0
+
+
+def default_rig_path() -> Path:
+    """Return the rig file installed with the package (config/rig_surround.yaml)."""
+    from vla_ros.install_paths import vla_ros_file
+
+    return vla_ros_file('config/rig_surround.yaml')
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `vla` with every sub-command."""
     parser = argparse.ArgumentParser(
@@ -110,6 +178,54 @@ def build_parser() -> argparse.ArgumentParser:
     safety.add_argument('--cycles', type=int, default=1000, help='timed cycles per case')
     safety.add_argument('--json', type=Path, help='also write the results to this JSON file')
     safety.set_defaults(handler=_bench_safety)
+    render = benchmarks.add_parser(
+        'render', help='the simulator camera renderer: the whole rig per step, one thread'
+    )
+    render.add_argument('--rig', type=Path, help='rig file (default: config/rig_surround.yaml)')
+    render.add_argument('--steps', type=int, default=200, help='timed steps')
+    render.add_argument('--json', type=Path, help='also write the results to this JSON file')
+    render.set_defaults(handler=_bench_render)
+    sim = commands.add_parser('sim', help='the closed-loop simulator: record and evaluate')
+    sim_commands = sim.add_subparsers(dest='sim_command', metavar='SIM_COMMAND', required=True)
+    sim_eval = sim_commands.add_parser(
+        'eval', help='drive seeded episodes in lockstep and report closed-loop metrics'
+    )
+    sim_eval.add_argument(
+        '--driver',
+        choices=('expert', 'pipeline'),
+        default='expert',
+        help='the privileged expert, or the pipeline cores (sync, model, monitor, controller)',
+    )
+    sim_eval.add_argument(
+        '--weights', type=Path, help='pipeline: student safetensors (default: untrained, seed 0)'
+    )
+    sim_eval.add_argument('--sha256', help='pipeline: refuse the weights unless they hash to this')
+    sim_eval.add_argument(
+        '--scenarios',
+        nargs='+',
+        default=['nominal'],
+        help='scenario names, "nominal" (default) or "all"',
+    )
+    sim_eval.add_argument('--episodes', type=int, default=5, help='seeded episodes per scenario')
+    sim_eval.add_argument('--seed-start', type=int, default=0, help='first seed')
+    sim_eval.add_argument(
+        '--split',
+        choices=('train', 'validation', 'test'),
+        default='test',
+        help='instruction paraphrases to draw from (default: held-out test)',
+    )
+    sim_eval.add_argument('--rig', type=Path, help='rig file (default: config/rig_surround.yaml)')
+    sim_eval.add_argument('--json', type=Path, help='write the per-scenario summary here')
+    sim_eval.add_argument('--report', type=Path, help='write metrics, plots and GIFs here')
+    sim_eval.add_argument('--films', type=int, default=1, help='GIFs per scenario in the report')
+    sim_eval.set_defaults(handler=_sim_eval)
+    from vla_sim.recorder import add_record_arguments, run_record
+
+    record = sim_commands.add_parser(
+        'record', help='record expert demonstrations as rosbag2 MCAP, one bag per episode'
+    )
+    add_record_arguments(record)
+    record.set_defaults(handler=run_record)
     return parser
 
 

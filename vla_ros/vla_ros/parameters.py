@@ -41,3 +41,12 @@ def declare_parameters(node: Node, specs: list[ParameterSpec]) -> dict[str, obje
         spec.name: node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
         for spec in specs
     }
+
+
+def parameter_defaults(specs: list[ParameterSpec]) -> dict[str, object]:
+    """Return every parameter's default: what a node runs with when nothing overrides it.
+
+    In-process users of a node's cores (the simulator's pipeline driver) configure them from
+    this, so that they run with exactly the settings of the launched node.
+    """
+    return {spec.name: spec.default for spec in specs}

@@ -1,0 +1,78 @@
+"""Bird's-eye-view ground truth in base_link: drivable surface, lane markings and vehicles.
+
+The grid is the model's BEV grid (`ModelConfig.bev_*`): rows along x (forward), columns along y
+(left), cell centres at range minimum + (i + 0.5) * cell. Recorded as one `nav_msgs/OccupancyGrid`
+per class so that training can read the labels a simulated bag carries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vla_model.config import ModelConfig
+from vla_sim.scene import Pose2D, Scene, footprint
+
+_SHIFT = 4  # fixed-point bits for cv2 polygon coordinates
+
+
+@dataclass(frozen=True)
+class BevGrid:
+    """The BEV grid geometry in base_link."""
+
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+    cell_m: float
+
+    @classmethod
+    def from_model(cls, config: ModelConfig) -> BevGrid:
+        """Return the grid the model predicts its neural map on."""
+        return cls(config.bev_x_range, config.bev_y_range, config.bev_cell_m)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows along x, columns along y)."""
+        rows = round((self.x_range[1] - self.x_range[0]) / self.cell_m)
+        cols = round((self.y_range[1] - self.y_range[0]) / self.cell_m)
+        return rows, cols
+
+
+def _to_cells(points_world: np.ndarray, ego: Pose2D, grid: BevGrid) -> np.ndarray:
+    """World points -> fixed-point (col, row) cell coordinates of the grid, for cv2."""
+    c, s = np.cos(ego.yaw), np.sin(ego.yaw)
+    dx, dy = points_world[:, 0] - ego.x, points_world[:, 1] - ego.y
+    x_b, y_b = c * dx + s * dy, -s * dx + c * dy
+    col = (y_b - grid.y_range[0]) / grid.cell_m - 0.5
+    row = (x_b - grid.x_range[0]) / grid.cell_m - 0.5
+    return np.round(np.column_stack([col, row]) * (1 << _SHIFT)).astype(np.int32)
+
+
+def _near(points: np.ndarray, ego: Pose2D, radius: float) -> bool:
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    return lo[0] - radius <= ego.x <= hi[0] + radius and lo[1] - radius <= ego.y <= hi[1] + radius
+
+
+def bev_ground_truth(scene: Scene, grid: BevGrid) -> dict[str, np.ndarray]:
+    """Return class name -> (rows, cols) bool mask: 'drivable', 'lane_marking', 'vehicle'."""
+    rows, cols = grid.shape
+    radius = max(abs(v) for v in (*grid.x_range, *grid.y_range)) * 1.5
+    drivable = np.zeros((rows, cols), np.uint8)
+    for polygon in scene.road.surfaces:
+        if _near(polygon, scene.ego, radius):
+            cv2.fillPoly(drivable, [_to_cells(polygon, scene.ego, grid)], 1, shift=_SHIFT)
+    markings = np.zeros((rows, cols), np.uint8)
+    for marking in scene.road.markings:
+        if _near(marking.points, scene.ego, radius):
+            cells = _to_cells(marking.points, scene.ego, grid)
+            cv2.polylines(markings, [cells], False, 1, thickness=1, shift=_SHIFT)
+    vehicles = np.zeros((rows, cols), np.uint8)
+    for actor in scene.actors:
+        corners = footprint(actor.pose, actor.length_m, actor.width_m)
+        cv2.fillConvexPoly(vehicles, _to_cells(corners, scene.ego, grid), 1, shift=_SHIFT)
+    return {
+        'drivable': drivable.astype(bool),
+        'lane_marking': markings.astype(bool),
+        'vehicle': vehicles.astype(bool),
+    }

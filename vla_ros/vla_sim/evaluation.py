@@ -1,0 +1,159 @@
+"""Closed-loop evaluation: drive seeded episodes of scenarios in lockstep and measure them.
+
+A driver turns each simulator frame into the command for the next period. The expert driver
+reads the privileged world state; every episode is judged by `vla_sim.metrics` from ground truth,
+so drivers are compared on equal terms. Episodes selected for the report keep their frames
+(camera views, BEV ground truth, the driver's path) for the video.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from vla_perception.rig import RigConfig
+from vla_sim.instructions import Split
+from vla_sim.metrics import EpisodeLog, EpisodeMetrics, summarise
+from vla_sim.scenarios import get_scenario
+from vla_sim.simulation import SimConfig, SimFrame, SimulationCore
+from vla_sim.world import VehicleCommand
+
+
+@dataclass(frozen=True)
+class DriverOutput:
+    """A driver's command for the next period, and what it shows in the report."""
+
+    command: VehicleCommand
+    rationale: str
+    path_world: np.ndarray  # (N, 2) planned path in the world frame, for plots; may be empty
+    safety_state: str = ''  # the monitor's state when a monitor runs
+
+
+class Driver(Protocol):
+    """Anything that drives a SimulationCore one period at a time."""
+
+    name: str
+
+    def reset(self, core: SimulationCore) -> None:
+        """Start a new episode."""
+
+    def drive(self, core: SimulationCore, frame: SimFrame) -> DriverOutput:
+        """Return the command for the next period."""
+
+
+class ExpertDriver:
+    """The privileged expert: the teacher, and the reference the pipeline is measured against."""
+
+    name = 'expert'
+
+    def reset(self, core: SimulationCore) -> None:
+        """Nothing to reset: the core owns the expert of its episode."""
+
+    def drive(self, core: SimulationCore, frame: SimFrame) -> DriverOutput:
+        """Ask the expert."""
+        decision = core.expert_decision()
+        return DriverOutput(decision.command, decision.rationale_text, decision.path_world)
+
+
+@dataclass
+class RecordedStep:
+    """One frame kept for the report's video."""
+
+    images: dict[str, np.ndarray]
+    bev: dict[str, np.ndarray]
+    ego: tuple[float, float, float]
+    speed_mps: float
+    path_world: np.ndarray
+    rationale: str
+    safety_state: str
+
+
+@dataclass
+class EpisodeResult:
+    """An episode's metrics, its ego track and (for filmed episodes) its frames."""
+
+    metrics: EpisodeMetrics
+    track: np.ndarray  # (steps, 4) x, y, yaw, speed of base_link in the world frame
+    frames: list[RecordedStep] = field(default_factory=list)
+
+
+def run_episode(
+    scenario: str,
+    seed: int,
+    driver: Driver,
+    rig: RigConfig,
+    *,
+    film: bool = False,
+    split: Split = Split.TEST,
+    sim_config: SimConfig | None = None,
+    max_steps: int | None = None,
+) -> EpisodeResult:
+    """Drive one episode to its end (or `max_steps`) and judge it."""
+    config = sim_config or SimConfig(render=film)
+    core = SimulationCore(get_scenario(scenario), seed, rig, config, split)
+    driver.reset(core)
+    log = EpisodeLog(scenario, seed, driver.name, core.instruction, core.world)
+    frame = core.frame
+    track, frames = [], []
+    while not core.done and (max_steps is None or core.steps < max_steps):
+        start = time.perf_counter()
+        output = driver.drive(core, frame)
+        frame = core.step(output.command)
+        log.record((time.perf_counter() - start) * 1e3, output.safety_state)
+        pose = frame.ego.pose
+        track.append((pose.x, pose.y, pose.yaw, frame.ego.speed_mps))
+        if film:
+            frames.append(
+                RecordedStep(
+                    frame.images,
+                    frame.bev,
+                    (pose.x, pose.y, pose.yaw),
+                    frame.ego.speed_mps,
+                    output.path_world,
+                    output.rationale,
+                    output.safety_state,
+                )
+            )
+    return EpisodeResult(log.finish(), np.asarray(track, float).reshape(-1, 4), frames)
+
+
+def evaluate(
+    scenarios: list[str],
+    episodes: int,
+    driver: Driver,
+    rig: RigConfig,
+    *,
+    seed_start: int = 0,
+    films_per_scenario: int = 1,
+    split: Split = Split.TEST,
+    render: bool = False,
+) -> Iterator[EpisodeResult]:
+    """Yield every episode's result, scenario by scenario, seed by seed.
+
+    One driver drives every episode (reset in between, so a model loads once). Cameras are
+    rendered for filmed episodes, and for all of them when `render` is set: a driver that looks
+    through the cameras needs them.
+    """
+    for name in scenarios:
+        get_scenario(name)  # fail on a bad name before any episode runs
+    for name in scenarios:
+        for index in range(episodes):
+            film = index < films_per_scenario
+            yield run_episode(
+                name,
+                seed_start + index,
+                driver,
+                rig,
+                film=film,
+                split=split,
+                sim_config=SimConfig(render=film or render),
+            )
+
+
+def summary(results: list[EpisodeResult]) -> dict:
+    """Per-scenario aggregates of a list of results."""
+    return summarise([result.metrics for result in results])
