@@ -1,28 +1,23 @@
 """`vla sim eval` runs seeded closed-loop episodes and writes metrics, plots and a GIF."""
 
 import json
+import subprocess
 
 from PIL import Image
 
 from repo_paths import run_vla
 
 
+def eval_one_merge_episode(driver: str, *options: str) -> subprocess.CompletedProcess:
+    """Run `vla sim eval` for one episode of the merge scenario."""
+    return run_vla(
+        'sim', 'eval', '--driver', driver, '--scenarios', 'merge', '--episodes', '1', *options
+    )
+
+
 def test_sim_eval_writes_the_report(tmp_path):
     report, summary = tmp_path / 'report', tmp_path / 'eval.json'
-    result = run_vla(
-        'sim',
-        'eval',
-        '--driver',
-        'expert',
-        '--scenarios',
-        'merge',
-        '--episodes',
-        '1',
-        '--json',
-        str(summary),
-        '--report',
-        str(report),
-    )
+    result = eval_one_merge_episode('expert', '--json', str(summary), '--report', str(report))
     assert result.returncode == 0, result.stderr
     assert '| merge | 1 |' in result.stdout
     merge = json.loads(summary.read_text())['summary']['merge']
@@ -44,18 +39,7 @@ def test_sim_eval_rejects_an_unknown_scenario():
 def test_sim_eval_drives_the_pipeline_cores_and_counts_the_monitor(tmp_path):
     """The untrained student's plans fail the monitor's checks: it stops the car, counted."""
     summary = tmp_path / 'eval.json'
-    result = run_vla(
-        'sim',
-        'eval',
-        '--driver',
-        'pipeline',
-        '--scenarios',
-        'merge',
-        '--episodes',
-        '1',
-        '--json',
-        str(summary),
-    )
+    result = eval_one_merge_episode('pipeline', '--json', str(summary))
     assert result.returncode == 0, result.stderr
     merge = json.loads(summary.read_text())['summary']['merge']
     assert json.loads(summary.read_text())['driver'] == 'pipeline'

@@ -174,3 +174,17 @@ def test_an_episode_does_not_depend_on_the_episodes_run_before_it():
     before = exit_traffic()
     get_scenario('intersection').episode(0)
     assert exit_traffic() == before
+
+
+def test_stopping_in_an_empty_lane_is_not_keeping_it():
+    """A car that brakes to a standstill with nothing ahead has not followed 'keep lane'."""
+    world = World(EMPTY_HIGHWAY, seed=0)
+    log = EpisodeLog(
+        'highway', 0, 'test', InstructionGenerator(Split.TRAIN, 0).sample(Intent.KEEP_LANE), world
+    )
+    for _ in range(40):
+        world.step(VehicleCommand(0.0, -2.5), 0.1)
+        log.record(1.0)
+    metrics = log.finish()
+    assert metrics.mean_speed_mps > 2.0 and world.ego.speed < 0.5
+    assert not metrics.instruction_success

@@ -140,7 +140,8 @@ class EpisodeLog:
             return abs(float(np.mean(window)) - target) <= SET_SPEED_TOLERANCE_MPS
         if self.route_goal is not None:
             return self.route_goal in self.visited
-        return end == start and mean_speed >= MIN_MEAN_SPEED_MPS
+        stranded = ego.speed < STOPPED_MPS and self._lead_gap() > STOP_BEHIND_GAP_M[1]
+        return end == start and mean_speed >= MIN_MEAN_SPEED_MPS and not stranded
 
     def finish(self) -> EpisodeMetrics:
         """Judge the episode."""

@@ -13,7 +13,9 @@ clockwise); everything it returns is mirrored into REP 103 (`vla_sim.scene`).
 
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -57,6 +59,10 @@ NATURAL_COLOURS = (
 )
 UNUSUAL_COLOURS = ((255, 0, 255), (0, 255, 255), (255, 140, 0), (120, 255, 0), (255, 255, 0))
 
+
+# highway-env's intersection NPCs re-plan routes that no longer start where they are and log a
+# warning each time; that is traffic behaviour we do not control, not a fault of the run.
+logging.getLogger('highway_env.road.road').setLevel(logging.ERROR)
 
 _IDM_CLASS_PARAMETERS = ('DISTANCE_WANTED', 'COMFORT_ACC_MAX', 'COMFORT_ACC_MIN')
 _IDM_DEFAULTS = {name: getattr(IDMVehicle, name) for name in _IDM_CLASS_PARAMETERS}
@@ -201,9 +207,13 @@ class World:
         self.seed = seed
         for name, value in _IDM_DEFAULTS.items():
             setattr(IDMVehicle, name, value)
-        self.env = gymnasium.make(
-            spec.env_id, config={'offscreen_rendering': True, **dict(spec.env_config)}
-        ).unwrapped
+        with warnings.catch_warnings():
+            # intersection-v0 is chosen on purpose (its layout and traffic); gymnasium warns on
+            # every make that a v1 exists.
+            warnings.simplefilter('ignore', DeprecationWarning)
+            self.env = gymnasium.make(
+                spec.env_id, config={'offscreen_rendering': True, **dict(spec.env_config)}
+            ).unwrapped
         self.env.reset(seed=seed)
         self.road: Road = self.env.road
         self.rng = np.random.default_rng(seed)
