@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from vla_msgs.msg import ControlCommand, Instruction, Obstacle, ObstacleArray
 
-from vla_perception.odometry import OdometrySample
+from vla_perception.odometry import OdometrySample, yaw_of
 from vla_perception.rig import CameraSpec, RigConfig
-from vla_planning.trajectory_messages import yaw_of
 from vla_ros.install_paths import vla_ros_file
 from vla_sim.bev_ground_truth import BevGrid
 from vla_sim.instructions import InstructionGenerator, Intent, Split

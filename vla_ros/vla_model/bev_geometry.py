@@ -91,9 +91,20 @@ def build_view_lut(config: ModelConfig, cameras: list[CameraGeometry]) -> ViewLu
             index[seen, sample] = flat[seen].astype(np.int64)
             valid[:, sample] = seen
             sample += 1
-    counts = valid.sum(axis=1, keepdims=True)
-    weight = np.where(valid, 1.0 / np.maximum(counts, 1), 0.0).astype(np.float32)
-    return ViewLut(index=index, weight=weight)
+    every_camera = np.ones(config.num_cameras, bool)
+    return ViewLut(index, view_weight(valid, every_camera, len(config.lut_heights_m)))
+
+
+def view_weight(seen: np.ndarray, camera_valid: np.ndarray, heights: int) -> np.ndarray:
+    """Return averaging weights over the samples that see a cell from a camera with an image.
+
+    `seen` (cells, samples) is where a LUT's weight is non-zero; samples run camera-major, one
+    per height. Leaving out a camera that has no image this frame makes it read as unseen
+    rather than as a black image.
+    """
+    seen = seen & np.repeat(np.asarray(camera_valid, bool), heights)[None, :]
+    counts = seen.sum(axis=1, keepdims=True)
+    return np.where(seen, 1.0 / np.maximum(counts, 1), 0.0).astype(np.float32)
 
 
 def warp_grid_base(config: ModelConfig) -> np.ndarray:

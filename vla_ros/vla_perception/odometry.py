@@ -15,6 +15,16 @@ from vla_perception.health import Health
 from vla_perception.synchronizer import stamp_to_ns
 
 
+def quaternion_yaw(x: float, y: float, z: float, w: float) -> float:
+    """Yaw (rotation about z) of a quaternion of any norm, rad."""
+    return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
+
+
+def yaw_of(orientation: object) -> float:
+    """Yaw of a geometry_msgs/Quaternion (rclpy or rosbags), rad."""
+    return quaternion_yaw(orientation.x, orientation.y, orientation.z, orientation.w)
+
+
 @dataclass(frozen=True)
 class OdometrySample:
     """Ego state at one time: pose in odom, twist in base_link (nav_msgs/Odometry convention)."""
@@ -24,6 +34,11 @@ class OdometrySample:
     orientation: np.ndarray  # (4,) unit quaternion x, y, z, w: base_link in odom
     linear_velocity: np.ndarray  # (3,) m/s, in base_link
     angular_velocity: np.ndarray  # (3,) rad/s, in base_link
+
+    @property
+    def yaw(self) -> float:
+        """Heading of base_link in odom, rad."""
+        return quaternion_yaw(*self.orientation)
 
     @classmethod
     def from_message(cls, msg: object) -> 'OdometrySample':

@@ -23,6 +23,7 @@ from vla_msgs.msg import CameraFrame, InputStatus, SensorFrame, SensorStatus
 from vla_perception.health import Health
 from vla_perception.image_preprocessing import ImageRejected, Intrinsics
 from vla_perception.odometry import OdometryAtFrame
+from vla_perception.offline_sync import step_period_s
 from vla_perception.rig import CameraSpec, RigConfig
 from vla_perception.sensor_sync import CameraImage, SensorSyncConfig, SensorSyncCore, SyncedFrame
 from vla_perception.synchronizer import NS_PER_S, SyncConfig, stamp_to_ns
@@ -250,8 +251,7 @@ class SensorSyncNode(Node):
         self.create_subscription(
             Odometry, params['odometry_topic'], self._on_odometry, SENSOR_DATA
         )
-        step_period = min(params['deadline_s'] / 4.0, 0.25 / params['rate_hz'])
-        self.create_timer(max(step_period, 0.002), self._step)
+        self.create_timer(step_period_s(self.core.config.sync), self._step)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self.get_logger().info(
             f'synchronising {len(self.rig.cameras)} cameras ({", ".join(self.rig.names)}) from '

@@ -13,8 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla_model.bev_geometry import CameraGeometry, build_view_lut
+from vla_model.bev_geometry import (
+    CameraGeometry,
+    build_view_lut,
+    rotation_from_quaternion,
+    view_weight,
+)
 from vla_model.config import ModelConfig
+from vla_perception.health import Health
+from vla_perception.sensor_sync import SyncedFrame
 from vla_planning.backends import Backend
 
 NS_PER_S = 1_000_000_000
@@ -55,6 +62,63 @@ class Plan:
     preprocess_ms: float
     inference_ms: float
     postprocess_ms: float
+
+
+USABLE_HEALTH = (Health.OK, Health.STALE)
+"""A camera whose image is fresh or a little late is used; others read as unseen."""
+
+
+def ego_acceleration(speed: float, stamp_ns: int, previous: tuple[int, float] | None) -> float:
+    """Return the speed's change since `previous` (stamp ns, speed) per second; 0 without one."""
+    if previous is None or stamp_ns <= previous[0]:
+        return 0.0
+    return (speed - previous[1]) / ((stamp_ns - previous[0]) / NS_PER_S)
+
+
+def synced_frame_input(
+    frame: SyncedFrame, image_size: tuple[int, int], previous: tuple[int, float] | None
+) -> FrameInput:
+    """Convert a synchronised frame for a model taking `image_size` (height, width) images.
+
+    What `vla_inference_node` makes of the SensorFrame message of the same frame: offline
+    users of the sync core (training data, replay) feed the model exactly what the node would.
+    `previous` is (stamp ns, speed m/s) of the frame converted before it, or None.
+    """
+    height, width = image_size
+    images, valid, cameras = [], [], []
+    for camera in frame.cameras:
+        image, intrinsics = camera.image, camera.intrinsics
+        usable = (
+            camera.health in USABLE_HEALTH
+            and image is not None
+            and image.rgb.shape == (height, width, 3)
+            and intrinsics is not None
+            and intrinsics.k[2, 2] == 1.0
+        )
+        images.append(image.rgb if usable else np.zeros((height, width, 3), np.uint8))
+        valid.append(usable)
+        cameras.append(
+            CameraGeometry(
+                np.array(intrinsics.k, np.float64) if usable else np.diag([1.0, 1.0, 1.0]),
+                rotation_from_quaternion(camera.spec.rotation),
+                np.array(camera.spec.translation, np.float64),
+            )
+        )
+    sample = frame.odometry.sample
+    if sample is None:
+        pose, speed, yaw_rate = (0.0, 0.0, 0.0), 0.0, 0.0
+    else:
+        pose = (float(sample.position[0]), float(sample.position[1]), sample.yaw)
+        speed, yaw_rate = float(sample.linear_velocity[0]), float(sample.angular_velocity[2])
+    return FrameInput(
+        stamp_ns=frame.stamp_ns,
+        epoch=frame.epoch,
+        images=np.stack(images),
+        camera_valid=np.array(valid),
+        cameras=tuple(cameras),
+        pose=pose,
+        ego_state=(speed, yaw_rate, ego_acceleration(speed, frame.stamp_ns, previous)),
+    )
 
 
 class InvalidModelOutputError(RuntimeError):
@@ -114,7 +178,6 @@ class InferenceCore:
         self._lut_key: bytes | None = None
         self._lut_index: np.ndarray | None = None
         self._lut_seen: np.ndarray | None = None  # (cells, samples): the sample sees the cell
-        self._lut_camera = np.arange(config.samples_per_cell) // len(config.lut_heights_m)
         self._map_prior = np.zeros((1, config.map_prior_channels, rows, cols), np.float32)
         self.instruction_text = ''
         self._instruction = encode_instruction('')
@@ -185,9 +248,7 @@ class InferenceCore:
             lut = build_view_lut(self.config, list(frame.cameras))
             self._lut_index, self._lut_key = lut.index, key
             self._lut_seen = lut.weight > 0
-        seen = self._lut_seen & frame.camera_valid[self._lut_camera][None, :]
-        counts = seen.sum(axis=1, keepdims=True)
-        weight = np.where(seen, 1.0 / np.maximum(counts, 1), 0.0).astype(np.float32)
+        weight = view_weight(self._lut_seen, frame.camera_valid, len(self.config.lut_heights_m))
         return {'lut_index': self._lut_index, 'lut_weight': weight}
 
     def _plan(self, frame: FrameInput, outputs: dict[str, np.ndarray], reset: bool) -> dict:

@@ -27,7 +27,7 @@ from vla_msgs.msg import (
     VlaPlan,
 )
 
-from vla_perception.odometry import OdometrySample
+from vla_perception.odometry import OdometrySample, yaw_of
 from vla_perception.synchronizer import stamp_to_ns
 from vla_planning.collision import Obstacles, VehicleShape
 from vla_planning.safety_monitor import (
@@ -43,7 +43,7 @@ from vla_planning.safety_rules import RssParameters, SafetyLimits
 from vla_planning.safety_states import SafetyState, StateMachineConfig
 from vla_planning.speed_profiles import StopProfile
 from vla_planning.timed_path import TimedPath, unwrap
-from vla_planning.trajectory_messages import trajectory_arrays, trajectory_message, yaw_of
+from vla_planning.trajectory_messages import trajectory_arrays, trajectory_message
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters

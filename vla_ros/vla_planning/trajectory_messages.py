@@ -7,13 +7,9 @@ import numpy as np
 from builtin_interfaces.msg import Duration
 from vla_msgs.msg import Trajectory, TrajectoryPoint
 
+from vla_perception.odometry import yaw_of
+
 NS_PER_S = 1_000_000_000
-
-
-def yaw_of(orientation: object) -> float:
-    """Yaw of a geometry_msgs/Quaternion (any norm), rad."""
-    o = orientation
-    return float(np.arctan2(2 * (o.w * o.z + o.x * o.y), 1 - 2 * (o.y * o.y + o.z * o.z)))
 
 
 def trajectory_arrays(message: Trajectory) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 from vla_msgs.msg import ControlCommand, SafetyStatus, Trajectory, TrajectoryPoint, VlaPlan
 
-from vla_perception.odometry import OdometrySample
+from vla_perception.odometry import OdometrySample, yaw_of
 from vla_perception.synchronizer import NS_PER_S, stamp_to_ns
 from vla_planning.tracking_controller import (
     Command,
@@ -29,7 +29,7 @@ from vla_planning.tracking_controller import (
     StampedPath,
     TrackingController,
 )
-from vla_planning.trajectory_messages import trajectory_arrays, yaw_of
+from vla_planning.trajectory_messages import trajectory_arrays
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters

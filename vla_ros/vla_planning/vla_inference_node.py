@@ -28,6 +28,7 @@ from vla_model.instruction_encoder import (
     InstructionEncoder,
     check_instruction,
 )
+from vla_perception.odometry import yaw_of
 from vla_perception.synchronizer import stamp_to_ns
 from vla_planning.backends import BACKENDS, select_backend
 from vla_planning.inference_core import (
@@ -35,15 +36,15 @@ from vla_planning.inference_core import (
     InferenceCore,
     InvalidModelOutputError,
     Plan,
+    ego_acceleration,
     path_kinematics,
 )
-from vla_planning.trajectory_messages import trajectory_message, yaw_of
+from vla_planning.trajectory_messages import trajectory_message
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 
-NS_PER_S = 1_000_000_000
 USABLE = (InputStatus.HEALTH_OK, InputStatus.HEALTH_STALE)
 PARAMETERS = [
     ParameterSpec('weights_path', '', 'Model weights (safetensors).'),
@@ -70,11 +71,17 @@ PARAMETERS = [
 ]
 
 
-def frame_input(
-    message: SensorFrame, image_size: tuple[int, int], previous_speed: float | None, dt_s: float
+def planning_input(
+    message: SensorFrame, config: ModelConfig, previous: tuple[int, float] | None
 ) -> FrameInput:
-    """Convert a SensorFrame; cameras without a usable, model-sized image are marked invalid."""
-    height, width = image_size
+    """Convert a SensorFrame for the model of `config`.
+
+    Cameras without a usable, model-sized image are marked invalid. `previous` is (stamp ns,
+    speed m/s) of the frame planned before, or None: the model's acceleration input is the
+    speed's change since then (0 at the first frame). `synced_frame_input` is the same
+    conversion for the sync core's own frames (training data, replay); a test keeps them equal.
+    """
+    height, width = config.image_height, config.image_width
     cameras, images, valid = [], [], []
     for camera in message.cameras:
         image, info = camera.image, camera.camera_info
@@ -100,35 +107,16 @@ def frame_input(
             )
         )
     pose, twist = message.odometry.pose.pose, message.odometry.twist.twist
-    yaw = yaw_of(pose.orientation)
+    stamp_ns = stamp_to_ns(message.header.stamp)
     speed = twist.linear.x
-    acceleration = 0.0 if previous_speed is None else (speed - previous_speed) / dt_s
     return FrameInput(
-        stamp_ns=message.header.stamp.sec * NS_PER_S + message.header.stamp.nanosec,
+        stamp_ns=stamp_ns,
         epoch=message.epoch,
         images=np.stack(images),
         camera_valid=np.array(valid),
         cameras=tuple(cameras),
-        pose=(pose.position.x, pose.position.y, yaw),
-        ego_state=(speed, twist.angular.z, acceleration),
-    )
-
-
-def planning_input(
-    message: SensorFrame, config: ModelConfig, previous: tuple[int, float] | None
-) -> FrameInput:
-    """Convert a SensorFrame for the model of `config`.
-
-    `previous` is (stamp ns, speed m/s) of the frame planned before, or None: the model's
-    acceleration input is the speed's change since then (0 at the first frame).
-    """
-    stamp_ns = stamp_to_ns(message.header.stamp)
-    dt_s = (stamp_ns - previous[0]) / NS_PER_S if previous else 0.0
-    return frame_input(
-        message,
-        (config.image_height, config.image_width),
-        previous[1] if previous and dt_s > 0 else None,
-        dt_s,
+        pose=(pose.position.x, pose.position.y, yaw_of(pose.orientation)),
+        ego_state=(speed, twist.angular.z, ego_acceleration(speed, stamp_ns, previous)),
     )
 
 

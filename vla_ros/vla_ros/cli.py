@@ -226,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_record_arguments(record)
     record.set_defaults(handler=run_record)
+
+    from vla_model.training import add_train_arguments, run_train
+
+    train = commands.add_parser(
+        'train', help='train the driving model on rosbag2 bags (torchrun for several processes)'
+    )
+    add_train_arguments(train)
+    train.set_defaults(handler=run_train)
     return parser
 
 

@@ -227,19 +227,22 @@ def frame_topics(rig: RigConfig, bev_classes: Iterable[str]) -> dict[str, tuple[
 def frame_messages(
     frame: SimFrame, rig: RigConfig, grid: BevGrid, rationale: str, stamp_ns: int, bev: bool = True
 ) -> list[tuple[str, object]]:
-    """Return the messages of one frame, in publication order, with /clock last.
+    """Return the messages of one frame, in publication order: odometry first, /clock last.
 
-    /clock comes last so that a node on sim time never sees the new time before the data of
-    that time has been sent.
+    The sync node emits a frame on its last image and reads the ego state and intrinsics then.
+    So odometry comes before the cameras, as on a vehicle (100 Hz and a few ms of latency,
+    against tens of ms for an image), or the frame would carry the previous step's ego state;
+    and each camera's CameraInfo precedes its image, or the first frame would lack the last
+    camera's intrinsics. /clock comes last so that a node on sim time never sees the new time
+    before the data of that time was sent.
     """
-    messages: list[tuple[str, object]] = []
+    messages: list[tuple[str, object]] = [(ODOMETRY_TOPIC, odometry_message(frame.ego, stamp_ns))]
     for spec in rig.cameras:
         if spec.name in frame.images:
+            messages.append((spec.info_topic, camera_info_message(spec, stamp_ns)))
             messages.append(
                 (spec.image_topic, image_message(frame.images[spec.name], stamp_ns, spec.frame_id))
             )
-            messages.append((spec.info_topic, camera_info_message(spec, stamp_ns)))
-    messages.append((ODOMETRY_TOPIC, odometry_message(frame.ego, stamp_ns)))
     messages.append((OBSTACLES_TOPIC, obstacles_message(frame.obstacles, stamp_ns)))
     if bev:
         messages.extend(

@@ -1,0 +1,507 @@
+"""`vla train CONFIG`: train the driving network on bags, on one process or many (torchrun).
+
+Distributed with PyTorch's own engine: under `torchrun --nproc_per_node=N` each process takes
+every N-th sample of the shuffled order and DistributedDataParallel averages the gradients
+(NCCL on GPUs, gloo on CPUs). Every process runs exactly `steps` steps, whatever its share of a
+pass, so no process waits at a pass boundary for another.
+
+A step is a pure function of (weights, optimizer state, step number, seed): the samples, the
+learning rate and the map-prior dropout of step s are computed from s. So a run resumed from a
+checkpoint continues exactly as if it had never stopped (a test checks bit equality).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from vla_model.artifacts import load_weights, save_weights
+from vla_model.bag_cache import DatasetSettings
+from vla_model.checkpoint import (
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from vla_model.config import ModelConfig, student, teacher
+from vla_model.driving_dataset import DrivingDataset
+from vla_model.losses import (
+    LossWeights,
+    bev_loss,
+    distillation_loss,
+    planning_loss,
+    rationale_loss,
+)
+from vla_model.network import OUTPUT_NAMES, VlaNet
+
+MODEL_SIZES = {'student': student, 'teacher': teacher}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run, as read from its YAML file (paths relative to that file)."""
+
+    bags: tuple[str, ...]  # bag folders or glob patterns
+    out_dir: str
+    model: str = 'student'  # student | teacher
+    cache_dir: str = ''  # empty: <out_dir>/cache
+    rig_file: str = ''  # empty: the packaged config/rig_surround.yaml
+    init_weights: str = ''  # start from these weights (fine-tuning, DAgger rounds)
+    teacher_weights: str = ''  # distil from this trained teacher
+    clip_length: int = 2
+    batch_size: int = 4
+    steps: int = 1000
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    map_prior_dropout: float = 0.5
+    seed: int = 0
+    checkpoint_every: int = 100
+    log_every: int = 10
+    num_workers: int = 0
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.model not in MODEL_SIZES:
+            problems.append(f'model must be one of {", ".join(MODEL_SIZES)}, got {self.model!r}')
+        if not self.bags:
+            problems.append('bags must name at least one bag or pattern')
+        for name in ('clip_length', 'batch_size', 'steps', 'checkpoint_every', 'log_every'):
+            if getattr(self, name) < 1:
+                problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
+        if self.warmup_steps < 0 or self.num_workers < 0:
+            problems.append('warmup_steps and num_workers must be >= 0')
+        if not self.learning_rate > 0 or not self.weight_decay >= 0:
+            problems.append('learning_rate must be > 0 and weight_decay >= 0')
+        if not 0.0 <= self.map_prior_dropout <= 1.0:
+            problems.append(f'map_prior_dropout must be in [0, 1], got {self.map_prior_dropout}')
+        if problems:
+            raise ValueError('; '.join(problems))
+
+    @classmethod
+    def from_file(cls, path: Path) -> TrainConfig:
+        """Read a YAML run file; unknown keys and bad values are refused by name."""
+        if not path.is_file():
+            raise FileNotFoundError(f'training configuration {path} does not exist')
+        data = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
+        try:
+            return cls.from_dict(data, path.parent)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f'training configuration {path}: {error}') from None
+
+    @classmethod
+    def from_dict(cls, data: dict, base: Path) -> TrainConfig:
+        """Build from a parsed mapping; relative paths are taken from `base`."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f'unknown key(s) {", ".join(unknown)}; known: {", ".join(known)}')
+        values = dict(data)
+        values['loss_weights'] = LossWeights(**values.get('loss_weights', {}))
+        bags = values.get('bags', ())
+        values['bags'] = tuple(str(base / b) for b in ([bags] if isinstance(bags, str) else bags))
+        for name in ('out_dir', 'cache_dir', 'rig_file', 'init_weights', 'teacher_weights'):
+            if values.get(name):
+                values[name] = str(base / values[name])
+        return cls(**values)
+
+    def bag_paths(self) -> list[Path]:
+        """Expand the bag patterns; a pattern that matches nothing is an error."""
+        paths = []
+        for pattern in self.bags:
+            matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+            if not matches or not all(Path(m).exists() for m in matches):
+                raise FileNotFoundError(f'no bag at {pattern}')
+            paths += [Path(m) for m in matches if not m.endswith('.partial')]
+        return paths
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1 without torchrun)."""
+
+    rank: int
+    world: int
+    local_rank: int
+
+    @classmethod
+    def from_environment(cls) -> Distributed:
+        """Read RANK, WORLD_SIZE and LOCAL_RANK as torchrun sets them."""
+        return cls(
+            int(os.environ.get('RANK', 0)),
+            int(os.environ.get('WORLD_SIZE', 1)),
+            int(os.environ.get('LOCAL_RANK', 0)),
+        )
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes logs, checkpoints and the final weights."""
+        return self.rank == 0
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a run produced."""
+
+    weights: Path
+    sha256: str
+    steps: int
+    samples: int
+    clips: int
+    frames: int
+    wall_s: float
+    final_losses: dict[str, float]
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the peak at the last step."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.learning_rate * (0.1 + 0.45 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
+
+
+class StepBatches:
+    """The sample indices of each step on one process: shuffled passes, every world-th sample."""
+
+    def __init__(self, samples: int, batch: int, seed: int, dist: Distributed, steps: range):
+        if samples < dist.world:
+            raise ValueError(
+                f'{samples} training clips cannot be shared by {dist.world} processes'
+            )
+        self.samples = samples
+        self.batch = batch
+        self.seed = seed
+        self.dist = dist
+        self.steps = steps
+        self._orders: dict[int, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in self.steps:
+            yield self.indices(step)
+
+    def indices(self, step: int) -> list[int]:
+        """Return the batch of `step`: positions step*batch .. of this process's endless order."""
+        per_pass = len(range(self.dist.rank, self.samples, self.dist.world))
+        positions = range(step * self.batch, (step + 1) * self.batch)
+        return [self._order(p // per_pass)[p % per_pass] for p in positions]
+
+    def _order(self, epoch: int) -> list[int]:
+        """Return this process's share of pass `epoch`'s shuffled order (one order for all)."""
+        if epoch not in self._orders:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(self.samples, generator=generator)
+            self._orders = {epoch: order[self.dist.rank :: self.dist.world].tolist()}
+        return self._orders[epoch]
+
+
+def forward_clip(
+    model: nn.Module, batch: dict[str, Tensor], lut_index: Tensor
+) -> list[dict[str, Tensor]]:
+    """Run the clip's frames in order, each from the BEV of the one before (the first: zeros)."""
+    images = batch['images']
+    config: ModelConfig = _unwrap(model).config
+    previous = torch.zeros(
+        (images.shape[0], config.bev_channels, *config.bev_size), device=images.device
+    )
+    outputs = []
+    for t in range(images.shape[1]):
+        result = dict(
+            zip(
+                OUTPUT_NAMES,
+                model(
+                    images[:, t],
+                    lut_index,
+                    batch['lut_weight'][:, t, None],
+                    previous,
+                    batch['ego_motion'][:, t],
+                    batch['ego_state'][:, t],
+                    batch['instruction'][:, t],
+                    batch['map_prior'][:, t],
+                    batch['map_prior_present'][:, t],
+                ),
+                strict=True,
+            )
+        )
+        outputs.append(result)
+        previous = result['bev_features']
+    return outputs
+
+
+def clip_losses(
+    outputs: list[dict[str, Tensor]],
+    batch: dict[str, Tensor],
+    weights: LossWeights,
+    teacher_outputs: list[dict[str, Tensor]] | None = None,
+) -> dict[str, Tensor]:
+    """Return every loss term averaged over the clip's frames, and their weighted total."""
+    terms: dict[str, Tensor] = {}
+
+    def add(name: str, value: Tensor) -> None:
+        terms[name] = terms.get(name, 0.0) + value / len(outputs)
+
+    for t, output in enumerate(outputs):
+        regression, score = planning_loss(
+            output['trajectories'], output['scores'], batch['trajectory'][:, t]
+        )
+        add('trajectory', regression)
+        add('score', score)
+        add('bev', bev_loss(output['bev_semantics'], batch['bev'][:, t], batch['bev_valid'][:, t]))
+        add('rationale', rationale_loss(output['rationale'], batch['rationale'][:, t]))
+        if teacher_outputs is not None:
+            trajectory, score, bev = distillation_loss(output, teacher_outputs[t])
+            add('distill_trajectory', trajectory)
+            add('distill_score', score)
+            add('distill_bev', bev)
+    terms['total'] = sum(getattr(weights, name) * value for name, value in terms.items())
+    return terms
+
+
+def drop_map_prior(batch: dict[str, Tensor], rate: float, seed: int, step: int, rank: int):
+    """Hide the map prior from a `rate` share of the samples, so one model serves both cases."""
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + step) * 1024 + rank)
+    keep = torch.rand(batch['map_prior_present'].shape[0], generator=generator) >= rate
+    batch['map_prior_present'] = batch['map_prior_present'] * keep[:, None, None].float()
+
+
+def _unwrap(model: nn.Module) -> VlaNet:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _setup_distributed(dist: Distributed) -> torch.device:
+    if torch.cuda.is_available():
+        device = torch.device('cuda', dist.local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device('cpu')
+        local_world = int(os.environ.get('LOCAL_WORLD_SIZE', dist.world))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    if dist.world > 1:
+        torch.distributed.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+    return device
+
+
+def _dataset(config: TrainConfig, model_config: ModelConfig, dist: Distributed, progress: bool):
+    """Build the dataset; the main process reads uncached bags first, the others then load."""
+    from vla_model.instruction_encoder import InstructionEncoder
+    from vla_perception.rig import RigConfig
+    from vla_ros.install_paths import vla_ros_file
+
+    rig = RigConfig.from_file(config.rig_file or vla_ros_file('config/rig_surround.yaml'))
+    settings = DatasetSettings.defaults(model_config, rig)
+    cache = Path(config.cache_dir or Path(config.out_dir) / 'cache')
+    encoder = InstructionEncoder()
+
+    def build(show: bool) -> DrivingDataset:
+        return DrivingDataset(
+            config.bag_paths(), cache, settings, encoder.encode, config.clip_length, progress=show
+        )
+
+    if dist.world == 1:
+        return build(progress)
+    dataset = build(progress) if dist.main else None
+    torch.distributed.barrier()
+    return dataset if dataset is not None else build(False)
+
+
+def _write_metrics(path: Path, row: dict) -> None:
+    with path.open('a', encoding='utf-8') as handle:
+        handle.write(json.dumps(row) + '\n')
+
+
+def plot_metrics(metrics_path: Path, out_path: Path) -> None:
+    """Plot every loss term and the learning rate over steps."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    from matplotlib import pyplot
+
+    rows = [json.loads(line) for line in metrics_path.read_text(encoding='utf-8').splitlines()]
+    if not rows:
+        return
+    steps = [row['step'] for row in rows]
+    names = [name for name in rows[-1] if name.startswith('loss_')]
+    figure, (losses, rate) = pyplot.subplots(2, 1, figsize=(8, 7), sharex=True)
+    for name in names:
+        losses.plot(steps, [row.get(name, np.nan) for row in rows], label=name[5:])
+    losses.set_yscale('log')
+    losses.set_ylabel('loss')
+    losses.legend(fontsize=8)
+    losses.grid(alpha=0.3)
+    rate.plot(steps, [row['learning_rate'] for row in rows])
+    rate.set_xlabel('step')
+    rate.set_ylabel('learning rate')
+    rate.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(out_path, dpi=100)
+    pyplot.close(figure)
+
+
+def train(
+    config: TrainConfig, progress: bool = True, stop_after: int | None = None
+) -> TrainResult:
+    """Run (or resume) a training run; return where the final weights are.
+
+    `stop_after` ends the run after that many steps of this call and leaves a checkpoint
+    (an interrupted run, in tests); the final weights are written only at `config.steps`.
+    """
+    from tqdm import tqdm
+
+    start_time = time.perf_counter()
+    dist = Distributed.from_environment()
+    device = _setup_distributed(dist)
+    out_dir = Path(config.out_dir)
+    checkpoints = out_dir / 'checkpoints'
+    model_config = MODEL_SIZES[config.model]()
+    dataset = _dataset(config, model_config, dist, progress and dist.main)
+
+    torch.manual_seed(config.seed)
+    network = VlaNet(model_config)
+    if config.init_weights:
+        network.load_state_dict(load_weights(Path(config.init_weights)).state_dict())
+    network.to(device).train()
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    first_step = 0
+    resume_from = latest_checkpoint(checkpoints)
+    if resume_from is not None:
+        first_step, _ = load_checkpoint(resume_from, network, optimizer)
+        if dist.main:
+            print(f'resuming from {resume_from} (step {first_step})', file=sys.stderr)
+    model: nn.Module = (
+        DistributedDataParallel(
+            network, device_ids=[device.index] if device.type == 'cuda' else None
+        )
+        if dist.world > 1
+        else network
+    )
+    teacher = None
+    if config.teacher_weights:
+        teacher = load_weights(Path(config.teacher_weights)).to(device).eval()
+
+    last_step = config.steps if stop_after is None else min(config.steps, first_step + stop_after)
+    batches = StepBatches(
+        len(dataset), config.batch_size, config.seed, dist, range(first_step, last_step)
+    )
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=config.num_workers)
+    lut_index = torch.from_numpy(dataset.lut.index).to(device)
+    metrics_path = out_dir / 'metrics.jsonl'
+    metadata = {'train_config': json.dumps(asdict(config)), 'config': model_config.to_json()}
+    if dist.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        print(
+            f'training {model_config.name} on {len(dataset)} clips ({dataset.frames} frames, '
+            f'{len(dataset.bags)} bags), {dist.world} process(es) on {device.type}, '
+            f'steps {first_step}..{last_step} of {config.steps}',
+            file=sys.stderr,
+        )
+    bar = tqdm(
+        total=last_step - first_step,
+        desc='training',
+        unit='step',
+        disable=not (progress and dist.main),
+    )
+    terms: dict[str, Tensor] = {}
+    step = first_step
+    window_start, window_samples = time.perf_counter(), 0
+    for step, batch in enumerate(loader, start=first_step):
+        batch = {name: value.to(device) for name, value in batch.items()}
+        drop_map_prior(batch, config.map_prior_dropout, config.seed, step, dist.rank)
+        for group in optimizer.param_groups:
+            group['lr'] = learning_rate(config, step)
+        outputs = forward_clip(model, batch, lut_index)
+        teacher_outputs = None
+        if teacher is not None:
+            with torch.no_grad():
+                teacher_outputs = forward_clip(teacher, batch, lut_index)
+        terms = clip_losses(outputs, batch, config.loss_weights, teacher_outputs)
+        optimizer.zero_grad(set_to_none=True)
+        terms['total'].backward()
+        gradient_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        window_samples += len(batch['images']) * dist.world
+        done = step + 1
+        bar.update()
+        if dist.main and (done % config.log_every == 0 or done == last_step):
+            elapsed = time.perf_counter() - window_start
+            row = {
+                'step': done,
+                'learning_rate': learning_rate(config, step),
+                'gradient_norm': float(gradient_norm),
+                'samples_per_s': window_samples / max(elapsed, 1e-9),
+                **{f'loss_{name}': value.item() for name, value in terms.items()},
+            }
+            _write_metrics(metrics_path, row)
+            bar.set_postfix(loss=f'{row["loss_total"]:.3f}')
+            window_start, window_samples = time.perf_counter(), 0
+        if dist.main and (done % config.checkpoint_every == 0 or done == last_step):
+            save_checkpoint(checkpoint_path(checkpoints, done), network, optimizer, done, metadata)
+    bar.close()
+    weights = out_dir / f'{model_config.name}.safetensors'
+    sha = ''
+    if dist.main and last_step == config.steps:
+        network.eval()
+        sha = save_weights(network.cpu(), weights)
+        plot_metrics(metrics_path, out_dir / 'training.png')
+    if dist.world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return TrainResult(
+        weights=weights,
+        sha256=sha,
+        steps=last_step,
+        samples=(last_step - first_step) * config.batch_size * dist.world,
+        clips=len(dataset),
+        frames=dataset.frames,
+        wall_s=time.perf_counter() - start_time,
+        final_losses={name: value.item() for name, value in terms.items()},
+    )
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `vla train`'s arguments."""
+    parser.add_argument(
+        'config', type=Path, help='training run file (YAML), see config/train_student.yaml'
+    )
+    parser.add_argument('--steps', type=int, help="override the run file's steps")
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run `vla train`; a bad run file or bag is one line on stderr and exit code 1."""
+    from vla_model.bag_cache import BagReadError
+
+    try:
+        config = TrainConfig.from_file(args.config)
+        if args.steps is not None:
+            config = replace(config, steps=args.steps)
+        result = train(config, progress=not args.no_progress)
+    except (FileNotFoundError, ValueError, BagReadError) as error:
+        print(f'vla train: {error}', file=sys.stderr)
+        return 1
+    if result.sha256:
+        print(
+            f'trained {result.steps} steps on {result.clips} clips ({result.frames} frames) in '
+            f'{result.wall_s:.0f} s: {result.weights} (sha256 {result.sha256})'
+        )
+    return 0
