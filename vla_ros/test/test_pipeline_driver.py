@@ -196,3 +196,23 @@ def test_weights_on_the_torch_backend_plan_as_the_onnx_export(highway, rig, tmp_
 def test_the_untrained_model_is_announced(rig, caplog):
     PipelineDriver(rig, backend='torch').close()
     assert 'untrained model: expect the safety monitor to stop the car' in caplog.text
+
+
+def test_a_log_only_monitor_lets_the_untrained_model_drive(highway, rig, tmp_path):
+    log_only = PipelineDriver(rig, cache_dir=tmp_path, backend='torch', enforce=False)
+    try:
+        steps = drive(log_only, rig, 20)
+    finally:
+        log_only.close()
+
+    def model_driven(steps: list[Step]) -> int:
+        return sum(step.trace.monitor.origin == Origin.MODEL for step in steps)
+
+    overruled = [
+        step
+        for step in steps
+        if step.trace.monitor.state != SafetyState.NOMINAL
+        and step.trace.monitor.origin == Origin.MODEL
+    ]
+    assert overruled, 'the monitor never reported a rule it did not enforce'
+    assert model_driven(steps) > model_driven(highway[:20])

@@ -314,3 +314,27 @@ def test_a_stop_follows_the_last_valid_path_between_its_points():
     stop = output.trajectory
     along = stop.poses[10:20, :2]  # 1-2 s into the stop, 20-40 m on
     assert np.hypot(along[:, 0], along[:, 1] - radius) == pytest.approx(radius, abs=0.2)
+
+
+def test_log_only_reports_what_it_would_do_but_publishes_the_model_plan():
+    enforcing, logging = Drive(), Drive(config=MonitorConfig(enforce=False))
+    for drive in (enforcing, logging):
+        drive.cycle(3)
+        drive.obstacles = boxes((drive.x + 25.0, 0, 0, 4.5, 1.8, 0, 0))  # stalled, TTC ~1 s
+    stopped, reported = enforcing.cycle()[0], logging.cycle()[0]
+    assert stopped.origin == Origin.EMERGENCY_STOP
+    assert reported.origin == Origin.MODEL  # the model's plan, straight into the car
+    assert reported.state == stopped.state and failing(reported) == failing(stopped)
+    assert reported.trajectory.poses[-1, 0] > 25.0
+
+
+def test_log_only_still_refuses_a_plan_that_is_not_finite():
+    drive = Drive(config=MonitorConfig(enforce=False))
+    drive.cycle(3)
+    drive.send_plans = False
+    poses = np.column_stack([20 * PLAN_TIMES, 0 * PLAN_TIMES, 0 * PLAN_TIMES])
+    poses[2, 0] = math.inf
+    drive.monitor.on_plan(PlanInput(drive.t_ns, PLAN_TIMES, poses, 0.9))
+    output = drive.cycle()[0]
+    assert output.origin == Origin.HELD_PLAN
+    assert np.all(np.isfinite(output.trajectory.poses))

@@ -188,3 +188,11 @@ def test_stopping_in_an_empty_lane_is_not_keeping_it():
     metrics = log.finish()
     assert metrics.mean_speed_mps > 2.0 and world.ego.speed < 0.5
     assert not metrics.instruction_success
+
+
+@pytest.mark.parametrize('name', NOMINAL)
+def test_episode_outcomes_are_plain_booleans(name):
+    """A recorded bag stores them as JSON, which refuses numpy's bool (a roundabout did)."""
+    world = get_scenario(name).episode(0).world
+    world.step(VehicleCommand(), 0.1)
+    assert type(world.collided) is bool and type(world.off_road) is bool

@@ -137,9 +137,10 @@ def cache_folder(bag: Path, cache_root: Path, settings: DatasetSettings) -> Path
     return cache_root / f'{bag.resolve().name}-{digest}'
 
 
-def _deserialized(
+def deserialized_messages(
     reader: Reader, typestore: Typestore, topics: set[str]
 ) -> Iterator[tuple[str, object, int]]:
+    """Yield (topic, message, log time ns) of the topics in log order; BagReadError if corrupt."""
     connections = [c for c in reader.connections if c.topic in topics]
     for connection, log_time_ns, raw in reader.messages(connections=connections):
         try:
@@ -169,7 +170,7 @@ def _read_light_topics(
     bev_topics = {f'{BEV_TOPIC_PREFIX}/{name}': name for name in model.bev_classes}
     odometry, instructions, bev, rationale = [], [], {}, {}
     topics = {settings.odometry_topic, settings.instruction_topic, RATIONALE_TOPIC, *bev_topics}
-    for topic, message, log_time_ns in _deserialized(reader, typestore, topics):
+    for topic, message, log_time_ns in deserialized_messages(reader, typestore, topics):
         if topic == settings.odometry_topic:
             try:
                 sample = OdometrySample.from_message(message)
@@ -346,7 +347,9 @@ def _write_cache(
         with tqdm(
             total=total, desc=f'reading {bag.name}', unit='msg', disable=not progress, leave=False
         ) as bar:
-            for topic, message, log_time_ns in _deserialized(reader, typestore, offline.topics):
+            for topic, message, log_time_ns in deserialized_messages(
+                reader, typestore, offline.topics
+            ):
                 writer.add(offline.feed(topic, message, log_time_ns))
                 bar.update()
         writer.add(offline.finish())

@@ -51,7 +51,8 @@ class PoseTrack:
         after = np.clip(np.searchsorted(self.stamps_ns, stamps_ns), 1, len(self.stamps_ns) - 1)
         before = after - 1
         gap = self.stamps_ns[after] - self.stamps_ns[before]
-        if gap.max() > MAX_ODOMETRY_GAP_S * NS_PER_S:
+        on_sample = (stamps_ns == self.stamps_ns[before]) | (stamps_ns == self.stamps_ns[after])
+        if (gap[~on_sample] > MAX_ODOMETRY_GAP_S * NS_PER_S).any():
             return None
         fraction = ((stamps_ns - self.stamps_ns[before]) / gap)[:, None]
         return self.poses[before] + fraction * (self.poses[after] - self.poses[before])

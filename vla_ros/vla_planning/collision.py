@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_perception.odometry import yaw_of
 from vla_planning.safety_rules import Check, Verdict
 from vla_planning.timed_path import TimedPath, project_onto_polyline, unwrap
 
@@ -51,6 +52,24 @@ class Obstacles:
 
     def __len__(self) -> int:
         return len(self.centres)
+
+    @classmethod
+    def from_message(cls, message: object) -> 'Obstacles':
+        """Read a vla_msgs/ObstacleArray (rclpy or rosbags), in the frame of its header.
+
+        Raises ValueError naming the first obstacle with a non-finite or non-positive value.
+        """
+        rows = []
+        for obstacle in message.obstacles:
+            p, d, v = obstacle.pose.position, obstacle.dimensions, obstacle.velocity
+            row = (p.x, p.y, yaw_of(obstacle.pose.orientation), d.x, d.y, v.x, v.y)
+            if not all(math.isfinite(value) for value in row):
+                raise ValueError(f'obstacle {obstacle.id} has non-finite pose, size or velocity')
+            if d.x <= 0 or d.y <= 0:
+                raise ValueError(f'obstacle {obstacle.id} has a non-positive size {d.x} x {d.y} m')
+            rows.append(row)
+        data = np.array(rows, dtype=float).reshape(-1, 7)
+        return cls(data[:, 0:2], data[:, 2], data[:, 3:5], data[:, 5:7])
 
     def moved(self, dt_s: float) -> 'Obstacles':
         """Return the same obstacles `dt_s` later, at constant velocity."""

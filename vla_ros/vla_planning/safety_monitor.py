@@ -121,6 +121,9 @@ class MonitorConfig:
     degraded_max_speed_mps: float = 25.0  # speed cap while DEGRADED (project's: 90 km/h)
     collision_horizon_s: float = 4.5  # [Autoware AEB: predicted trajectory 4.5 s]
     require_obstacles: bool = True  # without an obstacle source, stop (False: no collision rules)
+    # False: log-only. Every rule runs and the state machine reports what it would do, but the
+    # model's plan is published whenever there is a sane one (what the model does on its own).
+    enforce: bool = True
 
 
 @dataclass(frozen=True)
@@ -320,6 +323,8 @@ class SafetyMonitor:
         origin, trajectory, in_odom = self._decide(
             state, now_ns, plan_path, held, obstacles, lead, checks, conflicts
         )
+        if not config.enforce and plan_path is not None:
+            origin, trajectory, in_odom = Origin.MODEL, plan_path, True
         conflict = math.inf
         if obstacles is not None and in_odom:
             conflict = conflicts.get(id(trajectory))

@@ -131,6 +131,12 @@ PARAMETERS = [
         True,
         'Stop when the obstacle source is missing; false: run without collision rules.',
     ),
+    ParameterSpec(
+        'enforce',
+        True,
+        'false: log-only, for measuring the model alone; every rule runs and is reported, but '
+        'the model plan is published unchanged whenever it is sane. Never on a vehicle.',
+    ),
     ParameterSpec('rate_hz', 10.0, 'Monitor cycles per second.', 1.0, 100.0),
     ParameterSpec('odometry_topic', '/localization/kinematic_state', 'nav_msgs/Odometry input.'),
     ParameterSpec('obstacles_topic', '/perception/obstacles', 'vla_msgs/ObstacleArray input.'),
@@ -162,6 +168,7 @@ def monitor_config(params: dict[str, object]) -> MonitorConfig:
         degraded_max_speed_mps=params['degraded_max_speed_mps'],
         collision_horizon_s=params['collision_horizon_s'],
         require_obstacles=params['require_obstacles'],
+        enforce=params['enforce'],
     )
     limits = config.limits
     if limits.plan_age_s > limits.plan_lost_s:
@@ -175,21 +182,6 @@ def monitor_config(params: dict[str, object]) -> MonitorConfig:
             f'limits.speed_limit_mps ({limits.speed_limit_mps} m/s)'
         )
     return config
-
-
-def obstacles_from_message(message: ObstacleArray) -> Obstacles:
-    """Convert an ObstacleArray; raise ValueError naming the first non-finite or bad obstacle."""
-    rows = []
-    for obstacle in message.obstacles:
-        p, d, v = obstacle.pose.position, obstacle.dimensions, obstacle.velocity
-        row = (p.x, p.y, yaw_of(obstacle.pose.orientation), d.x, d.y, v.x, v.y)
-        if not all(math.isfinite(value) for value in row):
-            raise ValueError(f'obstacle {obstacle.id} has non-finite pose, size or velocity')
-        if d.x <= 0 or d.y <= 0:
-            raise ValueError(f'obstacle {obstacle.id} has a non-positive size {d.x} x {d.y} m')
-        rows.append(row)
-    data = np.array(rows, dtype=float).reshape(-1, 7)
-    return Obstacles(data[:, 0:2], data[:, 2], data[:, 3:5], data[:, 5:7])
 
 
 def yaw_rates(path: TimedPath) -> np.ndarray:
@@ -231,7 +223,7 @@ def obstacle_input(message: ObstacleArray, odometry_frame: str) -> ObstacleInput
     if frame not in ('base_link', odometry_frame):
         raise ValueError(f"frame {frame!r} is neither 'base_link' nor {odometry_frame!r}")
     return ObstacleInput(
-        stamp_to_ns(message.header.stamp), obstacles_from_message(message), frame != 'base_link'
+        stamp_to_ns(message.header.stamp), Obstacles.from_message(message), frame != 'base_link'
     )
 
 
@@ -297,6 +289,11 @@ class SafetyMonitorNode(Node):
             f'monitoring at {self.params["rate_hz"]} Hz; limits are read-only '
             '(docs/SAFETY.md lists them with their sources)'
         )
+        if not self.params['enforce']:
+            self.get_logger().warning(
+                'LOG-ONLY (enforce:=false): rules are checked and reported but never override '
+                'the model; for measuring the model alone, never on a vehicle'
+            )
 
     def _validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Check run-time changes (read-only limits never reach here: rclpy refuses them)."""

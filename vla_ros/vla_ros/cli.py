@@ -102,7 +102,12 @@ def _sim_eval(args: argparse.Namespace) -> int:
     if args.driver == 'pipeline':
         from vla_sim.pipeline_driver import PipelineDriver
 
-        driver = PipelineDriver(rig, weights=args.weights, weights_sha256=args.sha256)
+        driver = PipelineDriver(
+            rig,
+            weights=args.weights,
+            weights_sha256=args.sha256,
+            enforce=args.monitor == 'enforce',
+        )
     else:
         driver = ExpertDriver()
     episodes = evaluate(
@@ -201,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim_eval.add_argument('--sha256', help='pipeline: refuse the weights unless they hash to this')
     sim_eval.add_argument(
+        '--monitor',
+        choices=['enforce', 'log-only'],
+        default='enforce',
+        help='pipeline: the safety monitor overrides the model (default), or only reports',
+    )
+    sim_eval.add_argument(
         '--scenarios',
         nargs='+',
         default=['nominal'],
@@ -234,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_train_arguments(train)
     train.set_defaults(handler=run_train)
+
+    from vla_model.open_loop_eval import add_eval_bags_arguments, run_eval_bags
+
+    eval_bags = commands.add_parser(
+        'eval-bags', help='open-loop metrics of a model on bags: L2 and collisions at 1/2/3 s'
+    )
+    add_eval_bags_arguments(eval_bags)
+    eval_bags.set_defaults(handler=run_eval_bags)
     return parser
 
 

@@ -162,13 +162,15 @@ class PipelineDriver:
         weights_sha256: str | None = None,
         backend: str = 'onnxruntime',
         cache_dir: Path | None = None,
+        enforce: bool = True,
     ) -> None:
         """Load the model and build its backend.
 
         `weights`: a safetensors file, refused unless its SHA-256 is `weights_sha256` when that
         is given; None: the untrained student. `backend`: one of vla_planning.backends.BACKENDS;
         all but torch run the ONNX export, made once per set of weights into `cache_dir`
-        (default_cache_dir() when None).
+        (default_cache_dir() when None). `enforce` False runs the safety monitor log-only
+        (its `enforce` parameter): the model drives on its own, the monitor only reports.
         """
         if weights is None:
             LOG.warning(
@@ -188,6 +190,7 @@ class PipelineDriver:
             )
         self.rig = rig
         self.model_config = model.config
+        self.enforce = enforce
         cache = cache_dir or default_cache_dir()
         onnx_path = None if backend == 'torch' else cached_onnx(model, cache)
         self.backend: Backend = select_backend(backend, model, onnx_path, cache)
@@ -221,7 +224,7 @@ class PipelineDriver:
         self._inference.set_instruction(self._instruction.text)
         self._previous_speed: tuple[int, float] | None = None
         self._rationale = ''
-        monitor = parameter_defaults(safety_monitor_node.PARAMETERS)
+        monitor = {**parameter_defaults(safety_monitor_node.PARAMETERS), 'enforce': self.enforce}
         self._monitor = SafetyMonitor(monitor_config(monitor))
         self._max_plan_points: int = monitor['max_plan_points']
         self._controller = TrackingController(

@@ -299,7 +299,7 @@ class World:
         lane = self.ego.lane
         longitudinal, lateral = lane.local_coordinates(self.ego.position)
         half_width = lane.width_at(longitudinal) / 2.0
-        return abs(lateral) > half_width + EGO_SHAPE.width_m / 2.0
+        return bool(abs(lateral) > half_width + EGO_SHAPE.width_m / 2.0)
 
     def ego_state(self) -> EgoState:
         """Return the ego's base_link state in REP 103."""
