@@ -35,8 +35,8 @@ from vla_planning.vla_inference_node import planning_input
 from vla_ros.bag_types import make_typestore
 from vla_ros.install_paths import vla_ros_file
 from vla_ros.parameters import parameter_defaults
+from vla_ros.topics import ODOMETRY_TOPIC, RATIONALE_TOPIC, bev_topic
 from vla_sim.recorder import record
-from vla_sim.sim_messages import ODOMETRY_TOPIC, RATIONALE_TOPIC, bev_topic
 
 SCENARIO, SEED, STEPS = 'highway', 3, 45
 BAG = f'{SCENARIO}_seed{SEED}'
@@ -286,7 +286,10 @@ def test_clips_are_consecutive_labelled_frames_as_the_inference_core_builds_them
             clip['trajectory'].numpy(), cache.arrays['trajectory'][start : start + 2]
         )
         assert (clip['instruction'].numpy() == instruction).all()
-        assert not clip['map_prior'].any() and not clip['map_prior_present'].any()
+        np.testing.assert_array_equal(  # the simulator records the map layers
+            clip['map_prior'].numpy(), cache.arrays['map_prior'][start : start + 2]
+        )
+        assert clip['map_prior_present'].tolist() == [[1.0], [1.0]]
 
 
 def test_clips_of_one_frame_and_bad_clip_lengths(bag, cache_root, settings, cache):

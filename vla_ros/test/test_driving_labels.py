@@ -20,7 +20,7 @@ from vla_model.driving_labels import (
     rationale_index,
 )
 from vla_sim.bev_ground_truth import BevGrid
-from vla_sim.sim_messages import bev_messages
+from vla_sim.sim_messages import grid_messages
 
 ODOMETRY_HZ = 50
 TRACK_S = 5.0
@@ -232,7 +232,7 @@ def pattern(config) -> np.ndarray:
 
 def test_occupancy_grid_round_trips_the_simulators_bev_layout(config, pattern):
     grid = BevGrid.from_model(config)
-    messages = bev_messages({'vehicle': pattern, 'empty': ~pattern}, grid, 1_500_000_000)
+    messages = grid_messages({'vehicle': pattern, 'empty': ~pattern}, grid, 1_500_000_000)
     message = messages['vehicle']
     rows, cols = config.bev_size
     assert (message.info.width, message.info.height) == (rows, cols)
@@ -245,7 +245,7 @@ def test_occupancy_grid_round_trips_the_simulators_bev_layout(config, pattern):
 
 
 def test_occupied_means_above_fifty(config, pattern):
-    message = bev_messages({'vehicle': pattern}, BevGrid.from_model(config), 0)['vehicle']
+    message = grid_messages({'vehicle': pattern}, BevGrid.from_model(config), 0)['vehicle']
     rows = config.bev_size[0]
     values = {(0, 1): 50, (1, 1): 51, (2, 1): -1, (3, 1): 100, (4, 1): 0}
     data = np.asarray(message.data, np.int8)
@@ -270,15 +270,15 @@ def test_grid_that_is_not_the_models_gives_no_label(config, grid):
     rows, cols = grid.shape
     mask = np.zeros((rows, cols), bool)
     mask[::3, ::2] = True
-    message = bev_messages({'vehicle': mask}, grid, 0)['vehicle']
+    message = grid_messages({'vehicle': mask}, grid, 0)['vehicle']
     assert occupancy_mask(message, config) is None
 
 
 def test_swapped_or_truncated_grid_gives_no_label(config, pattern):
-    message = bev_messages({'vehicle': pattern}, BevGrid.from_model(config), 0)['vehicle']
+    message = grid_messages({'vehicle': pattern}, BevGrid.from_model(config), 0)['vehicle']
     message.info.width, message.info.height = message.info.height, message.info.width
     assert occupancy_mask(message, config) is None
-    message = bev_messages({'vehicle': pattern}, BevGrid.from_model(config), 0)['vehicle']
+    message = grid_messages({'vehicle': pattern}, BevGrid.from_model(config), 0)['vehicle']
     message.data = list(message.data)[:-1]
     assert occupancy_mask(message, config) is None
 

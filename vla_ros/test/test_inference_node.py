@@ -6,6 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from nav_msgs.msg import OccupancyGrid
@@ -15,12 +16,14 @@ from vla_msgs.msg import CameraFrame, InputStatus, Instruction, SensorFrame, Vla
 from repo_paths import run_vla, tool
 from test_vla_model import rig_cameras
 from vla_model.artifacts import save_weights, sha256_file
-from vla_model.config import student
+from vla_model.config import MAP_PRIOR_LAYERS, student
 from vla_model.export import export_onnx
 from vla_model.network import VlaNet
 from vla_perception.rig import quaternion_from_matrix
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 from vla_ros.testing import RosHarness
+from vla_sim.bev_ground_truth import BevGrid
+from vla_sim.sim_messages import grid_messages
 
 CONFIG = student()
 
@@ -248,5 +251,50 @@ def test_lifecycle_transitions_gate_planning(ros: RosHarness, checkpoint):
         count = len(plans)
         ros.spin_until(lambda: False, 1.0)
         assert len(plans) == count, 'a deactivated node must stop planning'
+    finally:
+        stop(process)
+
+
+def test_frames_use_the_map_prior_of_their_stamp_and_a_bad_layer_is_refused(
+    ros: RosHarness, checkpoint
+):
+    node = ros.node('map_server')
+    frames = node.create_publisher(SensorFrame, '/vla/sensor_frame', SENSOR_DATA)
+    layers = {
+        name: node.create_publisher(OccupancyGrid, f'/map/prior/{name}', RELIABLE)
+        for name in MAP_PRIOR_LAYERS
+    }
+    reports: list[dict[str, str]] = []
+
+    def on_diagnostics(message: DiagnosticArray) -> None:
+        reports.extend({kv.key: kv.value for kv in status.values} for status in message.status)
+
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, RELIABLE)
+    grid = BevGrid.from_model(CONFIG)
+    masks = {name: np.eye(*grid.shape, dtype=bool) for name in MAP_PRIOR_LAYERS}
+    process = start(checkpoint)
+    try:
+        sequence, stamp = 0, 1_000_000_000_000
+
+        def publish_next() -> None:
+            nonlocal sequence, stamp
+            sequence, stamp = sequence + 1, stamp + 100_000_000
+            for name, message in grid_messages(masks, grid, stamp).items():
+                layers[name].publish(message)
+            if sequence % 20 == 0:  # now and then a layer on a grid of another resolution
+                other = BevGrid(grid.x_range, grid.y_range, 2.0)
+                mask = {'drivable': np.ones(other.shape, bool)}
+                layers['drivable'].publish(grid_messages(mask, other, stamp)['drivable'])
+            frames.publish(sensor_frame(sequence, stamp))
+
+        node.create_timer(0.1, publish_next)
+        assert ros.spin_until(
+            lambda: any(
+                int(r.get('frames_with_map_prior', 0)) > 0
+                and int(r.get('map_layers_rejected', 0)) >= 1
+                for r in reports
+            ),
+            60.0,
+        ), {k: v for k, v in reports[-1].items() if 'map' in k or 'frames' in k}
     finally:
         stop(process)

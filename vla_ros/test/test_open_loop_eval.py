@@ -56,9 +56,11 @@ class ReplayingBackend:
         self.futures = futures
         self.offset_m = offset_m
         self.calls = 0
+        self.inputs: list[dict[str, np.ndarray]] = []
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Return the next logged future as the only confident candidate."""
+        self.inputs.append(inputs)
         config = student()
         rows, cols = config.bev_size
         plan = self.futures[self.calls].copy()
@@ -86,6 +88,18 @@ def evaluate_with(cached, obstacles, offset_m: float = 0.0):
 def test_scenario_is_the_bag_name_without_its_seed():
     assert scenario_of(Path('/x/hard_braking_lead_seed12')) == 'hard_braking_lead'
     assert scenario_of(Path('/x/drive_2026_11_03')) == 'drive_2026_11_03'
+
+
+def test_the_map_prior_reaches_the_model_only_when_asked_for(cached, bag):
+    assert cached.arrays['map_prior_valid'].all()
+    for use_prior in (False, True):
+        backend = ReplayingBackend(cached.arrays['trajectory'])
+        seen = backend.inputs
+        core = InferenceCore(student(), backend, encode)
+        evaluate_bag(cached, core, {}, map_prior=use_prior)
+        assert [float(i['map_prior_present'][0, 0]) for i in seen] == [use_prior] * cached.frames
+        if use_prior:
+            np.testing.assert_array_equal(seen[7]['map_prior'][0], cached.arrays['map_prior'][7])
 
 
 def test_a_plan_that_is_the_logged_future_has_no_error(cached, bag):
@@ -148,8 +162,11 @@ def test_command_line_writes_the_metrics_of_a_model(bag, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert '| highway |' in result.stdout
     metrics = json.loads(out.read_text())
-    assert metrics['scenarios']['highway']['frames'] == metrics['all']['frames'] > 0
-    assert metrics['all']['l2_3s_m'] > metrics['all']['l2_1s_m'] > 0
+    for mode in ('map_free', 'with_map_prior'):  # the simulator records the map layers
+        results = metrics[mode]
+        assert results['scenarios']['highway']['frames'] == results['all']['frames'] > 0
+        assert results['all']['l2_3s_m'] > results['all']['l2_1s_m'] > 0
+    assert metrics['map_free']['all'] != metrics['with_map_prior']['all']
 
 
 def test_command_line_refuses_a_missing_bag(tmp_path):

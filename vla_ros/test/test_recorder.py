@@ -16,9 +16,19 @@ from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader, Writer
 
 from message_trees import message_class
-from vla_model.config import BEV_CLASSES, RATIONALES
+from vla_model.config import BEV_CLASSES, MAP_PRIOR_LAYERS, RATIONALES
 from vla_perception.rig import RigConfig
 from vla_ros.install_paths import vla_ros_file
+from vla_ros.topics import (
+    CLOCK_TOPIC,
+    CONTROL_COMMAND_TOPIC,
+    INSTRUCTION_TOPIC,
+    OBSTACLES_TOPIC,
+    ODOMETRY_TOPIC,
+    RATIONALE_TOPIC,
+    bev_topic,
+    map_prior_topic,
+)
 from vla_sim.recorder import (
     DEFAULT_RIG,
     PARTIAL_DIR,
@@ -29,16 +39,7 @@ from vla_sim.recorder import (
     run_record,
 )
 from vla_sim.scenarios import get_scenario
-from vla_sim.sim_messages import (
-    CLOCK_TOPIC,
-    CONTROL_COMMAND_TOPIC,
-    INSTRUCTION_TOPIC,
-    OBSTACLES_TOPIC,
-    ODOMETRY_TOPIC,
-    RATIONALE_TOPIC,
-    bev_topic,
-    odometry_message,
-)
+from vla_sim.sim_messages import odometry_message
 from vla_sim.simulation import SimConfig, SimulationCore
 
 SCENARIO, SEED, STEPS = 'highway', 3, 5
@@ -86,6 +87,7 @@ def test_bag_has_every_topic_once_per_frame_with_ros_types(recorded, rig):
         **{camera.image_topic: 'sensor_msgs/msg/Image' for camera in rig.cameras},
         **{camera.info_topic: 'sensor_msgs/msg/CameraInfo' for camera in rig.cameras},
         **{bev_topic(name): 'nav_msgs/msg/OccupancyGrid' for name in BEV_CLASSES},
+        **{map_prior_topic(name): 'nav_msgs/msg/OccupancyGrid' for name in MAP_PRIOR_LAYERS},
         ODOMETRY_TOPIC: 'nav_msgs/msg/Odometry',
         OBSTACLES_TOPIC: 'vla_msgs/msg/ObstacleArray',
         CLOCK_TOPIC: 'rosgraph_msgs/msg/Clock',

@@ -33,8 +33,7 @@ from vla_ros.install_paths import vla_ros_file
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 from vla_ros.stamps import to_time
 from vla_ros.testing import RosHarness
-from vla_sim.sim_bridge_node import SimBridgeNode
-from vla_sim.sim_messages import (
+from vla_ros.topics import (
     CLOCK_TOPIC,
     CONTROL_COMMAND_TOPIC,
     INSTRUCTION_TOPIC,
@@ -43,6 +42,7 @@ from vla_sim.sim_messages import (
     RATIONALE_TOPIC,
     bev_topic,
 )
+from vla_sim.sim_bridge_node import SimBridgeNode
 from vla_sim.simulation import START_TIME_NS
 
 RIG = RigConfig.from_file(vla_ros_file('config/rig_surround.yaml'))

@@ -13,10 +13,10 @@ from vla_sim.bev_ground_truth import BevGrid
 from vla_sim.instructions import InstructionGenerator, Intent, Split
 from vla_sim.scene import Pose2D
 from vla_sim.sim_messages import (
-    bev_messages,
     camera_info_message,
     clock_message,
     command_from_message,
+    grid_messages,
     image_message,
     instruction_message,
     obstacles_message,
@@ -107,7 +107,7 @@ def test_bev_layout_is_the_neural_map_convention() -> None:
     rows, cols = grid.shape
     mask = np.zeros((rows, cols), bool)
     mask[9, 1] = True  # x = -4 + 9.5 = 5.5 m ahead, y = -3 + 1.5 = -1.5 m (right)
-    messages = bev_messages({'vehicle': mask, 'drivable': ~mask}, grid, STAMP_NS)
+    messages = grid_messages({'vehicle': mask, 'drivable': ~mask}, grid, STAMP_NS)
     message = messages['vehicle']
     info = message.info
     assert message.header.frame_id == 'base_link'
@@ -122,7 +122,7 @@ def test_bev_layout_is_the_neural_map_convention() -> None:
     assert info.origin.position.y + (column + 0.5) * info.resolution == -1.5
     assert set(messages['drivable'].data) == {0, 100}
     with pytest.raises(ValueError, match='not the grid'):
-        bev_messages({'vehicle': mask.T}, grid, STAMP_NS)
+        grid_messages({'vehicle': mask.T}, grid, STAMP_NS)
 
 
 def test_instruction_carries_the_scenario_sample() -> None:

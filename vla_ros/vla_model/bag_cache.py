@@ -30,7 +30,7 @@ from rosbags.rosbag2 import Reader
 from rosbags.typesys.store import Typestore
 from tqdm import tqdm
 
-from vla_model.config import ModelConfig
+from vla_model.config import MAP_PRIOR_LAYERS, ModelConfig
 from vla_model.driving_labels import (
     PoseTrack,
     future_trajectory,
@@ -44,12 +44,15 @@ from vla_perception.sensor_sync import SensorSyncConfig, SensorSyncCore, SyncedF
 from vla_perception.synchronizer import SyncConfig, stamp_to_ns
 from vla_planning.inference_core import synced_frame_input
 from vla_ros.bag_types import make_typestore
+from vla_ros.topics import (
+    INSTRUCTION_TOPIC,
+    ODOMETRY_TOPIC,
+    RATIONALE_TOPIC,
+    bev_topic,
+    map_prior_topic,
+)
 
-CACHE_VERSION = 1
-ODOMETRY_TOPIC = '/localization/kinematic_state'
-INSTRUCTION_TOPIC = '/vla/instruction'
-BEV_TOPIC_PREFIX = '/sim/bev'  # one nav_msgs/OccupancyGrid per class: <prefix>/<class>
-RATIONALE_TOPIC = '/sim/expert/rationale'  # std_msgs/String, logged at its frame's stamp
+CACHE_VERSION = 2
 
 
 class BagReadError(RuntimeError):
@@ -160,6 +163,7 @@ class _LightTopics:
     track: PoseTrack
     instructions: list[tuple[int, str]]  # (log time ns, text), in log order
     bev: dict[int, dict[str, np.ndarray]]  # frame stamp ns -> class -> mask
+    map_prior: dict[int, dict[str, np.ndarray]]  # frame stamp ns -> layer -> mask
     rationale: dict[int, int]  # log time ns -> rationale class
 
 
@@ -167,9 +171,16 @@ def _read_light_topics(
     reader: Reader, typestore: Typestore, settings: DatasetSettings
 ) -> _LightTopics:
     model = settings.model
-    bev_topics = {f'{BEV_TOPIC_PREFIX}/{name}': name for name in model.bev_classes}
-    odometry, instructions, bev, rationale = [], [], {}, {}
-    topics = {settings.odometry_topic, settings.instruction_topic, RATIONALE_TOPIC, *bev_topics}
+    bev_topics = {bev_topic(name): name for name in model.bev_classes}
+    map_topics = {map_prior_topic(name): name for name in MAP_PRIOR_LAYERS}
+    odometry, instructions, bev, map_prior, rationale = [], [], {}, {}, {}
+    topics = {
+        settings.odometry_topic,
+        settings.instruction_topic,
+        RATIONALE_TOPIC,
+        *bev_topics,
+        *map_topics,
+    }
     for topic, message, log_time_ns in deserialized_messages(reader, typestore, topics):
         if topic == settings.odometry_topic:
             try:
@@ -183,9 +194,14 @@ def _read_light_topics(
             rationale[log_time_ns] = rationale_index(message.data, model)
         else:
             mask = occupancy_mask(message, model)
-            if mask is not None:
-                bev.setdefault(stamp_to_ns(message.header.stamp), {})[bev_topics[topic]] = mask
-    return _LightTopics(PoseTrack.from_samples(odometry), instructions, bev, rationale)
+            if mask is None:
+                continue  # another grid than the model's: no label
+            stamp_ns = stamp_to_ns(message.header.stamp)
+            if topic in bev_topics:
+                bev.setdefault(stamp_ns, {})[bev_topics[topic]] = mask
+            else:
+                map_prior.setdefault(stamp_ns, {})[map_topics[topic]] = mask
+    return _LightTopics(PoseTrack.from_samples(odometry), instructions, bev, map_prior, rationale)
 
 
 def _instruction_at(instructions: list[tuple[int, str]], stamp_ns: int) -> str:
@@ -251,6 +267,8 @@ class _CacheWriter:
         'trajectory_valid',
         'bev',
         'bev_valid',
+        'map_prior',
+        'map_prior_valid',
         'rationale',
     )
 
@@ -262,7 +280,6 @@ class _CacheWriter:
         self.texts: dict[str, int] = {}
         self.calibration = _CalibrationCheck(bag, settings.rig.names)
         model = settings.model
-        self.empty_bev = np.zeros((len(model.bev_classes), *model.bev_size), bool)
         self.empty_trajectory = np.zeros((model.horizon_steps, 3), np.float32)
         self.previous: tuple[int, float] | None = None
         self.images = open(folder / 'images.u8', 'wb')  # noqa: SIM115 (closed in finish)
@@ -278,8 +295,6 @@ class _CacheWriter:
             self.calibration.add(frame_input)
             self.images.write(np.ascontiguousarray(frame_input.images).tobytes())
             trajectory = future_trajectory(light.track, frame.stamp_ns, model)
-            masks = light.bev.get(frame.stamp_ns, {})
-            has_bev = len(masks) == len(model.bev_classes)
             text = _instruction_at(light.instructions, frame.stamp_ns)
             rows['stamp_ns'].append(frame.stamp_ns)
             rows['epoch'].append(frame.epoch)
@@ -289,12 +304,18 @@ class _CacheWriter:
             rows['instruction'].append(self.texts.setdefault(text, len(self.texts)))
             rows['trajectory'].append(self.empty_trajectory if trajectory is None else trajectory)
             rows['trajectory_valid'].append(trajectory is not None)
-            rows['bev'].append(
-                np.stack([masks[name] for name in model.bev_classes])
-                if has_bev
-                else self.empty_bev
-            )
-            rows['bev_valid'].append(has_bev)
+            for name, layers, by_stamp in (
+                ('bev', model.bev_classes, light.bev),
+                ('map_prior', MAP_PRIOR_LAYERS, light.map_prior),
+            ):
+                masks = by_stamp.get(frame.stamp_ns, {})
+                complete = all(layer in masks for layer in layers)
+                rows[name].append(
+                    np.stack([masks[layer] for layer in layers])
+                    if complete
+                    else np.zeros((len(layers), *model.bev_size), bool)
+                )
+                rows[f'{name}_valid'].append(complete)
             rows['rationale'].append(light.rationale.get(frame.stamp_ns, -1))
 
     def finish(self, encode: Callable[[str], np.ndarray], rejected: OfflineCounts) -> None:

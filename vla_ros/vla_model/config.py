@@ -22,6 +22,9 @@ RATIONALES = (
 BEV_CLASSES = ('drivable', 'lane_marking', 'vehicle')
 """Channels of the BEV semantics head (the neural map), each an independent probability."""
 
+MAP_PRIOR_LAYERS = ('lane_centreline', 'drivable')
+"""Layers of the optional map-prior input: an HD map rasterised on the BEV grid in base_link."""
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -39,7 +42,7 @@ class ModelConfig:
     bev_cell_m: float = 1.0
     lut_heights_m: tuple[float, ...] = (0.0, 1.0)  # heights above base_link sampled per cell
     instruction_dim: int = 384  # all-MiniLM-L6-v2 sentence embedding
-    map_prior_channels: int = 2  # lane centre-lines, drivable area
+    map_prior_channels: int = len(MAP_PRIOR_LAYERS)
     num_anchors: int = 16
     horizon_steps: int = 6
     step_s: float = 0.5  # trajectory points every step_s, up to horizon_steps * step_s

@@ -55,8 +55,6 @@ class DrivingDataset(Dataset):
         self.clips: list[tuple[int, int]] = []
         for index, bag in enumerate(self.bags):
             self.clips += [(index, start) for start in _clip_starts(bag, clip_length, max_gap_ns)]
-        rows, cols = model.bev_size
-        self._no_map = np.zeros((clip_length, model.map_prior_channels, rows, cols), np.float32)
 
     def __len__(self) -> int:
         """Return the number of clips."""
@@ -85,8 +83,8 @@ class DrivingDataset(Dataset):
             'ego_motion': np.stack(motion),
             'ego_state': arrays['ego_state'],
             'instruction': bag.arrays['instruction_embedding'][arrays['instruction']],
-            'map_prior': self._no_map,
-            'map_prior_present': np.zeros((self.clip_length, 1), np.float32),
+            'map_prior': arrays['map_prior'].astype(np.float32),
+            'map_prior_present': arrays['map_prior_valid'][:, None].astype(np.float32),
             'trajectory': arrays['trajectory'],
             'bev': arrays['bev'].astype(np.float32),
             'bev_valid': arrays['bev_valid'],

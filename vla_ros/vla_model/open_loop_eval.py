@@ -39,9 +39,9 @@ from vla_planning.backends import select_backend
 from vla_planning.collision import Obstacles, VehicleShape, boxes_overlap
 from vla_planning.inference_core import FrameInput, InferenceCore
 from vla_ros.bag_types import make_typestore
+from vla_ros.topics import OBSTACLES_TOPIC
 
 HORIZONS_S = (1.0, 2.0, 3.0)
-OBSTACLES_TOPIC = '/perception/obstacles'
 OBSTACLE_MATCH_NS = 50_000_000
 EGO = VehicleShape(margin_m=0.0)
 
@@ -129,8 +129,17 @@ def frame_input(bag: BagCache, index: int, cameras: tuple[CameraGeometry, ...]) 
     )
 
 
-def evaluate_bag(bag: BagCache, core: InferenceCore, obstacles: dict[int, Obstacles], bar=None):
-    """Plan every frame of a cached bag in order; return the scores of the labelled ones."""
+def evaluate_bag(
+    bag: BagCache,
+    core: InferenceCore,
+    obstacles: dict[int, Obstacles],
+    map_prior: bool = False,
+    bar=None,
+) -> list[FrameScores]:
+    """Plan every frame of a cached bag in order; return the scores of the labelled ones.
+
+    `map_prior`: give the model the bag's map layers where it has them (else map-free).
+    """
     config = core.config
     steps = [round(h / config.step_s) - 1 for h in HORIZONS_S]
     step_ns = round(config.step_s * 1e9)
@@ -146,7 +155,10 @@ def evaluate_bag(bag: BagCache, core: InferenceCore, obstacles: dict[int, Obstac
     scores = []
     for index in range(bag.frames):
         core.set_instruction(texts[bag.arrays['instruction'][index]])
-        plan = core.step(frame_input(bag, index, cameras))
+        prior = None
+        if map_prior and bag.arrays['map_prior_valid'][index]:
+            prior = bag.arrays['map_prior'][index].astype(np.float32)
+        plan = core.step(frame_input(bag, index, cameras), prior)
         if bar is not None:
             bar.update()
         if not bag.arrays['trajectory_valid'][index]:
@@ -180,38 +192,53 @@ def summarise(scores: list[FrameScores]) -> dict[str, float | int]:
 
 
 def evaluate_bags(
-    bags: list[Path],
-    weights: Path,
-    cache_root: Path,
-    rig: RigConfig,
-    progress: bool = True,
+    bags: list[Path], weights: Path, cache_root: Path, rig: RigConfig, progress: bool = True
 ) -> dict:
-    """Evaluate the model in `weights` on every bag; return per-scenario and overall metrics."""
+    """Evaluate the model in `weights` on every bag, map-free and, where bags have one, mapped.
+
+    Returns {'map_free': results, 'with_map_prior': results or None, ...}, each results being
+    {'scenarios': {name: metrics}, 'all': metrics}.
+    """
     model = load_weights(weights)
     settings = DatasetSettings.defaults(model.config, rig)
     encoder = InstructionEncoder()
-    per_scenario: dict[str, list[FrameScores]] = defaultdict(list)
     caches = [load_bag(bag, cache_root, settings, encoder.encode, progress) for bag in bags]
+    obstacles = [read_obstacles(bag) for bag in bags]
+    mapped = any(cache.arrays['map_prior_valid'].any() for cache in caches)
+    modes = {'map_free': False, **({'with_map_prior': True} if mapped else {})}
     bar = tqdm(
-        total=sum(c.frames for c in caches), desc='planning', unit='frame', disable=not progress
+        total=len(modes) * sum(c.frames for c in caches),
+        desc='planning',
+        unit='frame',
+        disable=not progress,
     )
-    for bag, cache in zip(bags, caches, strict=True):
-        core = InferenceCore(model.config, select_backend('torch', model, None), encoder.encode)
-        per_scenario[scenario_of(bag)] += evaluate_bag(cache, core, read_obstacles(bag), bar)
+    results = {}
+    for mode, use_prior in modes.items():
+        per_scenario: dict[str, list[FrameScores]] = defaultdict(list)
+        for bag, cache, logged in zip(bags, caches, obstacles, strict=True):
+            core = InferenceCore(
+                model.config, select_backend('torch', model, None), encoder.encode
+            )
+            per_scenario[scenario_of(bag)] += evaluate_bag(cache, core, logged, use_prior, bar)
+        every = [score for scores in per_scenario.values() for score in scores]
+        results[mode] = {
+            'scenarios': {
+                name: summarise(scores) for name, scores in sorted(per_scenario.items())
+            },
+            'all': summarise(every),
+        }
     bar.close()
-    every = [score for scores in per_scenario.values() for score in scores]
     return {
         'model': model.config.name,
         'weights': str(weights),
         'bags': len(bags),
-        'map_prior': 'none (the bags carry no map prior)',
-        'scenarios': {name: summarise(scores) for name, scores in sorted(per_scenario.items())},
-        'all': summarise(every),
+        'map_free': results['map_free'],
+        'with_map_prior': results.get('with_map_prior'),
     }
 
 
 def metrics_table(result: dict) -> str:
-    """Return a Markdown table of the per-scenario metrics."""
+    """Return a Markdown table of per-scenario metrics (one results entry of evaluate_bags)."""
     header = ['scenario', 'frames', 'L2 1s', 'L2 2s', 'L2 3s', 'coll. 1s', 'coll. 2s', 'coll. 3s']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     rows = [*result['scenarios'].items(), ('all', result['all'])]
@@ -262,7 +289,12 @@ def run_eval_bags(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, BagReadError, ArtifactError) as error:
         print(f'vla eval-bags: {error}', file=sys.stderr)
         return 1
-    print(metrics_table(result))
+    for mode in ('map_free', 'with_map_prior'):
+        if result[mode] is not None:
+            print(f'{mode.replace("_", " ")}:')
+            print(metrics_table(result[mode]))
+    if result['with_map_prior'] is None:
+        print('(the bags carry no map prior: map-free only)')
     print('collision: percent of frames (the same check on the logged future in brackets)')
     if args.json:
         write_json(args.json, result)

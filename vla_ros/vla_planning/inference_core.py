@@ -178,7 +178,7 @@ class InferenceCore:
         self._lut_key: bytes | None = None
         self._lut_index: np.ndarray | None = None
         self._lut_seen: np.ndarray | None = None  # (cells, samples): the sample sees the cell
-        self._map_prior = np.zeros((1, config.map_prior_channels, rows, cols), np.float32)
+        self._no_map_prior = np.zeros((1, config.map_prior_channels, rows, cols), np.float32)
         self.instruction_text = ''
         self._instruction = encode_instruction('')
         self.resets = 0
@@ -188,8 +188,15 @@ class InferenceCore:
         self._instruction = self.encode_instruction(text)
         self.instruction_text = text
 
-    def step(self, frame: FrameInput) -> Plan:
-        """Plan one frame; raise InvalidModelOutputError on NaN/Inf outputs (and reset state)."""
+    def step(self, frame: FrameInput, map_prior: np.ndarray | None = None) -> Plan:
+        """Plan one frame; raise InvalidModelOutputError on NaN/Inf outputs (and reset state).
+
+        `map_prior` (layers, rows, cols) in [0, 1]: the HD-map layers (MAP_PRIOR_LAYERS) on the
+        BEV grid in base_link at the frame's stamp; None drives map-free.
+        """
+        expected = self._no_map_prior.shape[1:]
+        if map_prior is not None and map_prior.shape != expected:
+            raise ValueError(f'a map prior of shape {map_prior.shape}; the model takes {expected}')
         start = time.perf_counter()
         reset = self._needs_reset(frame)
         if reset:
@@ -204,8 +211,10 @@ class InferenceCore:
             'ego_motion': motion[None],
             'ego_state': np.asarray([frame.ego_state], np.float32),
             'instruction': self._instruction[None].astype(np.float32),
-            'map_prior': self._map_prior,
-            'map_prior_present': np.zeros((1, 1), np.float32),
+            'map_prior': self._no_map_prior
+            if map_prior is None
+            else np.asarray(map_prior, np.float32)[None],
+            'map_prior_present': np.full((1, 1), map_prior is not None, np.float32),
             **self._lut(frame),
         }
         prepared = time.perf_counter()

@@ -5,6 +5,7 @@ equals the pinned one), builds the backend and warms it up; activate starts plan
 queues behind: it keeps only the newest frame, and counts the frames it had to skip.
 """
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from vla_msgs.msg import (
 
 from vla_model.artifacts import ArtifactError, load_weights, verify
 from vla_model.bev_geometry import CameraGeometry, rotation_from_quaternion
-from vla_model.config import ModelConfig
+from vla_model.config import MAP_PRIOR_LAYERS, ModelConfig
 from vla_model.instruction_encoder import (
     MAX_INSTRUCTION_CHARS,
     InstructionEncoder,
@@ -39,6 +40,7 @@ from vla_planning.inference_core import (
     ego_acceleration,
     path_kinematics,
 )
+from vla_planning.map_prior import MapPriorBuffer
 from vla_planning.trajectory_messages import trajectory_message
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.node_main import run_node
@@ -64,6 +66,19 @@ PARAMETERS = [
     ParameterSpec('precision', 'fp16', 'TensorRT precision: fp32, fp16 or int8.'),
     ParameterSpec(
         'max_frame_gap_s', 0.5, 'Frames further apart reset the temporal state, s.', 0.05, 10.0
+    ),
+    ParameterSpec(
+        'map_prior_topic_prefix',
+        '/map/prior',
+        'OccupancyGrid layers <prefix>/<layer> in base_link (lane_centreline, drivable) used as '
+        'the map prior; empty: always plan map-free.',
+    ),
+    ParameterSpec(
+        'map_prior_max_offset_s',
+        0.05,
+        'A frame uses a complete map prior stamped at most this far from it, s.',
+        0.0,
+        1.0,
     ),
     ParameterSpec(
         'autostart', False, 'Configure and activate at start, without a lifecycle manager.'
@@ -177,6 +192,8 @@ class VlaInferenceNode(LifecycleNode):
         self._instruction_check = check_instruction('')
         self._active = False
         self.frames = self.skipped = self.invalid_outputs = 0
+        self.map_priors: MapPriorBuffer | None = None
+        self.frames_with_map_prior = self.map_layers_rejected = 0
         self._latencies_ms: list[float] = []
         self.plan_publisher = self.create_lifecycle_publisher(VlaPlan, 'vla/plan', RELIABLE)
         self.map_publisher = self.create_lifecycle_publisher(
@@ -192,6 +209,11 @@ class VlaInferenceNode(LifecycleNode):
             QoSProfile(depth=1, reliability=SENSOR_DATA.reliability),
         )
         self.create_subscription(Instruction, 'vla/instruction', self._on_instruction, LATCHED)
+        prefix = self.params['map_prior_topic_prefix'].rstrip('/')
+        for layer in MAP_PRIOR_LAYERS if prefix else ():
+            self.create_subscription(
+                OccupancyGrid, f'{prefix}/{layer}', partial(self._on_map_layer, layer), RELIABLE
+            )
         self.create_timer(0.005, self._process)
         self.create_timer(1.0, self._publish_diagnostics)
         if self.params['autostart']:
@@ -221,7 +243,7 @@ class VlaInferenceNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release the model."""
-        self.core = None
+        self.core = self.map_priors = None
         return super().on_cleanup(state)
 
     def _load(self) -> InferenceCore:
@@ -249,7 +271,17 @@ class VlaInferenceNode(LifecycleNode):
             model.config, backend, InstructionEncoder().encode, self.params['max_frame_gap_s']
         )
         core.set_instruction(self._instruction.text)
+        self.map_priors = MapPriorBuffer(model.config, self.params['map_prior_max_offset_s'])
         return core
+
+    def _on_map_layer(self, layer: str, message: OccupancyGrid) -> None:
+        if self.map_priors is None:
+            return
+        try:
+            self.map_priors.add(layer, message)
+        except ValueError as error:
+            self.map_layers_rejected += 1
+            self.get_logger().warning(f'map prior refused: {error}', throttle_duration_sec=5.0)
 
     def _on_instruction(self, message: Instruction) -> None:
         self._instruction = message
@@ -297,8 +329,10 @@ class VlaInferenceNode(LifecycleNode):
         self._last_sequence = key
         frame = planning_input(message, config, self._previous_speed)
         self._previous_speed = (frame.stamp_ns, frame.ego_state[0])
+        map_prior = self.map_priors.at(frame.stamp_ns)
+        self.frames_with_map_prior += map_prior is not None
         try:
-            plan = self.core.step(frame)
+            plan = self.core.step(frame, map_prior)
         except InvalidModelOutputError as error:
             self.invalid_outputs += 1
             self.get_logger().error(str(error), throttle_duration_sec=5.0)
@@ -348,6 +382,8 @@ class VlaInferenceNode(LifecycleNode):
             'frames_skipped': self.skipped,
             'invalid_outputs': self.invalid_outputs,
             'temporal_resets': self.core.resets if self.core else 0,
+            'frames_with_map_prior': self.frames_with_map_prior,
+            'map_layers_rejected': self.map_layers_rejected,
             'instruction': self._instruction_check.text[:80],
             'instruction_empty': self._instruction_check.empty,
             'instruction_truncated': self._instruction_check.truncated,

@@ -107,6 +107,7 @@ def _sim_eval(args: argparse.Namespace) -> int:
             weights=args.weights,
             weights_sha256=args.sha256,
             enforce=args.monitor == 'enforce',
+            map_prior=args.map_prior == 'on',
         )
     else:
         driver = ExpertDriver()
@@ -210,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=['enforce', 'log-only'],
         default='enforce',
         help='pipeline: the safety monitor overrides the model (default), or only reports',
+    )
+    sim_eval.add_argument(
+        '--map-prior',
+        choices=['on', 'off'],
+        default='on',
+        help='pipeline: give the model the map layers around the ego (default), or drive map-free',
     )
     sim_eval.add_argument(
         '--scenarios',

@@ -54,25 +54,49 @@ def _near(points: np.ndarray, ego: Pose2D, radius: float) -> bool:
     return lo[0] - radius <= ego.x <= hi[0] + radius and lo[1] - radius <= ego.y <= hi[1] + radius
 
 
+def _radius(grid: BevGrid) -> float:
+    """How far from the ego a road element may start and still reach into the grid."""
+    return max(abs(v) for v in (*grid.x_range, *grid.y_range)) * 1.5
+
+
+def _drivable(scene: Scene, grid: BevGrid) -> np.ndarray:
+    drivable = np.zeros(grid.shape, np.uint8)
+    for polygon in scene.road.surfaces:
+        if _near(polygon, scene.ego, _radius(grid)):
+            cv2.fillPoly(drivable, [_to_cells(polygon, scene.ego, grid)], 1, shift=_SHIFT)
+    return drivable.astype(bool)
+
+
+def _lines(polylines: list[np.ndarray], scene: Scene, grid: BevGrid) -> np.ndarray:
+    mask = np.zeros(grid.shape, np.uint8)
+    for points in polylines:
+        if _near(points, scene.ego, _radius(grid)):
+            cells = _to_cells(points, scene.ego, grid)
+            cv2.polylines(mask, [cells], False, 1, thickness=1, shift=_SHIFT)
+    return mask.astype(bool)
+
+
+def map_prior(scene: Scene, grid: BevGrid) -> dict[str, np.ndarray]:
+    """Return the HD-map layers around the ego: 'lane_centreline' and 'drivable' masks.
+
+    What a map server would rasterise from a lanelet map and the localisation; the model takes
+    it as its optional map-prior input (vla_model.config.MAP_PRIOR_LAYERS).
+    """
+    return {
+        'lane_centreline': _lines([c.points for c in scene.road.centres], scene, grid),
+        'drivable': _drivable(scene, grid),
+    }
+
+
 def bev_ground_truth(scene: Scene, grid: BevGrid) -> dict[str, np.ndarray]:
     """Return class name -> (rows, cols) bool mask: 'drivable', 'lane_marking', 'vehicle'."""
     rows, cols = grid.shape
-    radius = max(abs(v) for v in (*grid.x_range, *grid.y_range)) * 1.5
-    drivable = np.zeros((rows, cols), np.uint8)
-    for polygon in scene.road.surfaces:
-        if _near(polygon, scene.ego, radius):
-            cv2.fillPoly(drivable, [_to_cells(polygon, scene.ego, grid)], 1, shift=_SHIFT)
-    markings = np.zeros((rows, cols), np.uint8)
-    for marking in scene.road.markings:
-        if _near(marking.points, scene.ego, radius):
-            cells = _to_cells(marking.points, scene.ego, grid)
-            cv2.polylines(markings, [cells], False, 1, thickness=1, shift=_SHIFT)
     vehicles = np.zeros((rows, cols), np.uint8)
     for actor in scene.actors:
         corners = footprint(actor.pose, actor.length_m, actor.width_m)
         cv2.fillConvexPoly(vehicles, _to_cells(corners, scene.ego, grid), 1, shift=_SHIFT)
     return {
-        'drivable': drivable.astype(bool),
-        'lane_marking': markings.astype(bool),
+        'drivable': _drivable(scene, grid),
+        'lane_marking': _lines([m.points for m in scene.road.markings], scene, grid),
         'vehicle': vehicles.astype(bool),
     }

@@ -53,6 +53,7 @@ from vla_perception.sensor_sync_node import (
 from vla_planning import safety_monitor_node, trajectory_output_node, vla_inference_node
 from vla_planning.backends import Backend, select_backend
 from vla_planning.inference_core import InferenceCore, InvalidModelOutputError
+from vla_planning.map_prior import MapPriorBuffer
 from vla_planning.safety_monitor import MonitorOutput, Origin, SafetyMonitor
 from vla_planning.safety_monitor_node import (
     ego_sample,
@@ -79,6 +80,7 @@ from vla_sim.evaluation import DriverOutput
 from vla_sim.sim_messages import (
     camera_info_message,
     command_from_message,
+    grid_messages,
     image_message,
     instruction_message,
     obstacles_message,
@@ -163,6 +165,7 @@ class PipelineDriver:
         backend: str = 'onnxruntime',
         cache_dir: Path | None = None,
         enforce: bool = True,
+        map_prior: bool = True,
     ) -> None:
         """Load the model and build its backend.
 
@@ -171,6 +174,7 @@ class PipelineDriver:
         all but torch run the ONNX export, made once per set of weights into `cache_dir`
         (default_cache_dir() when None). `enforce` False runs the safety monitor log-only
         (its `enforce` parameter): the model drives on its own, the monitor only reports.
+        `map_prior` False leaves the simulator's map layers out: the model drives map-free.
         """
         if weights is None:
             LOG.warning(
@@ -191,6 +195,7 @@ class PipelineDriver:
         self.rig = rig
         self.model_config = model.config
         self.enforce = enforce
+        self.use_map_prior = map_prior
         cache = cache_dir or default_cache_dir()
         onnx_path = None if backend == 'torch' else cached_onnx(model, cache)
         self.backend: Backend = select_backend(backend, model, onnx_path, cache)
@@ -223,6 +228,8 @@ class PipelineDriver:
         )
         self._inference.set_instruction(self._instruction.text)
         self._previous_speed: tuple[int, float] | None = None
+        self._map_priors = MapPriorBuffer(self.model_config, inference['map_prior_max_offset_s'])
+        self._map_grid = core.bev_grid
         self._rationale = ''
         monitor = {**parameter_defaults(safety_monitor_node.PARAMETERS), 'enforce': self.enforce}
         self._monitor = SafetyMonitor(monitor_config(monitor))
@@ -250,8 +257,13 @@ class PipelineDriver:
         ]
         odometry = odometry_message(frame.ego, stamp)
         obstacles = obstacles_message(frame.obstacles, stamp)
+        map_layers = (
+            grid_messages(frame.map_prior, self._map_grid, stamp) if self.use_map_prior else {}
+        )
 
         start = time.perf_counter()
+        for layer, message in map_layers.items():
+            self._map_priors.add(layer, message)
         sensor_frame = self._synchronise(images, odometry, stamp)
         status = None if sensor_frame is None else sensor_status_message(sensor_frame)
         synced = time.perf_counter()
@@ -301,7 +313,7 @@ class PipelineDriver:
         frame = planning_input(sensor_frame, self.model_config, self._previous_speed)
         self._previous_speed = (frame.stamp_ns, frame.ego_state[0])
         try:
-            plan = self._inference.step(frame)
+            plan = self._inference.step(frame, self._map_priors.at(frame.stamp_ns))
         except InvalidModelOutputError as error:
             self.invalid_outputs += 1
             LOG.error('%s', error)

@@ -349,13 +349,8 @@ def _record_episode(
     bar: tqdm,
 ) -> None:
     """Drive the episode with the expert, writing every frame as the bridge publishes it."""
-    from vla_sim.sim_messages import (
-        CONTROL_COMMAND_TOPIC,
-        INSTRUCTION_TOPIC,
-        frame_messages,
-        frame_topics,
-        instruction_message,
-    )
+    from vla_ros.topics import CONTROL_COMMAND_TOPIC, INSTRUCTION_TOPIC
+    from vla_sim.sim_messages import frame_messages, frame_topics, instruction_message
     from vla_sim.world import VehicleCommand
 
     qos = {

@@ -23,6 +23,8 @@ Published (QoS from vla_ros.qos):
 - /perception/obstacles (vla_msgs/ObstacleArray in odom, SOURCE_SIMULATION), RELIABLE
 - /vla/instruction (vla_msgs/Instruction), LATCHED, once per episode
 - /sim/bev/<class> (nav_msgs/OccupancyGrid in base_link), RELIABLE, when `publish_bev` is on
+- /map/prior/<layer> (nav_msgs/OccupancyGrid in base_link: lane_centreline, drivable), RELIABLE:
+  the HD-map layers a map server would rasterise around the ego, the model's map-prior input
 - /sim/expert/rationale (std_msgs/String), RELIABLE
 - /clock (rosgraph_msgs/Clock), RELIABLE; /diagnostics, RELIABLE, every second of wall time
 Subscribed: /vla/control_command (vla_msgs/ControlCommand), RELIABLE.
@@ -48,11 +50,10 @@ from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import RELIABLE
 from vla_ros.stamps import to_time
+from vla_ros.topics import CONTROL_COMMAND_TOPIC, INSTRUCTION_TOPIC
 from vla_sim.instructions import Split
 from vla_sim.scenarios import SCENARIOS, get_scenario
 from vla_sim.sim_messages import (
-    CONTROL_COMMAND_TOPIC,
-    INSTRUCTION_TOPIC,
     command_from_message,
     frame_messages,
     frame_topics,

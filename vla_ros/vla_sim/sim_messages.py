@@ -21,9 +21,20 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
 from vla_msgs.msg import ControlCommand, Instruction, Obstacle, ObstacleArray
 
+from vla_model.config import MAP_PRIOR_LAYERS
 from vla_perception.rig import CameraSpec, RigConfig
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 from vla_ros.stamps import to_time
+from vla_ros.topics import (
+    CLOCK_TOPIC,
+    CONTROL_COMMAND_TOPIC,
+    INSTRUCTION_TOPIC,
+    OBSTACLES_TOPIC,
+    ODOMETRY_TOPIC,
+    RATIONALE_TOPIC,
+    bev_topic,
+    map_prior_topic,
+)
 from vla_sim.bev_ground_truth import BevGrid
 from vla_sim.instructions import InstructionSample
 from vla_sim.world import EgoState, VehicleCommand
@@ -34,23 +45,11 @@ if TYPE_CHECKING:  # the simulation module pulls in the renderer, which the conv
 WORLD_FRAME = 'odom'
 BASE_FRAME = 'base_link'
 
-ODOMETRY_TOPIC = '/localization/kinematic_state'
-OBSTACLES_TOPIC = '/perception/obstacles'
-INSTRUCTION_TOPIC = '/vla/instruction'
-CLOCK_TOPIC = '/clock'
-BEV_TOPIC_PREFIX = '/sim/bev'  # one nav_msgs/OccupancyGrid per class: /sim/bev/<class>
-RATIONALE_TOPIC = '/sim/expert/rationale'  # std_msgs/String: the expert's rationale label
-CONTROL_COMMAND_TOPIC = '/vla/control_command'  # what trajectory_output_node publishes
 
 # Ground truth is exact, but a zero covariance reads as "unknown" to some consumers and cannot be
 # inverted: report 1 cm / 1 mrad (pose) and 1 cm/s / 1 mrad/s (twist) one-sigma instead.
 POSE_VARIANCES = (1e-4, 1e-4, 1e-4, 1e-6, 1e-6, 1e-6)  # x, y, z, roll, pitch, yaw
 TWIST_VARIANCES = (1e-4, 1e-4, 1e-4, 1e-6, 1e-6, 1e-6)
-
-
-def bev_topic(name: str) -> str:
-    """Topic of one BEV ground-truth class."""
-    return f'{BEV_TOPIC_PREFIX}/{name}'
 
 
 def _header(stamp_ns: int, frame_id: str) -> Header:
@@ -140,20 +139,21 @@ def obstacles_message(obstacles: tuple[ObstacleTruth, ...], stamp_ns: int) -> Ob
     )
 
 
-def bev_messages(
-    bev: dict[str, np.ndarray], grid: BevGrid, stamp_ns: int
+def grid_messages(
+    masks: dict[str, np.ndarray], grid: BevGrid, stamp_ns: int
 ) -> dict[str, OccupancyGrid]:
-    """Return class -> OccupancyGrid in base_link: 100 where the class is present, else 0.
+    """Return layer -> OccupancyGrid in base_link: 100 where the mask is set, else 0.
 
-    The layout is vla_inference_node's neural map: info.width counts rows (along x),
-    info.height columns (along y), so cell (row, col) is data[col * width + row] (mask.T).
+    For the BEV ground-truth classes and the map-prior layers alike. The layout is
+    vla_inference_node's neural map: info.width counts rows (along x), info.height columns
+    (along y), so cell (row, col) is data[col * width + row] (mask.T).
     """
     rows, cols = grid.shape
     messages = {}
-    for name, mask in bev.items():
+    for name, mask in masks.items():
         if mask.shape != (rows, cols):
             raise ValueError(
-                f'BEV class {name}: mask shape {mask.shape} is not the grid {rows, cols}'
+                f'grid layer {name}: mask shape {mask.shape} is not the grid {rows, cols}'
             )
         message = OccupancyGrid(header=_header(stamp_ns, BASE_FRAME))
         info = message.info
@@ -218,6 +218,7 @@ def frame_topics(rig: RigConfig, bev_classes: Iterable[str]) -> dict[str, tuple[
         ODOMETRY_TOPIC: (Odometry, RELIABLE),
         OBSTACLES_TOPIC: (ObstacleArray, RELIABLE),
         **{bev_topic(name): (OccupancyGrid, RELIABLE) for name in bev_classes},
+        **{map_prior_topic(name): (OccupancyGrid, RELIABLE) for name in MAP_PRIOR_LAYERS},
         RATIONALE_TOPIC: (String, RELIABLE),
         CONTROL_COMMAND_TOPIC: (ControlCommand, RELIABLE),
         CLOCK_TOPIC: (Clock, RELIABLE),
@@ -247,8 +248,12 @@ def frame_messages(
     if bev:
         messages.extend(
             (bev_topic(name), grid_message)
-            for name, grid_message in bev_messages(frame.bev, grid, stamp_ns).items()
+            for name, grid_message in grid_messages(frame.bev, grid, stamp_ns).items()
         )
+    messages.extend(
+        (map_prior_topic(name), grid_message)
+        for name, grid_message in grid_messages(frame.map_prior, grid, stamp_ns).items()
+    )
     messages.append((RATIONALE_TOPIC, String(data=rationale)))
     messages.append((CLOCK_TOPIC, clock_message(stamp_ns)))
     return messages

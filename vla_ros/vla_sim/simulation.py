@@ -17,7 +17,7 @@ import numpy as np
 
 from vla_model.config import ModelConfig
 from vla_perception.rig import RigConfig
-from vla_sim.bev_ground_truth import BevGrid, bev_ground_truth
+from vla_sim.bev_ground_truth import BevGrid, bev_ground_truth, map_prior
 from vla_sim.camera_renderer import CameraRenderer
 from vla_sim.expert import Expert, ExpertDecision
 from vla_sim.image_effects import CameraFaultInjector
@@ -77,6 +77,7 @@ class SimFrame:
     images: dict[str, np.ndarray]  # camera name -> RGB; empty when rendering is off
     obstacles: tuple[ObstacleTruth, ...]
     bev: dict[str, np.ndarray]  # class -> (rows, cols) bool, in base_link
+    map_prior: dict[str, np.ndarray]  # map layer -> (rows, cols) bool, in base_link
     scene: Scene
 
 
@@ -145,6 +146,7 @@ class SimulationCore:
             images=images,
             obstacles=self._radar(scene),
             bev=bev_ground_truth(scene, self.bev_grid),
+            map_prior=map_prior(scene, self.bev_grid),
             scene=scene,
         )
 
