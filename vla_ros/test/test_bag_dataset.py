@@ -20,7 +20,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 import vla_model.bag_cache as bag_cache
 from message_trees import message_class
 from vla_model.bag_cache import BagReadError, DatasetSettings, load_bag
-from vla_model.config import student
+from vla_model.config import student, teacher
 from vla_model.driving_dataset import DrivingDataset
 from vla_model.driving_labels import in_frame_of, occupancy_mask, rationale_index
 from vla_perception import sensor_sync_node
@@ -417,3 +417,11 @@ def test_corrupt_message_is_refused_with_its_topic(bag, settings, tmp_path):
     with pytest.raises(BagReadError, match=f'{re.escape(str(broken))}.*{ODOMETRY_TOPIC}'):
         load_bag(broken, tmp_path / 'cache', settings, encode, progress=False)
     assert_no_cache_left(tmp_path / 'cache')
+
+
+def test_a_teacher_shares_the_students_cache(bag, cache_root, settings, cache, monkeypatch):
+    monkeypatch.setattr(bag_cache, '_write_cache', _refuse_to_read)
+    with_teacher = dataclasses.replace(settings, model=teacher())
+    assert load_bag(bag, cache_root, with_teacher, encode, progress=False).folder == cache.folder
+    smaller = dataclasses.replace(settings, model=student(image_height=128))
+    assert smaller.key() != settings.key()

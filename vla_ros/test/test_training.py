@@ -10,6 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from vla_model.artifacts import load_weights
+from vla_model.distillation import distill, distill_table
 from vla_model.losses import (
     bev_loss,
     candidate_errors,
@@ -189,3 +191,20 @@ def test_torchrun_trains_on_two_processes(bag, cache, tmp_path):
     assert (tmp_path / 'out' / 'vla-student.safetensors').is_file()
     rows = (tmp_path / 'out' / 'metrics.jsonl').read_text().splitlines()
     assert [json.loads(row)['step'] for row in rows] == [1, 2]  # one writer, not two
+
+
+def test_distil_trains_the_teacher_then_the_student_from_it(bag, cache, tmp_path):
+    config = run_config(bag, cache, tmp_path, steps=2, batch_size=1, warmup_steps=1)
+    report = distill(config, teacher_steps=2, validation_bags=[bag], latency_repeats=2)
+    teacher_weights = load_weights(Path(report['teacher']['weights']))
+    student_weights = load_weights(Path(report['student']['weights']))
+    assert teacher_weights.config.name == 'vla-teacher'
+    assert student_weights.config.name == 'vla-student'
+    assert report['teacher']['latency']['parameters'] > report['student']['latency']['parameters']
+    student_log = (tmp_path / 'student' / 'metrics.jsonl').read_text().splitlines()
+    assert 'loss_distill_trajectory' in json.loads(student_log[-1])
+    teacher_log = (tmp_path / 'teacher' / 'metrics.jsonl').read_text().splitlines()
+    assert 'loss_distill_trajectory' not in json.loads(teacher_log[-1])
+    for name in ('teacher', 'student'):
+        assert report[name]['open_loop']['frames'] > 0
+    assert '| teacher |' in distill_table(report) and '| student |' in distill_table(report)

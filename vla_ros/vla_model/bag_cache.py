@@ -53,6 +53,19 @@ from vla_ros.topics import (
 )
 
 CACHE_VERSION = 2
+MODEL_FIELDS_CACHED = (
+    'image_height',
+    'image_width',
+    'bev_x_range',
+    'bev_y_range',
+    'bev_cell_m',
+    'horizon_steps',
+    'step_s',
+    'rationales',
+    'bev_classes',
+    'instruction_dim',
+)
+"""The model settings a cached bag depends on: a student and its teacher share one cache."""
 
 
 class BagReadError(RuntimeError):
@@ -82,10 +95,11 @@ class DatasetSettings:
 
     def key(self) -> str:
         """Return a hash of everything that changes the cached frames."""
+        model = {name: getattr(self.model, name) for name in MODEL_FIELDS_CACHED}
         text = json.dumps(
             {
                 'version': CACHE_VERSION,
-                'model': asdict(self.model),
+                'model': model,
                 'rig': asdict(self.rig),
                 'sync': asdict(self.sync),
                 'topics': [self.odometry_topic, self.instruction_topic],

@@ -260,6 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_eval_bags_arguments(eval_bags)
     eval_bags.set_defaults(handler=run_eval_bags)
+
+    from vla_model.distillation import add_distill_arguments, run_distill
+
+    distill = commands.add_parser(
+        'distill',
+        help='train the teacher, distil the student from it, compare quality and latency',
+    )
+    add_distill_arguments(distill)
+    distill.set_defaults(handler=run_distill)
     return parser
 
 
