@@ -138,7 +138,11 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(bag, cache,
     interrupted = run_config(bag, cache, tmp_path / 'resumed')
     partial = train(interrupted, progress=False, stop_after=2)
     assert partial.steps == 2 and not partial.weights.exists()
+    log = tmp_path / 'resumed' / 'metrics.jsonl'
+    with log.open('a') as handle:  # logged after the last checkpoint, before the interruption
+        handle.write(json.dumps({'step': 3, 'loss_total': 99.0}) + '\n')
     resumed = train(interrupted, progress=False)
+    assert [json.loads(row)['step'] for row in log.read_text().splitlines()] == [1, 2, 3, 4]
     a, b = load_file(straight.weights), load_file(resumed.weights)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[name], b[name]) for name in a)

@@ -323,6 +323,14 @@ def _dataset(config: TrainConfig, model_config: ModelConfig, dist: Distributed, 
     return dataset if dataset is not None else build(False)
 
 
+def _forget_metrics_after(path: Path, step: int) -> None:
+    """Drop logged rows past the checkpoint a run resumes from: they will be logged again."""
+    if path.is_file():
+        rows = [line for line in path.read_text(encoding='utf-8').splitlines() if line]
+        kept = [line for line in rows if json.loads(line)['step'] <= step]
+        path.write_text(''.join(f'{line}\n' for line in kept), encoding='utf-8')
+
+
 def _write_metrics(path: Path, row: dict) -> None:
     with path.open('a', encoding='utf-8') as handle:
         handle.write(json.dumps(row) + '\n')
@@ -409,6 +417,7 @@ def train(
     metadata = {'train_config': json.dumps(asdict(config)), 'config': model_config.to_json()}
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        _forget_metrics_after(metrics_path, first_step)
         print(
             f'training {model_config.name} on {len(dataset)} clips ({dataset.frames} frames, '
             f'{len(dataset.bags)} bags), {dist.world} process(es) on {device.type}, '
