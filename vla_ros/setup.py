@@ -14,6 +14,7 @@ setup(
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE_NAME}']),
         (f'share/{PACKAGE_NAME}', ['package.xml']),
         (f'share/{PACKAGE_NAME}/config', glob('config/*.yaml')),
+        (f'share/{PACKAGE_NAME}/models', glob('models/*')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

@@ -46,3 +46,16 @@ def rig() -> RigConfig:
     return RigConfig.from_file(
         Path(__file__).resolve().parents[1] / 'config' / 'rig_surround.yaml'
     )
+
+
+@pytest.fixture(scope='session')
+def highway_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Record one short expert episode (highway, seed 3, 45 steps) for the tests that read bags.
+
+    Tests must not change it; one that needs to (a touched file) works on a copy.
+    """
+    from vla_sim.recorder import record
+
+    out_dir = tmp_path_factory.mktemp('recording')
+    record('highway', 1, out_dir, seed_start=3, max_steps=45, progress=False)
+    return out_dir / 'highway_seed3'

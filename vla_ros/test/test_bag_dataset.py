@@ -36,7 +36,6 @@ from vla_ros.bag_types import make_typestore
 from vla_ros.install_paths import vla_ros_file
 from vla_ros.parameters import parameter_defaults
 from vla_ros.topics import ODOMETRY_TOPIC, RATIONALE_TOPIC, bev_topic
-from vla_sim.recorder import record
 
 SCENARIO, SEED, STEPS = 'highway', 3, 45
 BAG = f'{SCENARIO}_seed{SEED}'
@@ -64,11 +63,9 @@ def settings(model, surround_rig) -> DatasetSettings:
 
 
 @pytest.fixture(scope='module')
-def bag(tmp_path_factory) -> Path:
-    out_dir = tmp_path_factory.mktemp('recording')
-    summary = record(SCENARIO, 1, out_dir, seed_start=SEED, max_steps=STEPS, progress=False)
-    assert summary.frames == STEPS + 1
-    return out_dir / BAG
+def bag(highway_bag) -> Path:
+    assert highway_bag.name == BAG
+    return highway_bag
 
 
 @pytest.fixture(scope='module')

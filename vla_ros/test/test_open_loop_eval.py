@@ -24,9 +24,6 @@ from vla_perception.rig import RigConfig
 from vla_planning.collision import Obstacles
 from vla_planning.inference_core import InferenceCore
 from vla_ros.install_paths import vla_ros_file
-from vla_sim.recorder import record
-
-SCENARIO, SEED, STEPS = 'highway', 6, 40
 
 
 def encode(text: str) -> np.ndarray:
@@ -34,17 +31,12 @@ def encode(text: str) -> np.ndarray:
 
 
 @pytest.fixture(scope='module')
-def bag(tmp_path_factory) -> Path:
-    out_dir = tmp_path_factory.mktemp('bags')
-    record(SCENARIO, 1, out_dir, seed_start=SEED, max_steps=STEPS, progress=False)
-    return out_dir / f'{SCENARIO}_seed{SEED}'
-
-
-@pytest.fixture(scope='module')
-def cached(bag, tmp_path_factory):
+def cached(highway_bag, tmp_path_factory):
     rig = RigConfig.from_file(vla_ros_file('config/rig_surround.yaml'))
     settings = DatasetSettings.defaults(student(), rig)
-    return load_bag(bag, tmp_path_factory.mktemp('cache'), settings, encode, progress=False)
+    return load_bag(
+        highway_bag, tmp_path_factory.mktemp('cache'), settings, encode, progress=False
+    )
 
 
 class ReplayingBackend:
@@ -90,7 +82,7 @@ def test_scenario_is_the_bag_name_without_its_seed():
     assert scenario_of(Path('/x/drive_2026_11_03')) == 'drive_2026_11_03'
 
 
-def test_the_map_prior_reaches_the_model_only_when_asked_for(cached, bag):
+def test_the_map_prior_reaches_the_model_only_when_asked_for(cached, highway_bag):
     assert cached.arrays['map_prior_valid'].all()
     for use_prior in (False, True):
         backend = ReplayingBackend(cached.arrays['trajectory'])
@@ -102,16 +94,16 @@ def test_the_map_prior_reaches_the_model_only_when_asked_for(cached, bag):
             np.testing.assert_array_equal(seen[7]['map_prior'][0], cached.arrays['map_prior'][7])
 
 
-def test_a_plan_that_is_the_logged_future_has_no_error(cached, bag):
-    result = evaluate_with(cached, read_obstacles(bag))
+def test_a_plan_that_is_the_logged_future_has_no_error(cached, highway_bag):
+    result = evaluate_with(cached, read_obstacles(highway_bag))
     assert result['frames'] == int(cached.arrays['trajectory_valid'].sum()) > 0
     assert result['l2_1s_m'] == result['l2_3s_m'] == 0.0
     for horizon in (1, 2, 3):
         assert result[f'collision_{horizon}s_pct'] == result[f'log_collision_{horizon}s_pct']
 
 
-def test_l2_is_the_distance_at_each_horizon(cached, bag):
-    result = evaluate_with(cached, read_obstacles(bag), offset_m=2.0)
+def test_l2_is_the_distance_at_each_horizon(cached, highway_bag):
+    result = evaluate_with(cached, read_obstacles(highway_bag), offset_m=2.0)
     for horizon in (1, 2, 3):
         assert result[f'l2_{horizon}s_m'] == pytest.approx(2.0, abs=1e-5)
 
@@ -136,7 +128,7 @@ def test_a_collision_counts_from_the_step_it_happens_on():
     assert not collisions(plan, pose, times, elsewhere, np.array(sorted(elsewhere))).any()
 
 
-def test_command_line_writes_the_metrics_of_a_model(bag, tmp_path):
+def test_command_line_writes_the_metrics_of_a_model(highway_bag, tmp_path):
     torch.manual_seed(0)
     weights = tmp_path / 'student.safetensors'
     save_weights(VlaNet(student()).eval(), weights)
@@ -146,7 +138,7 @@ def test_command_line_writes_the_metrics_of_a_model(bag, tmp_path):
         [
             vla,
             'eval-bags',
-            str(bag),
+            str(highway_bag),
             '--weights',
             str(weights),
             '--json',

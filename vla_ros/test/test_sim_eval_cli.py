@@ -39,7 +39,7 @@ def test_sim_eval_rejects_an_unknown_scenario():
 def test_sim_eval_drives_the_pipeline_cores_and_counts_the_monitor(tmp_path):
     """The untrained student's plans fail the monitor's checks: it stops the car, counted."""
     summary = tmp_path / 'eval.json'
-    result = eval_one_merge_episode('pipeline', '--json', str(summary))
+    result = eval_one_merge_episode('pipeline', '--untrained', '--json', str(summary))
     assert result.returncode == 0, result.stderr
     merge = json.loads(summary.read_text())['summary']['merge']
     assert json.loads(summary.read_text())['driver'] == 'pipeline'

@@ -26,16 +26,6 @@ from vla_model.training import (
     learning_rate,
     train,
 )
-from vla_sim.recorder import record
-
-SCENARIO, SEED, STEPS = 'highway', 5, 40
-
-
-@pytest.fixture(scope='module')
-def bag(tmp_path_factory) -> Path:
-    out_dir = tmp_path_factory.mktemp('bags')
-    record(SCENARIO, 1, out_dir, seed_start=SEED, max_steps=STEPS, progress=False)
-    return out_dir / f'{SCENARIO}_seed{SEED}'
 
 
 @pytest.fixture(scope='module')
@@ -122,8 +112,8 @@ def test_processes_share_each_pass_without_overlap():
     assert again == shares[0]  # the order is a function of the seed and step only
 
 
-def test_a_short_run_fits_the_bag(bag, cache, tmp_path):
-    config = run_config(bag, cache, tmp_path, steps=30, learning_rate=3e-3)
+def test_a_short_run_fits_the_bag(highway_bag, cache, tmp_path):
+    config = run_config(highway_bag, cache, tmp_path, steps=30, learning_rate=3e-3)
     result = train(config, progress=False)
     rows = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
     first = sum(row['loss_total'] for row in rows[:5]) / 5
@@ -133,9 +123,9 @@ def test_a_short_run_fits_the_bag(bag, cache, tmp_path):
     assert (tmp_path / 'training.png').stat().st_size > 10_000
 
 
-def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(bag, cache, tmp_path):
-    straight = train(run_config(bag, cache, tmp_path / 'straight'), progress=False)
-    interrupted = run_config(bag, cache, tmp_path / 'resumed')
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(highway_bag, cache, tmp_path):
+    straight = train(run_config(highway_bag, cache, tmp_path / 'straight'), progress=False)
+    interrupted = run_config(highway_bag, cache, tmp_path / 'resumed')
     partial = train(interrupted, progress=False, stop_after=2)
     assert partial.steps == 2 and not partial.weights.exists()
     log = tmp_path / 'resumed' / 'metrics.jsonl'
@@ -149,7 +139,7 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(bag, cache,
     assert straight.sha256 == resumed.sha256
 
 
-def test_bad_run_files_are_refused_by_name(bag, tmp_path):
+def test_bad_run_files_are_refused_by_name(highway_bag, tmp_path):
     with pytest.raises(ValueError, match='unknown key.*batchsize'):
         TrainConfig.from_dict({'bags': ['b'], 'out_dir': 'o', 'batchsize': 3}, tmp_path)
     with pytest.raises(ValueError, match='map_prior_dropout'):
@@ -167,12 +157,12 @@ def test_bad_run_files_are_refused_by_name(bag, tmp_path):
     ]
 
 
-def test_torchrun_trains_on_two_processes(bag, cache, tmp_path):
+def test_torchrun_trains_on_two_processes(highway_bag, cache, tmp_path):
     run_file = tmp_path / 'run.yaml'
     run_file.write_text(
         json.dumps(
             {
-                'bags': [str(bag)],
+                'bags': [str(highway_bag)],
                 'out_dir': 'out',
                 'cache_dir': str(cache),
                 'steps': 2,
@@ -197,9 +187,9 @@ def test_torchrun_trains_on_two_processes(bag, cache, tmp_path):
     assert [json.loads(row)['step'] for row in rows] == [1, 2]  # one writer, not two
 
 
-def test_distil_trains_the_teacher_then_the_student_from_it(bag, cache, tmp_path):
-    config = run_config(bag, cache, tmp_path, steps=2, batch_size=1, warmup_steps=1)
-    report = distill(config, teacher_steps=2, validation_bags=[bag], latency_repeats=2)
+def test_distil_trains_the_teacher_then_the_student_from_it(highway_bag, cache, tmp_path):
+    config = run_config(highway_bag, cache, tmp_path, steps=2, batch_size=1, warmup_steps=1)
+    report = distill(config, teacher_steps=2, validation_bags=[highway_bag], latency_repeats=2)
     teacher_weights = load_weights(Path(report['teacher']['weights']))
     student_weights = load_weights(Path(report['student']['weights']))
     assert teacher_weights.config.name == 'vla-teacher'

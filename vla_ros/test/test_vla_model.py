@@ -153,6 +153,7 @@ def test_same_inputs_give_identical_outputs(net):
 
 def test_onnx_export_matches_pytorch(net, tmp_path):
     path = export_onnx(net, tmp_path / 'student.onnx')
+    assert [p.name for p in tmp_path.iterdir()] == ['student.onnx']  # no external weights file
     session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     assert [i.name for i in session.get_inputs()] == list(INPUT_NAMES)
     inputs = example_inputs(CONFIG, seed=11)

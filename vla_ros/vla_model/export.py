@@ -59,6 +59,7 @@ def export_onnx(model: VlaNet, path: Path, batch: int = 1) -> Path:
             output_names=list(OUTPUT_NAMES),
             opset_version=OPSET,
             dynamo=True,
+            external_data=False,  # one file: its pinned SHA-256 then covers the weights too
             verbose=False,
         )
     exported = onnx.load(str(path))

@@ -118,7 +118,7 @@ def frame_input(bag: BagCache, index: int, cameras: tuple[CameraGeometry, ...]) 
     return FrameInput(
         stamp_ns=int(bag.arrays['stamp_ns'][index]),
         epoch=int(bag.arrays['epoch'][index]),
-        images=np.asarray(bag.images[index]),
+        images=np.array(bag.images[index]),  # a writable copy of the memory-mapped frame
         camera_valid=valid,
         cameras=tuple(
             camera if ok else CameraGeometry(np.eye(3), camera.rotation, camera.translation)

@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -432,7 +433,8 @@ def train(
     )
     terms: dict[str, Tensor] = {}
     step = first_step
-    window_start, window_samples = time.perf_counter(), 0
+    window_start, window_samples, window_steps = time.perf_counter(), 0, 0
+    window_losses: Counter = Counter()
     for step, batch in enumerate(loader, start=first_step):
         batch = {name: value.to(device) for name, value in batch.items()}
         drop_map_prior(batch, config.map_prior_dropout, config.seed, step, dist.rank)
@@ -449,6 +451,8 @@ def train(
         gradient_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
         window_samples += len(batch['images']) * dist.world
+        window_losses.update({name: value.item() for name, value in terms.items()})
+        window_steps += 1
         done = step + 1
         bar.update()
         if dist.main and (done % config.log_every == 0 or done == last_step):
@@ -458,11 +462,12 @@ def train(
                 'learning_rate': learning_rate(config, step),
                 'gradient_norm': float(gradient_norm),
                 'samples_per_s': window_samples / max(elapsed, 1e-9),
-                **{f'loss_{name}': value.item() for name, value in terms.items()},
+                **{f'loss_{name}': total / window_steps for name, total in window_losses.items()},
             }
             _write_metrics(metrics_path, row)
             bar.set_postfix(loss=f'{row["loss_total"]:.3f}')
-            window_start, window_samples = time.perf_counter(), 0
+            window_start, window_samples, window_steps = time.perf_counter(), 0, 0
+            window_losses = Counter()
         if dist.main and (done % config.checkpoint_every == 0 or done == last_step):
             save_checkpoint(checkpoint_path(checkpoints, done), network, optimizer, done, metadata)
     bar.close()

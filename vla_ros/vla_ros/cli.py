@@ -100,12 +100,23 @@ def _sim_eval(args: argparse.Namespace) -> int:
         return 2
     rig = RigConfig.from_file(args.rig or default_rig_path())
     if args.driver == 'pipeline':
+        from vla_model.shipped import shipped_model
         from vla_sim.pipeline_driver import PipelineDriver
 
+        weights, sha256 = args.weights, args.sha256
+        if args.untrained:
+            weights = sha256 = None
+        elif weights is None:
+            try:
+                shipped = shipped_model()
+            except FileNotFoundError as error:
+                print(f'vla sim eval: {error}', file=sys.stderr)
+                return 1
+            weights, sha256 = shipped.weights_path, shipped.weights_sha256
         driver = PipelineDriver(
             rig,
-            weights=args.weights,
-            weights_sha256=args.sha256,
+            weights=weights,
+            weights_sha256=sha256,
             enforce=args.monitor == 'enforce',
             map_prior=args.map_prior == 'on',
         )
@@ -203,7 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
         help='the privileged expert, or the pipeline cores (sync, model, monitor, controller)',
     )
     sim_eval.add_argument(
-        '--weights', type=Path, help='pipeline: student safetensors (default: untrained, seed 0)'
+        '--weights',
+        type=Path,
+        help='pipeline: student safetensors (default: the shipped model, models/MODEL_CARD.md)',
+    )
+    sim_eval.add_argument(
+        '--untrained',
+        action='store_true',
+        help='pipeline: drive an untrained student (seed 0), which the monitor should stop',
     )
     sim_eval.add_argument('--sha256', help='pipeline: refuse the weights unless they hash to this')
     sim_eval.add_argument(
