@@ -1,5 +1,6 @@
 """The simulated world: ego kinematics, REP 103 mirror, scenarios, faults, BEV truth, metrics."""
 
+import copy
 import math
 
 import pytest
@@ -196,3 +197,18 @@ def test_episode_outcomes_are_plain_booleans(name):
     world = get_scenario(name).episode(0).world
     world.step(VehicleCommand(), 0.1)
     assert type(world.collided) is bool and type(world.off_road) is bool
+
+
+@pytest.mark.parametrize('name', ['highway', 'cut_in', 'hard_braking_lead', 'crossing_pedestrian'])
+def test_a_copied_world_runs_the_same_future_without_touching_the_original(name):
+    """What an expert's look-ahead on a copy of the world needs (long-tail events included)."""
+    world = get_scenario(name).episode(0).world
+    start = [actor.pose for actor in world.actors()]
+    ahead = copy.deepcopy(world)
+    for _ in range(50):
+        ahead.step(VehicleCommand(), 0.1)
+    assert [actor.pose for actor in world.actors()] == start
+    for _ in range(50):
+        world.step(VehicleCommand(), 0.1)
+    assert [actor.pose for actor in world.actors()] == [actor.pose for actor in ahead.actors()]
+    assert [actor.pose for actor in world.actors()] != start

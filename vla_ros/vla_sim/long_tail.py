@@ -73,6 +73,34 @@ def _clear_around(world: World, position: np.ndarray, radius_m: float) -> None:
     ]
 
 
+@dataclass
+class _LaneChangeAt:
+    """A pre-step hook: from `at_s` on, `vehicle` changes into `lane`.
+
+    Hooks are objects that hold their vehicle, not closures over it, so that a deep copy of a
+    world (an expert's look-ahead rollout) carries hooks that act on the copy's vehicles.
+    """
+
+    vehicle: IDMVehicle
+    lane: tuple[str, str, int]
+    at_s: float
+
+    def __call__(self, world: World, dt: float) -> None:
+        if world.time_s >= self.at_s and self.vehicle.target_lane_index != self.lane:
+            self.vehicle.target_lane_index = self.lane
+
+
+@dataclass
+class _BrakeFrom:
+    """A pre-step hook: `vehicle` brakes from `at_s` on (see _LaneChangeAt on why an object)."""
+
+    vehicle: BrakingVehicle
+    at_s: float
+
+    def __call__(self, world: World, dt: float) -> None:
+        self.vehicle.braking = world.time_s >= self.at_s
+
+
 @dataclass(frozen=True)
 class CutIn:
     """A vehicle in the next lane, slightly ahead and slower, that cuts in at a short gap."""
@@ -91,13 +119,7 @@ class CutIn:
         vehicle.enable_lane_change = False
         _clear_around(world, vehicle.position, 12.0)
         world.road.vehicles.append(vehicle)
-        ego_lane = world.ego.lane_index
-
-        def cut_in(world: World, dt: float) -> None:
-            if world.time_s >= self.at_s and vehicle.target_lane_index != ego_lane:
-                vehicle.target_lane_index = ego_lane
-
-        world.pre_step_hooks.append(cut_in)
+        world.pre_step_hooks.append(_LaneChangeAt(vehicle, world.ego.lane_index, self.at_s))
 
 
 @dataclass(frozen=True)
@@ -117,11 +139,7 @@ class HardBrakingLead:
         vehicle.deceleration_mps2 = self.deceleration_mps2
         _clear_around(world, vehicle.position, 15.0)
         world.road.vehicles.append(vehicle)
-
-        def brake(world: World, dt: float) -> None:
-            vehicle.braking = world.time_s >= self.at_s
-
-        world.pre_step_hooks.append(brake)
+        world.pre_step_hooks.append(_BrakeFrom(vehicle, self.at_s))
 
 
 @dataclass(frozen=True)
