@@ -144,16 +144,26 @@ def test_lost_plans_lead_to_a_minimal_risk_stop_within_the_fault_tolerant_time(
     ros: RosHarness, monitor_process
 ):
     world = World(ros)
-    assert world.wait_for(lambda: nominal(world)), 'never NOMINAL with all inputs fresh'
-    trajectory = world.trajectories[-1]
-    assert trajectory.header.frame_id == 'odom' and trajectory.origin == Trajectory.ORIGIN_MODEL
-    world.plans_on = False
-    stopped_at = world.last_plan_ns
-    seen = len(world.trajectories)
     stops = (Trajectory.ORIGIN_COMFORTABLE_STOP, Trajectory.ORIGIN_EMERGENCY_STOP)
-    assert world.wait_for(lambda: world.trajectories[-1].origin in stops)
-    after = world.trajectories[seen:]
-    first_stop = next(t for t in after if t.origin in stops)
+    for _attempt in range(3):
+        world.plans_on = True
+        assert world.wait_for(lambda: nominal(world)), 'never NOMINAL with all inputs fresh'
+        trajectory = world.trajectories[-1]
+        assert trajectory.header.frame_id == 'odom'
+        assert trajectory.origin == Trajectory.ORIGIN_MODEL
+        world.plans_on = False
+        stopped_at = world.last_plan_ns
+        seen, seen_statuses = len(world.trajectories), len(world.statuses)
+        assert world.wait_for(lambda: world.trajectories[-1].origin in stops)
+        after = world.trajectories[seen:]
+        first_stop = next(t for t in after if t.origin in stops)
+        # Only the plans may age: if this process stalled and its odometry aged too, the monitor
+        # rightly stops at once without holding, and the attempt says nothing; run it again.
+        during = world.statuses[seen_statuses:]
+        if all(status.odometry_age_s < 0.5 for status in during):
+            break
+    else:
+        pytest.fail('the test process could not keep its odometry fresh in three attempts')
     detection_s = (stamp_ns(first_stop.header.stamp) - stopped_at) / NS
     # Fault-tolerant time: plan_lost_s plus one monitor cycle; two more cycles of slack for the
     # timer's jitter on a loaded machine (the exact cycle is tested on the core).
