@@ -12,13 +12,13 @@ import pytest
 
 from vla_model.config import student
 from vla_model.driving_labels import (
-    NS_PER_S,
     PoseTrack,
     future_trajectory,
     in_frame_of,
     occupancy_mask,
     rationale_index,
 )
+from vla_perception.synchronizer import NS_PER_S
 from vla_sim.bev_ground_truth import BevGrid
 from vla_sim.sim_messages import grid_messages
 

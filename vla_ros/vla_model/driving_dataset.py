@@ -21,7 +21,8 @@ from torch.utils.data import Dataset
 
 from vla_model.bag_cache import BagCache, DatasetSettings, load_bag
 from vla_model.bev_geometry import CameraGeometry, build_view_lut, view_weight
-from vla_planning.inference_core import NS_PER_S, relative_motion
+from vla_perception.synchronizer import to_ns
+from vla_planning.inference_core import relative_motion
 
 DEFAULT_MAX_FRAME_GAP_S = 0.5  # vla_inference_node's max_frame_gap_s default
 
@@ -51,7 +52,7 @@ class DrivingDataset(Dataset):
         model = settings.model
         self.lut = build_view_lut(model, self._cameras())
         self.lut_seen = self.lut.weight > 0
-        max_gap_ns = round(max_frame_gap_s * NS_PER_S)
+        max_gap_ns = to_ns(max_frame_gap_s)
         self.clips: list[tuple[int, int]] = []
         for index, bag in enumerate(self.bags):
             self.clips += [(index, start) for start in _clip_starts(bag, clip_length, max_gap_ns)]

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_model.config import ModelConfig
+from vla_perception.synchronizer import to_ns
 
-NS_PER_S = 1_000_000_000
 MAX_ODOMETRY_GAP_S = 0.5
 """A trajectory label is made only where odometry has no hole longer than this around it."""
 
@@ -52,7 +52,7 @@ class PoseTrack:
         before = after - 1
         gap = self.stamps_ns[after] - self.stamps_ns[before]
         on_sample = (stamps_ns == self.stamps_ns[before]) | (stamps_ns == self.stamps_ns[after])
-        if (gap[~on_sample] > MAX_ODOMETRY_GAP_S * NS_PER_S).any():
+        if (gap[~on_sample] > to_ns(MAX_ODOMETRY_GAP_S)).any():
             return None
         fraction = ((stamps_ns - self.stamps_ns[before]) / gap)[:, None]
         return self.poses[before] + fraction * (self.poses[after] - self.poses[before])
@@ -73,7 +73,7 @@ def future_trajectory(track: PoseTrack, stamp_ns: int, config: ModelConfig) -> n
 
     None when odometry does not cover the whole horizon (the end of a bag, a hole).
     """
-    steps = np.arange(config.horizon_steps + 1) * round(config.step_s * NS_PER_S)
+    steps = np.arange(config.horizon_steps + 1) * to_ns(config.step_s)
     poses = track.at(stamp_ns + steps)
     if poses is None:
         return None

@@ -35,6 +35,7 @@ from vla_model.bag_cache import BagCache, DatasetSettings, deserialized_messages
 from vla_model.bev_geometry import CameraGeometry
 from vla_model.instruction_encoder import InstructionEncoder
 from vla_perception.rig import RigConfig
+from vla_perception.synchronizer import stamp_to_ns, to_ns
 from vla_planning.backends import select_backend
 from vla_planning.collision import Obstacles, VehicleShape, boxes_overlap
 from vla_planning.inference_core import FrameInput, InferenceCore
@@ -68,8 +69,7 @@ def read_obstacles(bag: Path) -> dict[int, Obstacles]:
     with Reader(bag) as reader:
         for _, message, _ in deserialized_messages(reader, typestore, {OBSTACLES_TOPIC}):
             if message.header.frame_id == 'odom':
-                stamp = message.header.stamp
-                found[stamp.sec * 1_000_000_000 + stamp.nanosec] = Obstacles.from_message(message)
+                found[stamp_to_ns(message.header.stamp)] = Obstacles.from_message(message)
     return found
 
 
@@ -142,7 +142,7 @@ def evaluate_bag(
     """
     config = core.config
     steps = [round(h / config.step_s) - 1 for h in HORIZONS_S]
-    step_ns = round(config.step_s * 1e9)
+    step_ns = to_ns(config.step_s)
     calibration = bag.calibration
     cameras = tuple(
         CameraGeometry(k, r, t)

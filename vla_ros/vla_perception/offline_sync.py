@@ -7,7 +7,6 @@ so a bag yields the frames the node would have published with instant transport.
 reads a clock, so the same messages always give the same frames (training data, replay).
 """
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from vla_perception.image_preprocessing import ImageRejected
@@ -89,13 +88,3 @@ class OfflineSync:
         frame = self.core.step(now_ns)
         self.core.drain_rejections()
         return [] if frame is None else [frame]
-
-
-def synced_frames(
-    core: SensorSyncCore, odometry_topic: str, messages: Iterable[tuple[str, object, int]]
-) -> Iterator[SyncedFrame]:
-    """Yield the frames of (topic, message, log time ns) tuples given in log-time order."""
-    offline = OfflineSync(core, odometry_topic)
-    for topic, message, log_time_ns in messages:
-        yield from offline.feed(topic, message, log_time_ns)
-    yield from offline.finish()

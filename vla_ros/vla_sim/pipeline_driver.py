@@ -262,11 +262,11 @@ class PipelineDriver:
         )
 
         start = time.perf_counter()
-        for layer, message in map_layers.items():
-            self._map_priors.add(layer, message)
         sensor_frame = self._synchronise(images, odometry, stamp)
         status = None if sensor_frame is None else sensor_status_message(sensor_frame)
         synced = time.perf_counter()
+        for layer, message in map_layers.items():  # the inference node's map-layer callbacks
+            self._map_priors.add(layer, message)
         plan = None if sensor_frame is None else self._plan(sensor_frame, start)
         planned = time.perf_counter()
         output, trajectory = self._judge(odometry, obstacles, status, plan, stamp)
