@@ -122,6 +122,7 @@ def test_the_monitor_state_is_reported_every_step_and_explains_itself(highway: l
         monitor, output = step.trace.monitor, step.output
         assert output.safety_state == monitor.state.name
         assert output.safety_state in SafetyState.__members__
+        assert output.failed_rules == tuple(c.rule for c in monitor.checks if c.verdict)
         if monitor.state == SafetyState.NOMINAL:  # reached only on a cycle where every rule passed
             assert all(check.verdict == Verdict.PASS for check in monitor.checks)
         if monitor.origin in (Origin.MODEL, Origin.MODEL_SPEED_CLAMPED):

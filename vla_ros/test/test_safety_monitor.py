@@ -21,7 +21,7 @@ from vla_planning.safety_monitor import (
 )
 from vla_planning.safety_rules import Verdict
 from vla_planning.safety_states import SafetyState
-from vla_planning.timed_path import TimedPath
+from vla_planning.timed_path import TimedPath, path_turns
 
 NS = 1_000_000_000
 CYCLE_NS = NS // 10
@@ -226,6 +226,42 @@ def test_plan_at_another_speed_than_the_vehicle_fails_continuity():
     assert output.origin == Origin.HELD_PLAN
     drive.plan_speed = 22.99
     assert failing(drive.cycle()[0]) == set()
+
+
+GEOMETRY_RULES = {
+    'sanity.relative_angle',
+    'kinematics.curvature',
+    'kinematics.lateral_acceleration',
+    'kinematics.steering_rate',
+}
+
+
+def test_a_standing_cars_plan_is_not_judged_by_the_direction_of_its_jitter():
+    """Points centimetres apart carry no direction (Autoware judges geometry at 1 m spacing)."""
+    drive = Drive(speed_mps=0.0)
+    jitter = np.column_stack([0.02 * np.arange(1, 7), 0.03 * (-1.0) ** np.arange(6), np.zeros(6)])
+    raw_turns = path_turns(*_with_origin(PLAN_TIMES, jitter))
+    assert np.abs(raw_turns.turn_angles_rad).max() > 2.0  # judged raw: a "sharp turn"
+    drive.plan = lambda stamp_ns: PlanInput(stamp_ns, PLAN_TIMES, jitter, 0.9)
+    output = drive.cycle(3)[-1]
+    assert not failing(output) & GEOMETRY_RULES, failing(output)
+
+
+def test_a_sharp_turn_between_points_metres_apart_is_still_refused():
+    drive = Drive(speed_mps=4.0)
+    drive.cycle(3)
+    # Out 5.5 m, then back: a 2.6 rad turn over 1.6 m segments (2.0 rad and 1 1/m allowed).
+    hairpin = np.array(
+        [[2.0, 0, 0], [4.0, 0, 0], [5.5, 0.3, 0], [4.0, 0.8, 3], [2.0, 0.8, 3], [0.0, 0.8, 3]]
+    )
+    drive.plan = lambda stamp_ns: PlanInput(stamp_ns, PLAN_TIMES, hairpin, 0.9)
+    output = drive.cycle()[0]
+    assert {'kinematics.curvature', 'sanity.relative_angle'} <= failing(output)
+    assert output.origin == Origin.HELD_PLAN
+
+
+def _with_origin(times: np.ndarray, poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([[0.0], times]), np.vstack([np.zeros(3), poses])
 
 
 def test_obstacles_in_base_link_are_anchored_with_the_odometry():

@@ -254,17 +254,21 @@ def test_malformed_inputs_are_refused_by_name_and_the_node_keeps_running(
     bad = stalled_car(30.0)
     bad.pose.position.y = math.nan
     world.obstacles = [bad]
-    world.plan.publish(straight_plan(world.node.get_clock().now().to_msg(), frame_id='map'))
-    odometry = Odometry()
-    odometry.header.stamp = world.node.get_clock().now().to_msg()
-    odometry.pose.pose.orientation.w = math.nan
-    world.odometry.publish(odometry)
-    assert world.wait_for(
-        lambda: (
-            {'non-finite pose', "plan frame is 'map'", 'odometry orientation'}
-            <= {fragment for log in world.logs for fragment in _fragments(log.msg)}
-        )
-    )
+
+    def publish_malformed_plan_and_odometry() -> None:
+        world.plan.publish(straight_plan(world.node.get_clock().now().to_msg(), frame_id='map'))
+        odometry = Odometry()
+        odometry.header.stamp = world.node.get_clock().now().to_msg()
+        odometry.pose.pose.orientation.w = math.nan
+        world.odometry.publish(odometry)
+
+    # Sent again until seen: one best-effort odometry message may be lost on a busy machine.
+    logged = {'non-finite pose', "plan frame is 'map'", 'odometry orientation'}
+    for _ in range(50):
+        publish_malformed_plan_and_odometry()
+        if ros.spin_until(lambda: logged <= _logged_fragments(world), 0.3):
+            break
+    assert logged <= _logged_fragments(world)
     # Obstacles that cannot be read go stale: the monitor stops rather than drive blind.
     assert world.wait_for(lambda: world.statuses[-1].state == SafetyStatus.STATE_MINIMAL_RISK)
     world.obstacles = []
@@ -272,12 +276,9 @@ def test_malformed_inputs_are_refused_by_name_and_the_node_keeps_running(
     assert world.wait_for(lambda: _refused(world) >= {'obstacles', 'plan', 'odometry'})
 
 
-def _fragments(message: str) -> set[str]:
-    return {
-        f
-        for f in ('non-finite pose', "plan frame is 'map'", 'odometry orientation')
-        if f in message
-    }
+def _logged_fragments(world: World) -> set[str]:
+    fragments = ('non-finite pose', "plan frame is 'map'", 'odometry orientation')
+    return {f for log in world.logs for f in fragments if f in log.msg}
 
 
 def _refused(world: World) -> set[str]:

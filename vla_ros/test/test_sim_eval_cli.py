@@ -22,6 +22,7 @@ def test_sim_eval_writes_the_report(tmp_path):
     assert '| merge | 1 |' in result.stdout
     merge = json.loads(summary.read_text())['summary']['merge']
     assert merge['episodes'] == 1 and merge['collision_rate'] == 0.0
+    assert merge['failed_rule_cycles'] == {}  # no monitor runs with the expert
     episodes = json.loads((report / 'metrics.json').read_text())['episodes']
     assert episodes[0]['steps'] == 150 and episodes[0]['driver'] == 'expert'
     for name in ('metrics.md', 'tracks.png', 'speeds.png', 'rates.png'):
@@ -44,3 +45,9 @@ def test_sim_eval_drives_the_pipeline_cores_and_counts_the_monitor(tmp_path):
     merge = json.loads(summary.read_text())['summary']['merge']
     assert json.loads(summary.read_text())['driver'] == 'pipeline'
     assert merge['minimal_risk_stops_per_km'] > 0 and merge['collision_rate'] == 0.0
+    # Why: the rules that failed, by the number of cycles they failed in, most first.
+    cycles = merge['failed_rule_cycles']
+    assert cycles and all(0 < n <= 150 for n in cycles.values())
+    assert list(cycles.values()) == sorted(cycles.values(), reverse=True)
+    top, count = next(iter(cycles.items()))
+    assert f'{top} {count}' in result.stdout

@@ -16,6 +16,7 @@ from vla_model.losses import (
     bev_loss,
     candidate_errors,
     distillation_loss,
+    path_derivatives,
     planning_loss,
     rationale_loss,
 )
@@ -57,11 +58,39 @@ def test_only_the_closest_candidate_is_regressed_and_scored():
     candidates.requires_grad_(True)
     scores = torch.zeros(1, 3, requires_grad=True)
     assert candidate_errors(candidates, target).argmin().item() == 1
-    regression, score = planning_loss(candidates, scores, target)
-    (regression + score).backward()
+    regression, kinematics, score = planning_loss(candidates, scores, target, 0.5)
+    (regression + kinematics + score).backward()
     moved = candidates.grad.abs().sum(dim=(2, 3))[0]
     assert moved[1] > 0 and moved[0] == 0 and moved[2] == 0
     assert scores.grad[0, 1] < 0 < scores.grad[0, 0]  # raises the winner's score only
+
+
+def test_a_zig_zag_costs_more_kinematics_than_an_offset_of_the_same_size():
+    target = torch.zeros(1, 6, 3)
+    target[0, :, 0] = 10.0 * 0.5 * torch.arange(1, 7)  # 10 m/s straight ahead
+    offset = target.clone()
+    offset[0, :, 1] = 1.0
+    zig_zag = target.clone()
+    zig_zag[0, :, 1] = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
+    scores = torch.zeros(1, 1)
+    exact = planning_loss(target[:, None], scores, target, 0.5)
+    shifted = planning_loss(offset[:, None], scores, target, 0.5)
+    zig_zagged = planning_loss(zig_zag[:, None], scores, target, 0.5)
+    assert exact[0] == 0 and exact[1] == 0
+    assert shifted[0] == pytest.approx(zig_zagged[0].item())  # the same pose error
+    assert zig_zagged[1] > 5 * shifted[1] > 0  # but the zig-zag's speeds are far off
+
+
+def test_a_plan_that_starts_too_fast_costs_kinematics():
+    target = torch.zeros(1, 6, 3)
+    target[0, :, 0] = 10.0 * 0.5 * torch.arange(1, 7)
+    fast_start = target.clone()
+    fast_start[0, 0, 0] += 2.0  # 14 m/s over the first step, then 6 m/s
+    velocities, accelerations = path_derivatives(fast_start[0], 0.5)
+    assert velocities[:2, 0].tolist() == pytest.approx([14.0, 6.0])
+    assert accelerations[0, 0].item() == pytest.approx(-16.0)
+    kinematics = planning_loss(fast_start[:, None], torch.zeros(1, 1), target, 0.5)[1]
+    assert kinematics > 1.0
 
 
 def test_unlabelled_samples_add_no_bev_or_rationale_loss():

@@ -2,8 +2,9 @@
 
 A bag is read twice with `rosbags` (MCAP or sqlite3, no ROS runtime). The first pass takes the
 light topics: odometry (the trajectory labels need the future), instructions, and the
-simulator's BEV grids and rationale texts where the bag has them. The second pass feeds cameras,
-CameraInfo and odometry to a `SensorSyncCore` exactly as `sensor_sync_node` would
+simulator's BEV grids, rationale texts and expert trajectories where the bag has them (a frame
+with an expert trajectory takes it as its label instead of the logged future). The second pass
+feeds cameras, CameraInfo and odometry to a `SensorSyncCore` exactly as `sensor_sync_node` would
 (`OfflineSync`), and converts each frame with `synced_frame_input`, the conversion of
 `vla_inference_node`: training sees the frames the running stack sees.
 
@@ -33,6 +34,7 @@ from tqdm import tqdm
 from vla_model.config import MAP_PRIOR_LAYERS, ModelConfig
 from vla_model.driving_labels import (
     PoseTrack,
+    expert_trajectory,
     future_trajectory,
     occupancy_mask,
     rationale_index,
@@ -45,6 +47,7 @@ from vla_perception.synchronizer import SyncConfig, stamp_to_ns
 from vla_planning.inference_core import synced_frame_input
 from vla_ros.bag_types import make_typestore
 from vla_ros.topics import (
+    EXPERT_TRAJECTORY_TOPIC,
     INSTRUCTION_TOPIC,
     ODOMETRY_TOPIC,
     RATIONALE_TOPIC,
@@ -179,6 +182,7 @@ class _LightTopics:
     bev: dict[int, dict[str, np.ndarray]]  # frame stamp ns -> class -> mask
     map_prior: dict[int, dict[str, np.ndarray]]  # frame stamp ns -> layer -> mask
     rationale: dict[int, int]  # log time ns -> rationale class
+    expert: dict[int, np.ndarray]  # frame stamp ns -> (T, 3) expert trajectory label
 
 
 def _read_light_topics(
@@ -187,11 +191,12 @@ def _read_light_topics(
     model = settings.model
     bev_topics = {bev_topic(name): name for name in model.bev_classes}
     map_topics = {map_prior_topic(name): name for name in MAP_PRIOR_LAYERS}
-    odometry, instructions, bev, map_prior, rationale = [], [], {}, {}, {}
+    odometry, instructions, bev, map_prior, rationale, expert = [], [], {}, {}, {}, {}
     topics = {
         settings.odometry_topic,
         settings.instruction_topic,
         RATIONALE_TOPIC,
+        EXPERT_TRAJECTORY_TOPIC,
         *bev_topics,
         *map_topics,
     }
@@ -206,6 +211,12 @@ def _read_light_topics(
             instructions.append((log_time_ns, message.text))
         elif topic == RATIONALE_TOPIC:
             rationale[log_time_ns] = rationale_index(message.data, model)
+        elif topic == EXPERT_TRAJECTORY_TOPIC:
+            stamp_ns = stamp_to_ns(message.header.stamp)
+            try:
+                expert[stamp_ns] = expert_trajectory(message, model)
+            except ValueError as error:
+                raise BagReadError(f'{reader.path}: {topic} at {stamp_ns} ns: {error}') from None
         else:
             mask = occupancy_mask(message, model)
             if mask is None:
@@ -215,7 +226,9 @@ def _read_light_topics(
                 bev.setdefault(stamp_ns, {})[bev_topics[topic]] = mask
             else:
                 map_prior.setdefault(stamp_ns, {})[map_topics[topic]] = mask
-    return _LightTopics(PoseTrack.from_samples(odometry), instructions, bev, map_prior, rationale)
+    return _LightTopics(
+        PoseTrack.from_samples(odometry), instructions, bev, map_prior, rationale, expert
+    )
 
 
 def _instruction_at(instructions: list[tuple[int, str]], stamp_ns: int) -> str:
@@ -308,7 +321,9 @@ class _CacheWriter:
             self.previous = (frame_input.stamp_ns, frame_input.ego_state[0])
             self.calibration.add(frame_input)
             self.images.write(np.ascontiguousarray(frame_input.images).tobytes())
-            trajectory = future_trajectory(light.track, frame.stamp_ns, model)
+            trajectory = light.expert.get(frame.stamp_ns)
+            if trajectory is None:
+                trajectory = future_trajectory(light.track, frame.stamp_ns, model)
             text = _instruction_at(light.instructions, frame.stamp_ns)
             rows['stamp_ns'].append(frame.stamp_ns)
             rows['epoch'].append(frame.epoch)

@@ -3,7 +3,8 @@
 A real-vehicle bag has only cameras, odometry and instructions, so the trajectory label comes
 from odometry alone: where base_link will be at each plan step, expressed in base_link at the
 frame's stamp (REP 103: x forward, y left, yaw counter-clockwise). BEV and rationale labels exist
-only in simulated bags and are optional.
+only in simulated bags and are optional. A bag the student drove (DAgger) carries the expert's
+trajectory from each state instead: the logged future is then the student's, not a label.
 """
 
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import numpy as np
 
 from vla_model.config import ModelConfig
 from vla_perception.synchronizer import to_ns
+from vla_planning.trajectory_messages import trajectory_arrays
 
 MAX_ODOMETRY_GAP_S = 0.5
 """A trajectory label is made only where odometry has no hole longer than this around it."""
@@ -78,6 +80,24 @@ def future_trajectory(track: PoseTrack, stamp_ns: int, config: ModelConfig) -> n
     if poses is None:
         return None
     return in_frame_of(poses[0], poses[1:]).astype(np.float32)
+
+
+def expert_trajectory(message: object, config: ModelConfig) -> np.ndarray:
+    """Read an expert label (vla_msgs/Trajectory, base_link) as the model's (T, 3) poses.
+
+    Raises ValueError when it is in another frame or not at the model's plan steps: such a label
+    cannot be used, and the logged future of a student's drive is no substitute.
+    """
+    times, poses, _ = trajectory_arrays(message)
+    steps = np.arange(1, config.horizon_steps + 1) * config.step_s
+    if message.header.frame_id != 'base_link':
+        raise ValueError(f"expert trajectory in {message.header.frame_id!r}, not 'base_link'")
+    if len(times) != len(steps) or not np.allclose(times, steps, atol=1e-3):
+        raise ValueError(
+            f'expert trajectory points at {np.round(times, 3).tolist()} s; the model plans at '
+            f'{steps.tolist()} s'
+        )
+    return poses.astype(np.float32)
 
 
 def occupancy_mask(message: object, config: ModelConfig) -> np.ndarray | None:

@@ -4,6 +4,10 @@ The planner proposes K refined anchors and scores them, so its loss is multi-mod
 (winner-takes-all, as MultiPath / VADv2): only the candidate closest to the logged future is
 regressed toward it, and the scores learn to pick that candidate (cross-entropy). Regressing all
 K toward the one future would collapse them onto the mean of the modes (half a lane change).
+Positions alone leave the plan's speed profile loose: a candidate can be close to the future
+point by point and still zig-zag, or start faster than the car goes. The safety monitor derives
+speed, acceleration and jerk from the points and refuses such plans, so the winner's velocities
+and accelerations (finite differences from the vehicle) are regressed toward the future's too.
 """
 
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ class LossWeights:
     score: float = 1.0
     bev: float = 1.0
     rationale: float = 0.2
+    kinematics: float = 0.5
     distill_trajectory: float = 1.0
     distill_score: float = 1.0
     distill_bev: float = 0.5
@@ -37,12 +42,33 @@ def candidate_errors(candidates: Tensor, target: Tensor) -> Tensor:
     return (position + HEADING_WEIGHT_M_PER_RAD * heading).mean(-1)
 
 
-def planning_loss(trajectories: Tensor, scores: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """Winner-takes-all regression of the closest candidate, and cross-entropy on its score."""
+def path_derivatives(poses: Tensor, step_s: float) -> tuple[Tensor, Tensor]:
+    """Return velocities (..., T, 2) and accelerations (..., T - 1, 2) of points from the origin.
+
+    `poses` (..., T, 3) are spaced `step_s` apart, the first one step after the vehicle (0, 0).
+    """
+    xy = functional.pad(poses[..., :2], (0, 0, 1, 0))
+    velocities = xy.diff(dim=-2) / step_s
+    return velocities, velocities.diff(dim=-2) / step_s
+
+
+def planning_loss(
+    trajectories: Tensor, scores: Tensor, target: Tensor, step_s: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Winner-takes-all regression of the closest candidate, its kinematics, and its score.
+
+    Returns the pose regression, the velocity-and-acceleration regression and the score
+    cross-entropy.
+    """
     winner = candidate_errors(trajectories.detach(), target).argmin(-1)
     chosen = trajectories[torch.arange(len(winner)), winner]
     regression = functional.smooth_l1_loss(chosen, target)
-    return regression, functional.cross_entropy(scores, winner)
+    chosen_velocity, chosen_acceleration = path_derivatives(chosen, step_s)
+    target_velocity, target_acceleration = path_derivatives(target, step_s)
+    kinematics = functional.smooth_l1_loss(
+        chosen_velocity, target_velocity
+    ) + functional.smooth_l1_loss(chosen_acceleration, target_acceleration)
+    return regression, kinematics, functional.cross_entropy(scores, winner)
 
 
 def bev_loss(logits: Tensor, target: Tensor, valid: Tensor) -> Tensor:

@@ -252,19 +252,24 @@ def clip_losses(
     outputs: list[dict[str, Tensor]],
     batch: dict[str, Tensor],
     weights: LossWeights,
+    step_s: float,
     teacher_outputs: list[dict[str, Tensor]] | None = None,
 ) -> dict[str, Tensor]:
-    """Return every loss term averaged over the clip's frames, and their weighted total."""
+    """Return every loss term averaged over the clip's frames, and their weighted total.
+
+    `step_s` is the model's plan step (the trajectories' point spacing in time).
+    """
     terms: dict[str, Tensor] = {}
 
     def add(name: str, value: Tensor) -> None:
         terms[name] = terms.get(name, 0.0) + value / len(outputs)
 
     for t, output in enumerate(outputs):
-        regression, score = planning_loss(
-            output['trajectories'], output['scores'], batch['trajectory'][:, t]
+        regression, kinematics, score = planning_loss(
+            output['trajectories'], output['scores'], batch['trajectory'][:, t], step_s
         )
         add('trajectory', regression)
+        add('kinematics', kinematics)
         add('score', score)
         add('bev', bev_loss(output['bev_semantics'], batch['bev'][:, t], batch['bev_valid'][:, t]))
         add('rationale', rationale_loss(output['rationale'], batch['rationale'][:, t]))
@@ -445,7 +450,9 @@ def train(
         if teacher is not None:
             with torch.no_grad():
                 teacher_outputs = forward_clip(teacher, batch, lut_index)
-        terms = clip_losses(outputs, batch, config.loss_weights, teacher_outputs)
+        terms = clip_losses(
+            outputs, batch, config.loss_weights, model_config.step_s, teacher_outputs
+        )
         optimizer.zero_grad(set_to_none=True)
         terms['total'].backward()
         gradient_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

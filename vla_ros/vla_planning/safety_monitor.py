@@ -48,6 +48,7 @@ from vla_planning.timed_path import (
     project_onto_polyline,
     retime,
     state_at,
+    thinned,
     transform,
 )
 
@@ -383,7 +384,8 @@ class SafetyMonitor:
         sane = all(check.verdict == Verdict.PASS for check in checks)
         if sane:
             path = from_plan(plan.times_s, plan.poses)
-            turns = path_turns(path.times_s, path.poses)
+            geometry_times, geometry_poses = thinned(path.times_s, path.poses)
+            turns = path_turns(geometry_times, geometry_poses)
             steering = np.arctan(self.config.shape.wheelbase_m * turns.curvatures_1pm)
             turning = np.abs(turns.turn_angles_rad)
             checks += [
@@ -438,7 +440,8 @@ class SafetyMonitor:
                 check_range(
                     'kinematics.steering_rate',
                     np.abs(
-                        (steering[1:] - steering[:-1]) / (path.times_s[2:] - path.times_s[1:-1])
+                        (steering[1:] - steering[:-1])
+                        / (geometry_times[2:] - geometry_times[1:-1])
                     ),
                     0.0,
                     limits.max_steering_rate_rps,

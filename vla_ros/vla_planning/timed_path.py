@@ -12,6 +12,14 @@ import numpy as np
 
 MIN_SEGMENT_M = 1e-3
 """Shorter segments carry no direction: the previous course is kept."""
+GEOMETRY_INTERVAL_M = 1.0
+"""Turn angles and curvatures are measured between points at least this far apart.
+
+[Autoware planning validator: relative angle, curvature, lateral acceleration and steering are
+checked on the trajectory resampled without interpolation at min_interval 1.0 m, "because the
+following metrics can not be evaluated for closed points"]. Between points a few centimetres
+apart, as a plan has when the car stands or creeps, the direction of travel is noise.
+"""
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,24 @@ def path_turns(times_s: np.ndarray, poses: np.ndarray) -> PathTurns:
         yaw_rates_rps=turns / dt,
         curvatures_1pm=np.divide(turns, lengths, out=np.zeros_like(turns), where=lengths > 0),
     )
+
+
+def thinned(
+    times_s: np.ndarray, poses: np.ndarray, min_interval_m: float = GEOMETRY_INTERVAL_M
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the first point and each one farther than `min_interval_m` from the last kept.
+
+    No interpolation: the kept points are the path's own, with their times.
+    """
+    if len(poses) == 0:
+        return times_s, poses
+    kept = [0]
+    last_x, last_y = poses[0, :2].tolist()
+    for index, (x, y) in enumerate(poses[1:, :2].tolist(), start=1):
+        if math.hypot(x - last_x, y - last_y) > min_interval_m:
+            kept.append(index)
+            last_x, last_y = x, y
+    return times_s[kept], poses[kept]
 
 
 def jerks(path: TimedPath) -> np.ndarray:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from vla_ros.doctor import run_checks
+from vla_sim.driver_options import add_pipeline_arguments
 
 
 def _doctor(_args: argparse.Namespace) -> int:
@@ -100,26 +101,13 @@ def _sim_eval(args: argparse.Namespace) -> int:
         return 2
     rig = RigConfig.from_file(args.rig or default_rig_path())
     if args.driver == 'pipeline':
-        from vla_model.shipped import shipped_model
-        from vla_sim.pipeline_driver import PipelineDriver
+        from vla_sim.driver_options import pipeline_driver
 
-        weights, sha256 = args.weights, args.sha256
-        if args.untrained:
-            weights = sha256 = None
-        elif weights is None:
-            try:
-                shipped = shipped_model()
-            except FileNotFoundError as error:
-                print(f'vla sim eval: {error}', file=sys.stderr)
-                return 1
-            weights, sha256 = shipped.weights_path, shipped.weights_sha256
-        driver = PipelineDriver(
-            rig,
-            weights=weights,
-            weights_sha256=sha256,
-            enforce=args.monitor == 'enforce',
-            map_prior=args.map_prior == 'on',
-        )
+        try:
+            driver = pipeline_driver(args, rig)
+        except FileNotFoundError as error:
+            print(f'vla sim eval: {error}', file=sys.stderr)
+            return 1
     else:
         driver = ExpertDriver()
     episodes = evaluate(
@@ -213,29 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         default='expert',
         help='the privileged expert, or the pipeline cores (sync, model, monitor, controller)',
     )
-    sim_eval.add_argument(
-        '--weights',
-        type=Path,
-        help='pipeline: student safetensors (default: the shipped model, models/MODEL_CARD.md)',
-    )
-    sim_eval.add_argument(
-        '--untrained',
-        action='store_true',
-        help='pipeline: drive an untrained student (seed 0), which the monitor should stop',
-    )
-    sim_eval.add_argument('--sha256', help='pipeline: refuse the weights unless they hash to this')
-    sim_eval.add_argument(
-        '--monitor',
-        choices=['enforce', 'log-only'],
-        default='enforce',
-        help='pipeline: the safety monitor overrides the model (default), or only reports',
-    )
-    sim_eval.add_argument(
-        '--map-prior',
-        choices=['on', 'off'],
-        default='on',
-        help='pipeline: give the model the map layers around the ego (default), or drive map-free',
-    )
+    add_pipeline_arguments(sim_eval)
     sim_eval.add_argument(
         '--scenarios',
         nargs='+',

@@ -12,6 +12,7 @@ CLOCK_TOPIC = '/clock'
 BEV_TOPIC_PREFIX = '/sim/bev'  # simulator ground truth: one OccupancyGrid per BEV class
 MAP_PRIOR_TOPIC_PREFIX = '/map/prior'  # one OccupancyGrid per map layer, in base_link
 RATIONALE_TOPIC = '/sim/expert/rationale'  # std_msgs/String: the expert's rationale label
+EXPERT_TRAJECTORY_TOPIC = '/sim/expert/trajectory'  # vla_msgs/Trajectory: DAgger label, base_link
 
 
 def bev_topic(name: str) -> str:

@@ -31,6 +31,7 @@ class DriverOutput:
     rationale: str
     path_world: np.ndarray  # (N, 2) planned path in the world frame, for plots; may be empty
     safety_state: str = ''  # the monitor's state when a monitor runs
+    failed_rules: tuple[str, ...] = ()  # the monitor's rules that did not pass this cycle
 
 
 class Driver(Protocol):
@@ -103,7 +104,7 @@ def run_episode(
         start = time.perf_counter()
         output = driver.drive(core, frame)
         frame = core.step(output.command)
-        log.record((time.perf_counter() - start) * 1e3, output.safety_state)
+        log.record((time.perf_counter() - start) * 1e3, output.safety_state, output.failed_rules)
         pose = frame.ego.pose
         track.append((pose.x, pose.y, pose.yaw, frame.ego.speed_mps))
         if film:

@@ -8,6 +8,7 @@ leftmost lane, numbers grow to the right, and a road's continuation keeps the nu
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -33,6 +34,7 @@ class StepRecord:
     lane_index: tuple[str, str, int]
     wall_ms: float
     safety_state: str = ''  # the monitor's state; empty when no monitor ran (the expert)
+    failed_rules: tuple[str, ...] = ()  # the monitor's rules that did not pass
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class EpisodeMetrics:
     minimal_risk_stops: int  # the monitor entering MINIMAL_RISK
     mean_step_wall_ms: float
     p99_step_wall_ms: float
+    failed_rule_cycles: dict[str, int] = field(default_factory=dict)  # rule: cycles it failed
 
     def as_dict(self) -> dict:
         """Plain types, for JSON."""
@@ -83,8 +86,10 @@ class EpisodeLog:
         self.route_goal = tuple(route[-1][:2]) if len(route) > 1 else None
         self._last_position = self.world.ego.position.copy()
 
-    def record(self, wall_ms: float, safety_state: str = '') -> None:
-        """Log the world after a step."""
+    def record(
+        self, wall_ms: float, safety_state: str = '', failed_rules: tuple[str, ...] = ()
+    ) -> None:
+        """Log the world after a step, and the monitor's state and failed rules of the cycle."""
         ego = self.world.ego
         self.distance_m += float(np.linalg.norm(ego.position - self._last_position))
         self._last_position = ego.position.copy()
@@ -99,6 +104,7 @@ class EpisodeLog:
                 lane_index=tuple(ego.lane_index),
                 wall_ms=wall_ms,
                 safety_state=safety_state,
+                failed_rules=failed_rules,
             )
         )
 
@@ -190,6 +196,7 @@ class EpisodeLog:
             minimal_risk_stops=stops,
             mean_step_wall_ms=float(np.mean(walls)),
             p99_step_wall_ms=float(np.percentile(walls, 99)),
+            failed_rule_cycles=dict(Counter(rule for r in records for rule in r.failed_rules)),
         )
 
 
@@ -213,5 +220,8 @@ def summarise(episodes: list[EpisodeMetrics]) -> dict:
             'interventions_per_km': sum(e.interventions for e in group) / km,
             'minimal_risk_stops_per_km': sum(e.minimal_risk_stops for e in group) / km,
             'mean_step_wall_ms': float(np.mean([e.mean_step_wall_ms for e in group])),
+            'failed_rule_cycles': dict(
+                sum((Counter(e.failed_rule_cycles) for e in group), Counter()).most_common()
+            ),
         }
     return summary

@@ -295,6 +295,7 @@ class PipelineDriver:
             self._rationale_of(output),
             self._path_world(output, trajectory),
             output.state.name,
+            tuple(check.rule for check in output.checks if check.verdict),
         )
 
     def _synchronise(

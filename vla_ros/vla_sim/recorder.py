@@ -5,6 +5,13 @@ topics, types, QoS and order that sim_bridge_node publishes, serialised by rclpy
 is what `ros2 bag record` of a bridge run holds and replays into the stack unchanged. The labels
 ride along: BEV ground truth per class, the expert's rationale and its ControlCommand.
 
+For closed-loop data aggregation (DAgger) the pipeline drives instead: the student model through
+the whole stack (`PipelineDriver`), optionally with the expert's command executed on a share of
+the frames (DAgger's beta). The bag then holds the states the student itself reaches, each
+labelled with what the expert would drive from there (`expert_lookahead`) on
+/sim/expert/trajectory, which the training dataset prefers to the logged future; the
+ControlCommand is the one that drove.
+
 Recording is resumable. An episode is written under `<out>/.partial/` and moved to its final name
 only once complete, so a final name always holds a whole bag; a re-run skips those and removes
 what an interrupted run left in `.partial/`. Each bag's metadata carries its episode's settings
@@ -29,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import yaml
 from rclpy.duration import Duration
 from rclpy.qos import QoSProfile
@@ -54,12 +62,14 @@ from vla_ros.bag_types import make_typestore
 from vla_ros.install_paths import vla_ros_file
 from vla_ros.reports import write_json
 from vla_ros.stamps import to_time
+from vla_sim.driver_options import add_pipeline_arguments, pipeline_driver
 from vla_sim.instructions import Split
 
 if TYPE_CHECKING:
-    from vla_msgs.msg import ControlCommand
+    from vla_msgs.msg import ControlCommand, Trajectory
 
     from vla_sim.expert import ExpertDecision
+    from vla_sim.pipeline_driver import PipelineDriver
     from vla_sim.scenarios import Scenario
     from vla_sim.simulation import SimConfig, SimulationCore
     from vla_sim.world import VehicleCommand
@@ -209,18 +219,30 @@ class _EpisodeBag:
 
 
 def _settings(
-    scenario: str, split: Split, rig: RigConfig, config: SimConfig, max_steps: int | None
+    scenario: str,
+    split: Split,
+    rig: RigConfig,
+    config: SimConfig,
+    max_steps: int | None,
+    student: PipelineDriver | None,
+    expert_share: float,
 ) -> dict:
     """Return what makes two recordings of a seed the same episode (a re-run must match)."""
-    return _json_ready(
-        {
-            'scenario': scenario,
-            'split': split.value,
-            'sim_config': asdict(config),
-            'max_steps': max_steps,
-            'cameras': [asdict(spec) for spec in rig.cameras],
+    settings = {
+        'scenario': scenario,
+        'split': split.value,
+        'sim_config': asdict(config),
+        'max_steps': max_steps,
+        'cameras': [asdict(spec) for spec in rig.cameras],
+    }
+    if student is not None:  # expert recordings keep the settings they always had
+        settings['student'] = {
+            'model': student.model_id,
+            'monitor_enforces': student.enforce,
+            'map_prior': student.use_map_prior,
+            'expert_share': expert_share,
         }
-    )
+    return _json_ready(settings)
 
 
 def _check_rig(rig: RigConfig, rig_path: Path) -> None:
@@ -340,6 +362,27 @@ def _control_command(
     )
 
 
+def expert_label_message(core: SimulationCore, config: ModelConfig, stamp_ns: int) -> Trajectory:
+    """Return what the expert would drive from `core`'s state, in base_link at `stamp_ns`."""
+    from std_msgs.msg import Header
+    from vla_msgs.msg import Trajectory
+
+    from vla_planning.inference_core import path_kinematics
+    from vla_planning.trajectory_messages import trajectory_message
+    from vla_sim.expert_lookahead import expert_lookahead
+    from vla_sim.sim_messages import BASE_FRAME
+
+    poses = expert_lookahead(core, config)
+    times = np.arange(1, config.horizon_steps + 1) * config.step_s
+    return trajectory_message(
+        Header(stamp=to_time(stamp_ns), frame_id=BASE_FRAME),
+        Trajectory.ORIGIN_EXPERT,
+        times,
+        poses,
+        *path_kinematics(poses, config.step_s),
+    )
+
+
 def _record_episode(
     core: SimulationCore,
     path: Path,
@@ -347,15 +390,31 @@ def _record_episode(
     settings: dict,
     max_steps: int | None,
     bar: tqdm,
+    student: PipelineDriver | None,
+    expert_share: float,
 ) -> None:
-    """Drive the episode with the expert, writing every frame as the bridge publishes it."""
-    from vla_ros.topics import CONTROL_COMMAND_TOPIC, INSTRUCTION_TOPIC
+    """Drive the episode, writing every frame as the bridge publishes it.
+
+    The expert drives unless a `student` is given; then the student does, except on the
+    `expert_share` of frames (drawn from the episode's seed) where the expert's command is
+    executed, and every frame carries the expert's trajectory label.
+    """
+    from vla_ros.qos import RELIABLE
+    from vla_ros.topics import (
+        CONTROL_COMMAND_TOPIC,
+        EXPERT_TRAJECTORY_TOPIC,
+        INSTRUCTION_TOPIC,
+    )
     from vla_sim.sim_messages import frame_messages, frame_topics, instruction_message
     from vla_sim.world import VehicleCommand
 
     qos = {
         topic: profile for topic, (_, profile) in frame_topics(core.rig, core.frame.bev).items()
     }
+    qos[EXPERT_TRAJECTORY_TOPIC] = RELIABLE
+    draws = np.random.default_rng(core.seed)
+    if student is not None:
+        student.reset(core)
     previous = VehicleCommand()
     with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         bag = _EpisodeBag(writer, typestore, qos)
@@ -364,20 +423,31 @@ def _record_episode(
             INSTRUCTION_TOPIC, instruction_message(core.instruction, stamp, core.seed), stamp
         )
         while True:
-            frame, decision = core.frame, core.expert_decision()
+            frame = core.frame
             stamp = frame.stamp_ns
+            label = None
+            if student is not None:  # before the expert's own step: its state as it drives
+                label = expert_label_message(core, student.model_config, stamp)
+            decision = core.expert_decision()
             messages = frame_messages(
                 frame, core.rig, core.bev_grid, decision.rationale_text, stamp
             )
+            executed = decision.command
             command = _control_command(decision, previous, core.config.step_s, stamp)
+            if student is not None:
+                messages.insert(-1, (EXPERT_TRAJECTORY_TOPIC, label))
+                output = student.drive(core, frame)
+                if draws.random() >= expert_share:
+                    executed = output.command
+                    command = control_command_message(student.last.command, to_time(stamp))
             messages.insert(-1, (CONTROL_COMMAND_TOPIC, command))  # before /clock
             for topic, message in messages:
                 bag.write(topic, message, stamp)
             bar.update()
             if core.done or core.steps == max_steps:
                 break
-            previous = decision.command
-            core.step(decision.command)
+            previous = executed
+            core.step(executed)
         writer.set_custom_data(
             EPISODE_KEY,
             json.dumps(
@@ -405,10 +475,14 @@ def record(
     sim_config: SimConfig | None = None,
     progress: bool = True,
     max_steps: int | None = None,
+    student: PipelineDriver | None = None,
+    expert_share: float = 0.0,
 ) -> RecordSummary:
     """Record `episodes` seeded episodes of `scenario` into `out_dir`, one bag each.
 
     `rig_path` None is the packaged rig; `max_steps` cuts each episode short (tests, previews).
+    `student` drives instead of the expert (DAgger), the expert's command taking over on an
+    `expert_share` of the frames; each frame then carries the expert's trajectory label.
     Raises ValueError for an unknown scenario or bad counts and RecordError for an output folder
     that cannot take the recording (not writable, another run on it, disk full, other settings).
     """
@@ -421,6 +495,8 @@ def record(
             f'need episodes >= 1, seed_start >= 0 and max_steps >= 0; got {episodes}, '
             f'{seed_start}, {max_steps}'
         )
+    if not 0.0 <= expert_share <= 1.0:
+        raise ValueError(f'expert_share must be in [0, 1], got {expert_share}')
     try:
         spec = get_scenario(scenario)
     except KeyError as error:
@@ -431,7 +507,11 @@ def record(
     rig_path = Path(rig_path or vla_ros_file(DEFAULT_RIG))
     rig = RigConfig.from_file(rig_path)
     _check_rig(rig, rig_path)
-    settings = _settings(scenario, split, rig, config, max_steps)
+    if student is not None and student.rig.names != rig.names:
+        raise ValueError(
+            f'the student drives cameras {student.rig.names}, the rig has {rig.names}'
+        )
+    settings = _settings(scenario, split, rig, config, max_steps, student, expert_share)
 
     out_dir = Path(out_dir)
     lock = _prepare_out_dir(out_dir)
@@ -458,7 +538,9 @@ def record(
                 name = bag_name(scenario, seed)
                 partial = out_dir / PARTIAL_DIR / name
                 try:
-                    _record_episode(core, partial, typestore, settings, max_steps, bar)
+                    _record_episode(
+                        core, partial, typestore, settings, max_steps, bar, student, expert_share
+                    )
                     partial.rename(out_dir / name)
                 except BaseException as error:
                     shutil.rmtree(partial, ignore_errors=True)
@@ -560,12 +642,34 @@ def add_record_arguments(parser: argparse.ArgumentParser) -> None:
         default=Split.TRAIN.value,
         help='instruction paraphrases to draw from (default train)',
     )
+    parser.add_argument(
+        '--driver',
+        choices=('expert', 'pipeline'),
+        default='expert',
+        help='who drives: the expert (demonstrations, default) or the pipeline with a student '
+        'model (DAgger: the states it reaches, labelled with what the expert would do)',
+    )
+    add_pipeline_arguments(parser)
+    parser.add_argument(
+        '--expert-share',
+        type=float,
+        default=0.0,
+        metavar='BETA',
+        help="pipeline: share of frames on which the expert's command is executed instead "
+        "(DAgger's beta, default 0: the student drives alone)",
+    )
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
 def run_record(args: argparse.Namespace) -> int:
     """Run `vla sim record`; return the exit code (1 with the reason on stderr on refusal)."""
+    student = None
     try:
+        if args.driver == 'expert' and args.expert_share != 0.0:
+            raise ValueError('--expert-share needs --driver pipeline (the expert always drives)')
+        if args.driver == 'pipeline':
+            rig = RigConfig.from_file(args.rig or vla_ros_file(DEFAULT_RIG))
+            student = pipeline_driver(args, rig)
         summary = record(
             args.scenario,
             args.episodes,
@@ -574,10 +678,15 @@ def run_record(args: argparse.Namespace) -> int:
             seed_start=args.seed_start,
             split=Split(args.split),
             progress=not args.no_progress,
+            student=student,
+            expert_share=args.expert_share,
         )
     except (RecordError, ValueError, FileNotFoundError) as error:
         print(f'vla sim record: {error}', file=sys.stderr)
         return 1
+    finally:
+        if student is not None:
+            student.close()
     collisions = sum(episode.collided for episode in summary.episodes)
     off_road = sum(episode.off_road for episode in summary.episodes)
     rate = summary.frames / summary.seconds if summary.seconds else 0.0

@@ -21,18 +21,26 @@ from vla_ros.reports import write_json  # noqa: E402
 from vla_sim.bev_ground_truth import BevGrid  # noqa: E402
 from vla_sim.evaluation import EpisodeResult, RecordedStep, summary  # noqa: E402
 
+
+def top_rules(cycles: dict[str, int], count: int = 3) -> str:
+    """Name the monitor rules that failed in the most cycles, most first: 'rule 12, rule 3'."""
+    ranked = sorted(cycles.items(), key=lambda item: -item[1])[:count]
+    return ', '.join(f'{rule} {n}' for rule, n in ranked) or '-'
+
+
 TABLE_COLUMNS = (
-    ('episodes', 'episodes', '{:d}'),
-    ('collision_rate', 'collision', '{:.0%}'),
-    ('off_road_rate', 'off-road', '{:.0%}'),
-    ('instruction_success_rate', 'instruction success', '{:.0%}'),
-    ('mean_progress_m', 'progress m', '{:.0f}'),
-    ('mean_speed_mps', 'mean speed m/s', '{:.1f}'),
-    ('peak_jerk_mps3', 'peak abs jerk m/s^3', '{:.1f}'),
-    ('peak_lateral_acceleration_mps2', 'peak abs lat. acc. m/s^2', '{:.2f}'),
-    ('interventions_per_km', 'interventions /km', '{:.2f}'),
-    ('minimal_risk_stops_per_km', 'MRM stops /km', '{:.2f}'),
-    ('mean_step_wall_ms', 'wall ms/step', '{:.1f}'),
+    ('episodes', 'episodes', '{:d}'.format),
+    ('collision_rate', 'collision', '{:.0%}'.format),
+    ('off_road_rate', 'off-road', '{:.0%}'.format),
+    ('instruction_success_rate', 'instruction success', '{:.0%}'.format),
+    ('mean_progress_m', 'progress m', '{:.0f}'.format),
+    ('mean_speed_mps', 'mean speed m/s', '{:.1f}'.format),
+    ('peak_jerk_mps3', 'peak abs jerk m/s^3', '{:.1f}'.format),
+    ('peak_lateral_acceleration_mps2', 'peak abs lat. acc. m/s^2', '{:.2f}'.format),
+    ('interventions_per_km', 'interventions /km', '{:.2f}'.format),
+    ('minimal_risk_stops_per_km', 'MRM stops /km', '{:.2f}'.format),
+    ('mean_step_wall_ms', 'wall ms/step', '{:.1f}'.format),
+    ('failed_rule_cycles', 'most failed monitor rules (cycles)', top_rules),
 )
 GIF_STRIDE = 3  # every third 10 Hz step: 3.3 frames per second of driving
 GIF_MAX_FRAMES = 70
@@ -44,9 +52,7 @@ def metrics_table(aggregate: dict) -> str:
     header = '| scenario | ' + ' | '.join(title for _, title, _ in TABLE_COLUMNS) + ' |'
     rule = '|---' * (len(TABLE_COLUMNS) + 1) + '|'
     rows = [
-        f'| {name} | '
-        + ' | '.join(fmt.format(values[key]) for key, _, fmt in TABLE_COLUMNS)
-        + ' |'
+        f'| {name} | ' + ' | '.join(fmt(values[key]) for key, _, fmt in TABLE_COLUMNS) + ' |'
         for name, values in aggregate.items()
     ]
     return '\n'.join([header, rule, *rows]) + '\n'
