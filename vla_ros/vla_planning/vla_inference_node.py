@@ -141,13 +141,15 @@ def model_id(config: ModelConfig, weights_sha256: str) -> str:
 
 
 def candidate_message(
-    points: np.ndarray, times_s: np.ndarray, step_s: float, header
+    points: np.ndarray,
+    times_s: np.ndarray,
+    step_s: float,
+    header,
+    origin: int = Trajectory.ORIGIN_MODEL,
 ) -> Trajectory:
     """Build a Trajectory (base_link at the frame stamp) with kinematics derived from the path."""
     speeds, accelerations, yaw_rates = path_kinematics(points, step_s)
-    return trajectory_message(
-        header, Trajectory.ORIGIN_MODEL, times_s, points, speeds, accelerations, yaw_rates
-    )
+    return trajectory_message(header, origin, times_s, points, speeds, accelerations, yaw_rates)
 
 
 def plan_message(

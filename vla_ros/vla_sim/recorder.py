@@ -367,19 +367,17 @@ def expert_label_message(core: SimulationCore, config: ModelConfig, stamp_ns: in
     from std_msgs.msg import Header
     from vla_msgs.msg import Trajectory
 
-    from vla_planning.inference_core import path_kinematics
-    from vla_planning.trajectory_messages import trajectory_message
+    from vla_planning.vla_inference_node import candidate_message
     from vla_sim.expert_lookahead import expert_lookahead
     from vla_sim.sim_messages import BASE_FRAME
 
-    poses = expert_lookahead(core, config)
     times = np.arange(1, config.horizon_steps + 1) * config.step_s
-    return trajectory_message(
+    return candidate_message(
+        expert_lookahead(core, config),
+        times,
+        config.step_s,
         Header(stamp=to_time(stamp_ns), frame_id=BASE_FRAME),
         Trajectory.ORIGIN_EXPERT,
-        times,
-        poses,
-        *path_kinematics(poses, config.step_s),
     )
 
 
