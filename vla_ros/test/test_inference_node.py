@@ -143,28 +143,34 @@ def test_a_plan_for_every_frame_stamped_with_the_frame_time(ros: RosHarness, che
     assert all(0 <= value <= 100 for value in grid.data)
 
 
-def test_weights_with_another_hash_are_refused_by_name(ros: RosHarness, checkpoint):
-    logs: list[Log] = []
-    ros.node('log_reader').create_subscription(Log, '/rosout', logs.append, LATCHED)
-    wrong = 'f' * 64
-    process = start({**checkpoint, 'weights_sha256': wrong})
+def refusal(parameters: dict[str, str]) -> str:
+    """Start the node with autostart on these parameters; return its stderr once it exits 1."""
+    process = subprocess.Popen(
+        [tool('vla_inference_node'), '--ros-args', '-p', 'autostart:=true']
+        + [item for key, value in parameters.items() for item in ('-p', f'{key}:={value}')],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        assert ros.spin_until(lambda: any('cannot configure' in log.msg for log in logs), 60.0)
+        _, stderr = process.communicate(timeout=60)
     finally:
-        stop(process)
-    message = next(log.msg for log in logs if 'cannot configure' in log.msg)
+        process.kill()
+    assert process.returncode == 1, stderr
+    return stderr
+
+
+def test_weights_with_another_hash_are_refused_by_name(checkpoint):
+    wrong = 'f' * 64
+    message = refusal({**checkpoint, 'weights_sha256': wrong})
+    assert 'vla_inference_node: autostart: cannot configure' in message
     assert checkpoint['weights_path'] in message and wrong in message
     assert checkpoint['weights_sha256'] in message
+    assert 'Traceback' not in message
 
 
-def test_weights_without_a_pinned_hash_are_refused(ros: RosHarness, checkpoint):
-    logs: list[Log] = []
-    ros.node('log_reader').create_subscription(Log, '/rosout', logs.append, LATCHED)
-    process = start({'weights_path': checkpoint['weights_path']})
-    try:
-        assert ros.spin_until(lambda: any('trusted by hash only' in log.msg for log in logs), 60.0)
-    finally:
-        stop(process)
+def test_weights_without_a_pinned_hash_are_refused(checkpoint):
+    message = refusal({'weights_path': checkpoint['weights_path']})
+    assert 'trusted by hash only' in message and 'Traceback' not in message
 
 
 def test_odd_instructions_are_warned_about_and_the_node_keeps_running(ros: RosHarness, checkpoint):

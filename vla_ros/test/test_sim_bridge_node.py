@@ -23,7 +23,7 @@ from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
-from vla_msgs.msg import ControlCommand, Instruction, ObstacleArray
+from vla_msgs.msg import ControlCommand, Instruction, ObstacleArray, VlaPlan
 
 from repo_paths import tool
 from vla_model.config import BEV_CLASSES, RATIONALES
@@ -222,6 +222,14 @@ def test_lockstep_advances_one_step_per_command_and_never_without_one(
     assert stamps == [first + k * STEP_NS for k in range(6)]
     assert driver.wait_for(lambda: driver.clocks == stamps), driver.clocks
     assert bridge.commands_stale == bridge.commands_rejected == bridge.timeouts == 0
+
+
+def test_lockstep_waits_for_a_publisher_on_wait_for_topic(ros: RosHarness, start_bridge) -> None:
+    driver = Driver(ros)
+    start_bridge(lockstep_timeout_s=60.0, wait_for_topic='vla/plan')
+    assert not driver.wait_for(lambda: len(driver.odometry) > 0, timeout_s=1.0)
+    ros.node('planner').create_publisher(VlaPlan, '/vla/plan', 1)
+    driver.wait_for_frames(1)
 
 
 def test_stale_and_unusable_commands_are_refused_and_counted(

@@ -11,7 +11,12 @@ from pathlib import Path
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import (
+    LifecycleNode,
+    LifecyclePublisher,
+    LifecycleState,
+    TransitionCallbackReturn,
+)
 from rclpy.qos import QoSProfile
 from vla_msgs.msg import (
     InputStatus,
@@ -197,10 +202,9 @@ class VlaInferenceNode(LifecycleNode):
         self.map_priors: MapPriorBuffer | None = None
         self.frames_with_map_prior = self.map_layers_rejected = 0
         self._latencies_ms: list[float] = []
-        self.plan_publisher = self.create_lifecycle_publisher(VlaPlan, 'vla/plan', RELIABLE)
-        self.map_publisher = self.create_lifecycle_publisher(
-            OccupancyGrid, 'vla/neural_map', RELIABLE
-        )
+        self.configure_error = ''
+        self.plan_publisher: LifecyclePublisher | None = None
+        self.map_publisher: LifecyclePublisher | None = None
         self.diagnostics_publisher = self.create_publisher(
             DiagnosticArray, '/diagnostics', RELIABLE
         )
@@ -220,16 +224,26 @@ class VlaInferenceNode(LifecycleNode):
         self.create_timer(1.0, self._publish_diagnostics)
         if self.params['autostart']:
             self.trigger_configure()
-            if self.core is not None:
-                self.trigger_activate()
+            if self.core is None:
+                raise ValueError(f'autostart: cannot configure: {self.configure_error}')
+            self.trigger_activate()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Load and check the model; any problem is logged by name and configuration fails."""
+        """Load and check the model, then offer the outputs; a problem fails configuration.
+
+        The plan and map publishers appear only once a model is loaded, so a publisher on
+        vla/plan tells the graph (the simulator bridge in lockstep) that the planner is ready.
+        """
         try:
             self.core = self._load()
         except (ArtifactError, ValueError, RuntimeError) as error:
+            self.configure_error = str(error)
             self.get_logger().error(f'cannot configure: {error}')
             return TransitionCallbackReturn.FAILURE
+        self.plan_publisher = self.create_lifecycle_publisher(VlaPlan, 'vla/plan', RELIABLE)
+        self.map_publisher = self.create_lifecycle_publisher(
+            OccupancyGrid, 'vla/neural_map', RELIABLE
+        )
         self.get_logger().info(f'model {self.model_id} on {self.core.backend.name} ready')
         return super().on_configure(state)
 
@@ -244,8 +258,11 @@ class VlaInferenceNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Release the model."""
+        """Release the model and withdraw the outputs."""
         self.core = self.map_priors = None
+        for publisher in (self.plan_publisher, self.map_publisher):
+            self.destroy_lifecycle_publisher(publisher)
+        self.plan_publisher = self.map_publisher = None
         return super().on_cleanup(state)
 
     def _load(self) -> InferenceCore:

@@ -153,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         'doctor', help='check that this environment can run vla_ros and say what to fix'
     )
     doctor.set_defaults(handler=_doctor)
+    from vla_ros.bringup_runner import add_run_arguments, run_bringup
+
+    run = commands.add_parser(
+        'run', help='start a bring-up (pipeline, sim) without ros2 launch; Ctrl-C stops it'
+    )
+    add_run_arguments(run)
+    run.set_defaults(handler=run_bringup)
     export = commands.add_parser(
         'export', help='export safetensors weights to ONNX and print the hashes to pin'
     )

@@ -15,6 +15,18 @@ from rclpy.signals import SignalHandlerOptions
 STOP_POLL_S = 0.1  # how soon a SIGINT/SIGTERM is noticed while nothing else wakes the executor
 
 
+def stop_on_signals() -> threading.Event:
+    """Return an event that SIGINT and SIGTERM set, instead of raising KeyboardInterrupt."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, request_stop)
+    return stop
+
+
 def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = None) -> None:
     """Create the node and spin it; SIGINT, SIGTERM and ROS shutdown end it cleanly (exit 0).
 
@@ -26,13 +38,7 @@ def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = 
     A missing file, a bad value or an out-of-range parameter while the node is constructed
     ends the process with one line naming the problem and exit code 1, not a traceback.
     """
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    for stop_signal in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(stop_signal, request_stop)
+    stop = stop_on_signals()
     try:
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             node = make_node()

@@ -81,6 +81,12 @@ PARAMETERS = [
         0.01,
         600.0,
     ),
+    ParameterSpec(
+        'wait_for_topic',
+        '',
+        'lockstep: also wait for a publisher on this topic before the first episode starts '
+        '(vla/plan: the model is loaded); empty: only for the control command.',
+    ),
     ParameterSpec('render', SIM_DEFAULTS.render, 'Render and publish the camera images.'),
     ParameterSpec('publish_bev', True, 'Publish the BEV ground truth on /sim/bev/<class>.'),
     ParameterSpec(
@@ -160,6 +166,7 @@ class SimBridgeNode(Node):
         )
         self.first_seed, self.episodes = params['seed'], params['episodes']
         self.publish_bev = params['publish_bev']
+        self.wait_for_topic = params['wait_for_topic']
         self._step_ns = round(self.config.step_s * NS_PER_S)
 
         self.episode = 0
@@ -225,7 +232,8 @@ class SimBridgeNode(Node):
         return SimulationCore(self.scenario, self.seed, self.rig, self.config, self.split)
 
     def _start_when_driven(self) -> None:
-        if self.count_publishers(CONTROL_COMMAND_TOPIC) == 0:
+        topics = [CONTROL_COMMAND_TOPIC, self.wait_for_topic]
+        if any(self.count_publishers(topic) == 0 for topic in topics if topic):
             return
         self._driver_timer.cancel()
         self._start_episode()
