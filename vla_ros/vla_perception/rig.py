@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from vla_ros.install_paths import vla_ros_file
+
 # Orientation of a camera's optical frame (z forward, x right, y down) in its body frame
 # (x forward, y left, z up): the columns are the optical axes in body coordinates (REP 103).
 BODY_TO_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -203,3 +205,8 @@ class RigConfig:
         if duplicates:
             raise ValueError(f'camera names must be unique: {", ".join(duplicates)} repeated')
         return cls(tuple(cameras))
+
+
+def default_rig_path() -> Path:
+    """Return the rig file installed with the package (config/rig_surround.yaml)."""
+    return vla_ros_file('config/rig_surround.yaml')

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from vla_ros.doctor import run_checks
-from vla_sim.driver_options import add_pipeline_arguments
 
 
 def _doctor(_args: argparse.Namespace) -> int:
@@ -70,6 +69,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _bench_render(args: argparse.Namespace) -> int:
+    from vla_perception.rig import default_rig_path
     from vla_ros.reports import write_json
     from vla_sim.render_benchmark import run_render_benchmark
 
@@ -78,66 +78,6 @@ def _bench_render(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, result)
     return 0
-
-
-def _sim_eval(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from vla_perception.rig import RigConfig
-    from vla_ros.reports import write_json
-    from vla_sim.bev_ground_truth import BevGrid
-    from vla_sim.evaluation import ExpertDriver, evaluate, summary
-    from vla_sim.instructions import Split
-    from vla_sim.report import metrics_table, write_report
-    from vla_sim.scenarios import NOMINAL, SCENARIOS, get_scenario
-
-    names = NOMINAL if args.scenarios == ['nominal'] else args.scenarios
-    names = list(SCENARIOS) if names == ['all'] else names
-    try:
-        for name in names:
-            get_scenario(name)
-    except KeyError as error:
-        print(f'vla sim eval: {error.args[0]}', file=sys.stderr)
-        return 2
-    rig = RigConfig.from_file(args.rig or default_rig_path())
-    if args.driver == 'pipeline':
-        from vla_sim.driver_options import pipeline_driver
-
-        try:
-            driver = pipeline_driver(args, rig)
-        except FileNotFoundError as error:
-            print(f'vla sim eval: {error}', file=sys.stderr)
-            return 1
-    else:
-        driver = ExpertDriver()
-    episodes = evaluate(
-        names,
-        args.episodes,
-        driver,
-        rig,
-        seed_start=args.seed_start,
-        films_per_scenario=args.films if args.report else 0,
-        split=Split(args.split),
-        render=args.driver == 'pipeline',
-    )
-    results = list(tqdm(episodes, total=len(names) * args.episodes, unit='episode'))
-    if args.report:
-        from vla_model.config import ModelConfig
-
-        written = write_report(results, args.report, BevGrid.from_model(ModelConfig()))
-        print(f'report in {args.report} ({len(written["gifs"])} GIFs)')
-    aggregate = summary(results)
-    print(metrics_table(aggregate), end='')
-    if args.json:
-        write_json(args.json, {'driver': args.driver, 'summary': aggregate})
-    return 0
-
-
-def default_rig_path() -> Path:
-    """Return the rig file installed with the package (config/rig_surround.yaml)."""
-    from vla_ros.install_paths import vla_ros_file
-
-    return vla_ros_file('config/rig_surround.yaml')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
         'doctor', help='check that this environment can run vla_ros and say what to fix'
     )
     doctor.set_defaults(handler=_doctor)
+    from vla_sim.demo import add_demo_arguments, run_demo
+
+    demo = commands.add_parser(
+        'demo', help='the main job: the shipped model drives the simulator; writes a report'
+    )
+    add_demo_arguments(demo)
+    demo.set_defaults(handler=run_demo)
     from vla_ros.bringup_runner import add_run_arguments, run_bringup
 
     run = commands.add_parser(
@@ -199,35 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     render.set_defaults(handler=_bench_render)
     sim = commands.add_parser('sim', help='the closed-loop simulator: record and evaluate')
     sim_commands = sim.add_subparsers(dest='sim_command', metavar='SIM_COMMAND', required=True)
+    from vla_sim.sim_eval_command import add_sim_eval_arguments, run_sim_eval
+
     sim_eval = sim_commands.add_parser(
         'eval', help='drive seeded episodes in lockstep and report closed-loop metrics'
     )
-    sim_eval.add_argument(
-        '--driver',
-        choices=('expert', 'pipeline'),
-        default='expert',
-        help='the privileged expert, or the pipeline cores (sync, model, monitor, controller)',
-    )
-    add_pipeline_arguments(sim_eval)
-    sim_eval.add_argument(
-        '--scenarios',
-        nargs='+',
-        default=['nominal'],
-        help='scenario names, "nominal" (default) or "all"',
-    )
-    sim_eval.add_argument('--episodes', type=int, default=5, help='seeded episodes per scenario')
-    sim_eval.add_argument('--seed-start', type=int, default=0, help='first seed')
-    sim_eval.add_argument(
-        '--split',
-        choices=('train', 'validation', 'test'),
-        default='test',
-        help='instruction paraphrases to draw from (default: held-out test)',
-    )
-    sim_eval.add_argument('--rig', type=Path, help='rig file (default: config/rig_surround.yaml)')
-    sim_eval.add_argument('--json', type=Path, help='write the per-scenario summary here')
-    sim_eval.add_argument('--report', type=Path, help='write metrics, plots and GIFs here')
-    sim_eval.add_argument('--films', type=int, default=1, help='GIFs per scenario in the report')
-    sim_eval.set_defaults(handler=_sim_eval)
+    add_sim_eval_arguments(sim_eval)
+    sim_eval.set_defaults(handler=run_sim_eval)
     from vla_sim.recorder import add_record_arguments, run_record
 
     record = sim_commands.add_parser(

@@ -32,6 +32,7 @@ class DriverOutput:
     path_world: np.ndarray  # (N, 2) planned path in the world frame, for plots; may be empty
     safety_state: str = ''  # the monitor's state when a monitor runs
     failed_rules: tuple[str, ...] = ()  # the monitor's rules that did not pass this cycle
+    neural_map: dict[str, np.ndarray] | None = None  # the model's BEV, class -> probability grid
 
 
 class Driver(Protocol):
@@ -71,6 +72,7 @@ class RecordedStep:
     path_world: np.ndarray
     rationale: str
     safety_state: str
+    neural_map: dict[str, np.ndarray] | None  # None for a driver without a model
 
 
 @dataclass
@@ -117,6 +119,7 @@ def run_episode(
                     output.path_world,
                     output.rationale,
                     output.safety_state,
+                    output.neural_map,
                 )
             )
     return EpisodeResult(log.finish(), np.asarray(track, float).reshape(-1, 4), frames)

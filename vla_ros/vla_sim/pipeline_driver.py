@@ -231,6 +231,7 @@ class PipelineDriver:
         self._map_priors = MapPriorBuffer(self.model_config, inference['map_prior_max_offset_s'])
         self._map_grid = core.bev_grid
         self._rationale = ''
+        self._neural_map: dict[str, np.ndarray] | None = None
         monitor = {**parameter_defaults(safety_monitor_node.PARAMETERS), 'enforce': self.enforce}
         self._monitor = SafetyMonitor(monitor_config(monitor))
         self._max_plan_points: int = monitor['max_plan_points']
@@ -296,6 +297,7 @@ class PipelineDriver:
             self._path_world(output, trajectory),
             output.state.name,
             tuple(check.rule for check in output.checks if check.verdict),
+            self._neural_map,
         )
 
     def _synchronise(
@@ -319,6 +321,9 @@ class PipelineDriver:
             self.invalid_outputs += 1
             LOG.error('%s', error)
             return None
+        self._neural_map = dict(
+            zip(self.model_config.bev_classes, plan.bev_probabilities, strict=True)
+        )
         return plan_message(
             sensor_frame,
             plan,

@@ -1,8 +1,8 @@
 """The evaluation report: metrics as JSON and a Markdown table, plots, and GIFs of episodes.
 
-A GIF frame shows every camera view, the BEV ground truth around the ego with the driver's path
-drawn on it, and a caption (time, speed, rationale, safety state), so that a reader sees at a
-glance what the driver saw and did.
+A GIF frame shows every camera view, the BEV ground truth around the ego and, for a model, its
+neural map, each with the driver's path drawn on it, and a caption (time, speed, rationale,
+safety state), so that a reader sees at a glance what the driver saw, believed and did.
 """
 
 from __future__ import annotations
@@ -111,15 +111,26 @@ def _plot_rates(aggregate: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def bev_panel(step: RecordedStep, grid: BevGrid) -> np.ndarray:
-    """Draw the BEV ground truth, x up, the driver's path in green, the ego in blue (RGB)."""
+BEV_COLOURS = {'drivable': (90, 90, 90), 'lane_marking': (235, 235, 235), 'vehicle': (220, 50, 50)}
+"""RGB of each BEV class, painted in this order over a dark background."""
+
+
+def bev_panel(layers: dict[str, np.ndarray], step: RecordedStep, grid: BevGrid) -> np.ndarray:
+    """Draw BEV layers, x up, the driver's path in green, the ego in blue (RGB).
+
+    `layers` maps class to a grid of probabilities (the model's neural map) or booleans (the
+    simulator's ground truth); each class's colour is blended in by its value.
+    """
     rows, cols = grid.shape
-    canvas = np.full((rows, cols, 3), 40, np.uint8)
-    canvas[step.bev['drivable']] = (90, 90, 90)
-    canvas[step.bev['lane_marking']] = (235, 235, 235)
-    canvas[step.bev['vehicle']] = (220, 50, 50)
+    canvas = np.full((rows, cols, 3), 40.0)
+    for name, colour in BEV_COLOURS.items():
+        if name in layers:
+            weight = np.asarray(layers[name], float)[..., None]
+            canvas = canvas * (1.0 - weight) + np.array(colour, float) * weight
     scale = BEV_PIXELS_PER_CELL
-    image = cv2.resize(canvas, (cols * scale, rows * scale), interpolation=cv2.INTER_NEAREST)
+    image = cv2.resize(
+        canvas.astype(np.uint8), (cols * scale, rows * scale), interpolation=cv2.INTER_NEAREST
+    )
 
     def to_pixels(points_base: np.ndarray) -> np.ndarray:
         col = (points_base[:, 1] - grid.y_range[0]) / grid.cell_m * scale
@@ -137,21 +148,33 @@ def bev_panel(step: RecordedStep, grid: BevGrid) -> np.ndarray:
     return np.ascontiguousarray(image[::-1, ::-1])  # x forward up, y left on the left
 
 
+def labelled(panel: np.ndarray, label: str) -> np.ndarray:
+    """Write a panel's name in its top-left corner."""
+    cv2.putText(panel, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1)
+    return panel
+
+
 def gif_frame(step: RecordedStep, grid: BevGrid, title: str, time_s: float) -> np.ndarray:
-    """Camera views in a grid of three columns, the BEV on the right, a caption on top (RGB)."""
+    """Camera views in three columns, the BEV ground truth, the neural map, a caption (RGB).
+
+    The neural map panel is there when the driver has a model.
+    """
     views = [
-        cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2))
-        for image in step.images.values()
+        labelled(cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2)), name)
+        for name, image in step.images.items()
     ]
-    for name, view in zip(step.images, views, strict=False):
-        cv2.putText(view, name, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1)
-    height, width = views[0].shape[:2]
     while len(views) % 3:
         views.append(np.zeros_like(views[0]))
     mosaic = np.vstack([np.hstack(views[i : i + 3]) for i in range(0, len(views), 3)])
-    bev = bev_panel(step, grid)
-    bev = cv2.resize(bev, (round(bev.shape[1] * mosaic.shape[0] / bev.shape[0]), mosaic.shape[0]))
-    body = np.hstack([mosaic, bev])
+    panels = [labelled(bev_panel(step.bev, step, grid), 'ground truth')]
+    if step.neural_map is not None:
+        panels.append(labelled(bev_panel(step.neural_map, step, grid), 'neural map'))
+    height = mosaic.shape[0]
+    panels = [
+        cv2.resize(panel, (round(panel.shape[1] * height / panel.shape[0]), height))
+        for panel in panels
+    ]
+    body = np.hstack([mosaic, *panels])
     caption = np.zeros((34, body.shape[1], 3), np.uint8)
     state = f'  safety: {step.safety_state}' if step.safety_state else ''
     lines = (
@@ -186,7 +209,7 @@ def write_gif(result: EpisodeResult, path: Path, grid: BevGrid, step_s: float) -
 def write_report(
     results: list[EpisodeResult], out_dir: Path, grid: BevGrid, step_s: float = 0.1
 ) -> dict:
-    """Write metrics.json, metrics.md, the plots and one GIF per filmed episode; return paths."""
+    """Write metrics.json, metrics.md, plots, GIFs and report.md showing them; return paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     aggregate = summary(results)
     write_json(
@@ -203,4 +226,18 @@ def write_report(
         for r in results
         if r.frames
     ]
+    page = [
+        '# Closed-loop evaluation',
+        '',
+        table.rstrip(),
+        '',
+        'Ego tracks, speeds, and rates per scenario:',
+        '',
+        '![tracks](tracks.png)',
+        '![speeds](speeds.png)',
+        '![rates](rates.png)',
+        '',
+        *(f'## {gif.stem}\n\n![{gif.stem}]({gif.name})\n' for gif in gifs),
+    ]
+    (out_dir / 'report.md').write_text('\n'.join(page), encoding='utf-8')
     return {'table': table, 'summary': aggregate, 'gifs': [str(g) for g in gifs]}
