@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vla_ros.bringup import ARGUMENT_NAMES, load_bringup, node_overrides
+from vla_ros.bringup import ARGUMENT_NAMES, file_parameters, load_bringup, node_overrides
 from vla_ros.bringup_runner import NODE_CLASSES, parse_assignments
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -115,22 +115,6 @@ def resolve(value, arguments: dict[str, str]):
     if isinstance(value, list):
         return [resolve(item, arguments) for item in value]
     return value
-
-
-def flatten(parameters: dict, prefix: str = '') -> dict[str, object]:
-    flat = {}
-    for key, value in parameters.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f'{prefix}{key}.'))
-        else:
-            flat[f'{prefix}{key}'] = value
-    return flat
-
-
-def file_parameters(path: Path, node_name: str) -> dict[str, object]:
-    content = yaml.safe_load(path.read_text(encoding='utf-8'))
-    assert list(content) == [f'/**/{node_name}'], f'{path} must hold {node_name} only'
-    return flatten(content[f'/**/{node_name}']['ros__parameters'])
 
 
 def node_specs(executable: str) -> dict[str, object]:

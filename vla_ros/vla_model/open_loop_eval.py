@@ -33,6 +33,7 @@ from tqdm import tqdm
 from vla_model.artifacts import load_weights
 from vla_model.bag_cache import BagCache, DatasetSettings, deserialized_messages, load_bag
 from vla_model.bev_geometry import CameraGeometry
+from vla_model.config import ModelConfig
 from vla_model.instruction_encoder import InstructionEncoder
 from vla_perception.rig import RigConfig
 from vla_perception.synchronizer import stamp_to_ns, to_ns
@@ -141,8 +142,6 @@ def evaluate_bag(
     `map_prior`: give the model the bag's map layers where it has them (else map-free).
     """
     config = core.config
-    steps = [round(h / config.step_s) - 1 for h in HORIZONS_S]
-    step_ns = to_ns(config.step_s)
     calibration = bag.calibration
     cameras = tuple(
         CameraGeometry(k, r, t)
@@ -163,15 +162,39 @@ def evaluate_bag(
             bar.update()
         if not bag.arrays['trajectory_valid'][index]:
             continue
-        truth = bag.arrays['trajectory'][index]
-        stamp_ns = int(bag.arrays['stamp_ns'][index])
-        times_ns = stamp_ns + step_ns * np.arange(1, config.horizon_steps + 1)
-        pose = bag.arrays['pose'][index]
-        plan_hits = np.cumsum(collisions(plan.trajectory, pose, times_ns, obstacles, stamps)) > 0
-        log_hits = np.cumsum(collisions(truth, pose, times_ns, obstacles, stamps)) > 0
-        l2 = np.linalg.norm(plan.trajectory[:, :2] - truth[:, :2], axis=1)
-        scores.append(FrameScores(l2[steps], plan_hits[steps], log_hits[steps]))
+        scores.append(
+            score_frame(
+                plan.trajectory,
+                bag.arrays['trajectory'][index],
+                bag.arrays['pose'][index],
+                int(bag.arrays['stamp_ns'][index]),
+                config,
+                obstacles,
+                stamps,
+            )
+        )
     return scores
+
+
+def score_frame(
+    planned: np.ndarray,
+    truth: np.ndarray,
+    pose: np.ndarray,
+    stamp_ns: int,
+    config: ModelConfig,
+    obstacles: dict[int, Obstacles],
+    stamps: np.ndarray,
+) -> FrameScores:
+    """Score one plan against the logged future (both (T, 3) in base_link at `stamp_ns`).
+
+    `pose` is base_link in odom at the frame; `stamps` the sorted keys of `obstacles`.
+    """
+    steps = [round(h / config.step_s) - 1 for h in HORIZONS_S]
+    times_ns = stamp_ns + to_ns(config.step_s) * np.arange(1, config.horizon_steps + 1)
+    plan_hits = np.cumsum(collisions(planned, pose, times_ns, obstacles, stamps)) > 0
+    log_hits = np.cumsum(collisions(truth, pose, times_ns, obstacles, stamps)) > 0
+    l2 = np.linalg.norm(planned[:, :2] - truth[:, :2], axis=1)
+    return FrameScores(l2[steps], plan_hits[steps], log_hits[steps])
 
 
 def summarise(scores: list[FrameScores]) -> dict[str, float | int]:

@@ -9,6 +9,7 @@ Every limit is a read-only parameter with a range: a running monitor cannot be l
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -256,6 +257,91 @@ def failing_reasons(output: MonitorOutput) -> str:
     return '; '.join(f'{c.rule}: {c.reason}' for c in output.checks if c.verdict) or 'ok'
 
 
+def safety_status_message(
+    output: MonitorOutput, header: Header, clear_cycles: int
+) -> SafetyStatus:
+    """Build the SafetyStatus of one cycle: state, origin, ages, every check with its reason."""
+    status = SafetyStatus(
+        header=Header(stamp=header.stamp, frame_id='base_link'),
+        state=int(output.state),
+        trajectory_origin=output.origin.value,
+        latched=output.latched,
+        clean_cycles=output.clean_cycles,
+        clean_cycles_to_clear=clear_cycles,
+        hazard_lights=output.state == SafetyState.MINIMAL_RISK,
+        plan_age_s=output.ages_s['plan'],
+        sensor_frame_age_s=output.ages_s['sensor_frame'],
+        odometry_age_s=output.ages_s['odometry'],
+        obstacles_age_s=output.ages_s['obstacles'],
+        time_to_collision_s=output.time_to_collision_s,
+        lead_distance_m=output.lead_distance_m,
+        rss_safe_distance_m=output.rss_safe_distance_m,
+    )
+    status.checks = [
+        SafetyCheck(
+            rule=check.rule,
+            verdict=int(check.verdict),
+            reason=check.reason,
+            value=float(check.value),
+            limit=float(check.limit),
+        )
+        for check in output.checks
+    ]
+    return status
+
+
+class MonitorFeed:
+    """The monitor's message callbacks: convert each input, refuse a bad one, feed the core.
+
+    The node and the offline replay share it, so a message is refused for the same reason in
+    both; `on_refused(kind, reason)` is told of each refusal (kind: plan, odometry, obstacles).
+    """
+
+    def __init__(
+        self,
+        monitor: SafetyMonitor,
+        max_plan_points: int,
+        on_refused: Callable[[str, str], None],
+    ) -> None:
+        self.monitor = monitor
+        self.max_plan_points = max_plan_points
+        self.on_refused = on_refused
+        self.odometry_frame = 'odom'
+
+    def plan(self, message: VlaPlan) -> None:
+        """Take a plan; a refused one is reported to the core as invalid at its stamp."""
+        try:
+            plan = plan_input(message, self.max_plan_points)
+        except ValueError as error:
+            self.on_refused('plan', str(error))
+            self.monitor.on_invalid_plan(stamp_to_ns(message.header.stamp), str(error))
+            return
+        self.monitor.on_plan(plan)
+
+    def odometry(self, message: Odometry) -> None:
+        """Take odometry; its frame becomes the frame obstacles and trajectories are in."""
+        try:
+            sample = ego_sample(message)
+        except ValueError as error:
+            self.on_refused('odometry', str(error))
+            return
+        self.odometry_frame = message.header.frame_id or self.odometry_frame
+        self.monitor.on_odometry(sample)
+
+    def obstacles(self, message: ObstacleArray) -> None:
+        """Take the independent obstacle list."""
+        try:
+            obstacles = obstacle_input(message, self.odometry_frame)
+        except ValueError as error:
+            self.on_refused('obstacles', str(error))
+            return
+        self.monitor.on_obstacles(obstacles)
+
+    def sensor_status(self, message: SensorStatus) -> None:
+        """Take the sensor-sync status of a frame."""
+        self.monitor.on_sensor_status(sensor_status_input(message))
+
+
 class SafetyMonitorNode(Node):
     """Run the safety monitor on a timer and publish its trajectory, status and diagnostics."""
 
@@ -263,7 +349,7 @@ class SafetyMonitorNode(Node):
         super().__init__('safety_monitor_node', **kwargs)
         self.params = declare_parameters(self, PARAMETERS)
         self.monitor = SafetyMonitor(monitor_config(self.params))
-        self.odometry_frame = 'odom'
+        self.feed = MonitorFeed(self.monitor, self.params['max_plan_points'], self._reject)
         self.rejected: dict[str, int] = {'plan': 0, 'odometry': 0, 'obstacles': 0}
         self._last_refusal_log_s: dict[str, float] = {}
         self.transitions = 0
@@ -275,14 +361,16 @@ class SafetyMonitorNode(Node):
         self.diagnostics_publisher = self.create_publisher(
             DiagnosticArray, '/diagnostics', RELIABLE
         )
-        self.create_subscription(VlaPlan, 'vla/plan', self._on_plan, RELIABLE)
+        self.create_subscription(VlaPlan, 'vla/plan', self.feed.plan, RELIABLE)
         self.create_subscription(
-            Odometry, self.params['odometry_topic'], self._on_odometry, SENSOR_DATA
+            Odometry, self.params['odometry_topic'], self.feed.odometry, SENSOR_DATA
         )
         self.create_subscription(
-            ObstacleArray, self.params['obstacles_topic'], self._on_obstacles, RELIABLE
+            ObstacleArray, self.params['obstacles_topic'], self.feed.obstacles, RELIABLE
         )
-        self.create_subscription(SensorStatus, 'vla/sensor_status', self._on_status, RELIABLE)
+        self.create_subscription(
+            SensorStatus, 'vla/sensor_status', self.feed.sensor_status, RELIABLE
+        )
         self.create_timer(1.0 / self.params['rate_hz'], self._cycle)
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
@@ -325,72 +413,18 @@ class SafetyMonitorNode(Node):
                 f'{what} message refused ({self.rejected[what]} so far): {error}'
             )
 
-    def _on_plan(self, message: VlaPlan) -> None:
-        try:
-            plan = plan_input(message, self.params['max_plan_points'])
-        except ValueError as error:
-            self._reject('plan', str(error))
-            self.monitor.on_invalid_plan(stamp_to_ns(message.header.stamp), str(error))
-            return
-        self.monitor.on_plan(plan)
-
-    def _on_odometry(self, message: Odometry) -> None:
-        try:
-            sample = ego_sample(message)
-        except ValueError as error:
-            self._reject('odometry', str(error))
-            return
-        self.odometry_frame = message.header.frame_id or self.odometry_frame
-        self.monitor.on_odometry(sample)
-
-    def _on_obstacles(self, message: ObstacleArray) -> None:
-        try:
-            obstacles = obstacle_input(message, self.odometry_frame)
-        except ValueError as error:
-            self._reject('obstacles', str(error))
-            return
-        self.monitor.on_obstacles(obstacles)
-
-    def _on_status(self, message: SensorStatus) -> None:
-        self.monitor.on_sensor_status(sensor_status_input(message))
-
     def _cycle(self) -> None:
         now = self.get_clock().now()
         output = self.monitor.step(now.nanoseconds)
-        trajectory = monitor_trajectory_message(output, now.to_msg(), self.odometry_frame)
+        trajectory = monitor_trajectory_message(output, now.to_msg(), self.feed.odometry_frame)
         self.trajectory_publisher.publish(trajectory)
-        self.status_publisher.publish(self._status(output, trajectory.header))
+        self.status_publisher.publish(
+            safety_status_message(
+                output, trajectory.header, self.monitor.config.machine.clear_cycles
+            )
+        )
         self._log_transition(output)
         self._last = output
-
-    def _status(self, output: MonitorOutput, header: Header) -> SafetyStatus:
-        status = SafetyStatus(
-            header=Header(stamp=header.stamp, frame_id='base_link'),
-            state=int(output.state),
-            trajectory_origin=output.origin.value,
-            latched=output.latched,
-            clean_cycles=output.clean_cycles,
-            clean_cycles_to_clear=self.monitor.config.machine.clear_cycles,
-            hazard_lights=output.state == SafetyState.MINIMAL_RISK,
-            plan_age_s=output.ages_s['plan'],
-            sensor_frame_age_s=output.ages_s['sensor_frame'],
-            odometry_age_s=output.ages_s['odometry'],
-            obstacles_age_s=output.ages_s['obstacles'],
-            time_to_collision_s=output.time_to_collision_s,
-            lead_distance_m=output.lead_distance_m,
-            rss_safe_distance_m=output.rss_safe_distance_m,
-        )
-        status.checks = [
-            SafetyCheck(
-                rule=check.rule,
-                verdict=int(check.verdict),
-                reason=check.reason,
-                value=float(check.value),
-                limit=float(check.limit),
-            )
-            for check in output.checks
-        ]
-        return status
 
     def _log_transition(self, output: MonitorOutput) -> None:
         previous = self._last

@@ -18,6 +18,7 @@ from rclpy.lifecycle import (
     TransitionCallbackReturn,
 )
 from rclpy.qos import QoSProfile
+from std_msgs.msg import Header
 from vla_msgs.msg import (
     InputStatus,
     Instruction,
@@ -34,9 +35,10 @@ from vla_model.instruction_encoder import (
     InstructionEncoder,
     check_instruction,
 )
+from vla_model.network import VlaNet
 from vla_perception.odometry import yaw_of
 from vla_perception.synchronizer import stamp_to_ns
-from vla_planning.backends import BACKENDS, select_backend
+from vla_planning.backends import BACKENDS, Backend, select_backend
 from vla_planning.inference_core import (
     FrameInput,
     InferenceCore,
@@ -184,6 +186,46 @@ def plan_message(
     return message
 
 
+def load_model(params: dict[str, object]) -> tuple[VlaNet, Backend]:
+    """Load the weights (and ONNX export) the node's parameters name, each checked by its hash.
+
+    Raises ArtifactError or ValueError naming the file or parameter at fault. The replay tool
+    loads through this too, so it runs exactly the model a node with these parameters would.
+    """
+    weights, pinned = params['weights_path'], params['weights_sha256']
+    if not weights or not pinned:
+        raise ValueError(
+            'weights_path and weights_sha256 must both be set: model files '
+            'are trusted by hash only'
+        )
+    model = load_weights(Path(weights), pinned)
+    onnx_path = None
+    if params['onnx_path']:
+        if not params['onnx_sha256']:
+            raise ValueError('onnx_sha256 must be set with onnx_path')
+        onnx_path = Path(params['onnx_path'])
+        verify(onnx_path, params['onnx_sha256'])
+    cache_dir = Path(params['engine_cache_dir']) if params['engine_cache_dir'] else None
+    backend = select_backend(params['backend'], model, onnx_path, cache_dir, params['precision'])
+    return model, backend
+
+
+def neural_map_message(header: Header, plan: Plan, config: ModelConfig) -> OccupancyGrid:
+    """Non-drivable probability as occupancy (0-100) in base_link; x along the grid width."""
+    drivable = plan.bev_probabilities[config.bev_classes.index('drivable')]
+    grid = OccupancyGrid(header=header)
+    rows, cols = config.bev_size
+    grid.info.resolution = config.bev_cell_m
+    grid.info.width, grid.info.height = rows, cols
+    grid.info.origin.position.x, grid.info.origin.position.y = (
+        config.bev_x_range[0],
+        config.bev_y_range[0],
+    )
+    grid.info.origin.orientation.w = 1.0
+    grid.data = np.round(100.0 * (1.0 - drivable.T)).astype(np.int8).ravel().tolist()
+    return grid
+
+
 class VlaInferenceNode(LifecycleNode):
     """Plan with the driving model for every SensorFrame, skipping frames rather than lagging."""
 
@@ -266,26 +308,8 @@ class VlaInferenceNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def _load(self) -> InferenceCore:
-        weights, pinned = self.params['weights_path'], self.params['weights_sha256']
-        if not weights or not pinned:
-            raise ValueError(
-                'weights_path and weights_sha256 must both be set: model files '
-                'are trusted by hash only'
-            )
-        model = load_weights(Path(weights), pinned)
-        onnx_path = None
-        if self.params['onnx_path']:
-            if not self.params['onnx_sha256']:
-                raise ValueError('onnx_sha256 must be set with onnx_path')
-            onnx_path = Path(self.params['onnx_path'])
-            verify(onnx_path, self.params['onnx_sha256'])
-        cache_dir = (
-            Path(self.params['engine_cache_dir']) if self.params['engine_cache_dir'] else None
-        )
-        backend = select_backend(
-            self.params['backend'], model, onnx_path, cache_dir, self.params['precision']
-        )
-        self.model_id = model_id(model.config, pinned)
+        model, backend = load_model(self.params)
+        self.model_id = model_id(model.config, self.params['weights_sha256'])
         core = InferenceCore(
             model.config, backend, InstructionEncoder().encode, self.params['max_frame_gap_s']
         )
@@ -368,25 +392,9 @@ class VlaInferenceNode(LifecycleNode):
                 latency_ms,
             )
         )
-        self.map_publisher.publish(self._map_message(message, plan))
+        self.map_publisher.publish(neural_map_message(message.header, plan, config))
         self._latencies_ms.append(plan.preprocess_ms + plan.inference_ms + plan.postprocess_ms)
         self.frames += 1
-
-    def _map_message(self, frame: SensorFrame, plan: Plan) -> OccupancyGrid:
-        """Non-drivable probability as occupancy (0-100) in base_link; x along the grid width."""
-        config = self.core.config
-        drivable = plan.bev_probabilities[config.bev_classes.index('drivable')]
-        grid = OccupancyGrid(header=frame.header)
-        rows, cols = config.bev_size
-        grid.info.resolution = config.bev_cell_m
-        grid.info.width, grid.info.height = rows, cols
-        grid.info.origin.position.x, grid.info.origin.position.y = (
-            config.bev_x_range[0],
-            config.bev_y_range[0],
-        )
-        grid.info.origin.orientation.w = 1.0
-        grid.data = np.round(100.0 * (1.0 - drivable.T)).astype(np.int8).ravel().tolist()
-        return grid
 
     def _publish_diagnostics(self) -> None:
         latencies, self._latencies_ms = self._latencies_ms, []

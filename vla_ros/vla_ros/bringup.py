@@ -177,3 +177,31 @@ def node_overrides(node: NodeLaunch, value_of: Callable[[str], Value]) -> dict[s
         if takes:
             overrides[argument.parameter] = value_of(argument.name)
     return overrides
+
+
+def flatten(parameters: dict, prefix: str = '') -> dict[str, object]:
+    """Return nested YAML parameters as ROS names them: `limits: {plan_age_s: 0.5}` -> dotted."""
+    flat: dict[str, object] = {}
+    for key, value in parameters.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f'{prefix}{key}.'))
+        else:
+            flat[f'{prefix}{key}'] = value
+    return flat
+
+
+def file_parameters(path: Path, node_name: str) -> dict[str, object]:
+    """Return the parameters a vla_ros parameter file sets for `node_name` (`/**/<node>` key)."""
+    content = yaml.safe_load(path.read_text(encoding='utf-8'))
+    key = f'/**/{node_name}'
+    if list(content) != [key] or 'ros__parameters' not in content[key]:
+        raise ValueError(f'{path}: expected one key {key!r} with ros__parameters')
+    return flatten(content[key]['ros__parameters'])
+
+
+def node_parameters(node: NodeLaunch) -> dict[str, object]:
+    """Return what the node's parameter files set, the later files winning, as rcl applies them."""
+    values: dict[str, object] = {}
+    for path in node.parameter_paths():
+        values.update(file_parameters(path, node.name))
+    return values

@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
         'doctor', help='check that this environment can run vla_ros and say what to fix'
     )
     doctor.set_defaults(handler=_doctor)
+    from vla_ros.replay_command import add_replay_arguments, run_replay
+
+    replay = commands.add_parser(
+        'replay', help='run the pipeline on a bag: deterministic offline, or --live over DDS'
+    )
+    add_replay_arguments(replay)
+    replay.set_defaults(handler=run_replay)
     from vla_sim.demo import add_demo_arguments, run_demo
 
     demo = commands.add_parser(

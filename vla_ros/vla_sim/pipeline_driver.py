@@ -56,13 +56,10 @@ from vla_planning.inference_core import InferenceCore, InvalidModelOutputError
 from vla_planning.map_prior import MapPriorBuffer
 from vla_planning.safety_monitor import MonitorOutput, Origin, SafetyMonitor
 from vla_planning.safety_monitor_node import (
-    ego_sample,
+    MonitorFeed,
     failing_reasons,
     monitor_config,
     monitor_trajectory_message,
-    obstacle_input,
-    plan_input,
-    sensor_status_input,
 )
 from vla_planning.tracking_controller import Command, TrackingController
 from vla_planning.trajectory_messages import trajectory_arrays
@@ -145,6 +142,11 @@ def cached_onnx(model: VlaNet, cache_dir: Path) -> Path:
 def shared_instruction_encoder() -> InstructionEncoder:
     """One encoder per process: loading it takes seconds, and episodes follow one another."""
     return InstructionEncoder()
+
+
+def refused(kind: str, reason: str) -> None:
+    """Log a message the safety monitor refused, as its node does."""
+    LOG.error('%s message refused: %s', kind, reason)
 
 
 class PipelineDriver:
@@ -234,7 +236,7 @@ class PipelineDriver:
         self._neural_map: dict[str, np.ndarray] | None = None
         monitor = {**parameter_defaults(safety_monitor_node.PARAMETERS), 'enforce': self.enforce}
         self._monitor = SafetyMonitor(monitor_config(monitor))
-        self._max_plan_points: int = monitor['max_plan_points']
+        self._monitor_feed = MonitorFeed(self._monitor, monitor['max_plan_points'], refused)
         self._controller = TrackingController(
             controller_config(parameter_defaults(trajectory_output_node.PARAMETERS))
         )
@@ -343,15 +345,15 @@ class PipelineDriver:
         stamp: int,
     ) -> tuple[MonitorOutput, Trajectory]:
         """Give the monitor this step's inputs, run one cycle at the frame stamp, publish it."""
-        monitor, odometry_frame = self._monitor, odometry.header.frame_id
-        monitor.on_odometry(ego_sample(odometry))
-        monitor.on_obstacles(obstacle_input(obstacles, odometry_frame))
+        feed = self._monitor_feed
+        feed.odometry(odometry)
+        feed.obstacles(obstacles)
         if status is not None:
-            monitor.on_sensor_status(sensor_status_input(status))
+            feed.sensor_status(status)
         if plan is not None:
-            monitor.on_plan(plan_input(plan, self._max_plan_points))
-        output = monitor.step(stamp)
-        return output, monitor_trajectory_message(output, to_time(stamp), odometry_frame)
+            feed.plan(plan)
+        output = self._monitor.step(stamp)
+        return output, monitor_trajectory_message(output, to_time(stamp), feed.odometry_frame)
 
     def _rationale_of(self, output: MonitorOutput) -> str:
         """Return the model's rationale while its plan is followed, else why it is not."""

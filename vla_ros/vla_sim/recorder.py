@@ -38,18 +38,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
-from rclpy.duration import Duration
-from rclpy.qos import QoSProfile
-from rclpy.serialization import serialize_message
-from rosbags.interfaces import (
-    Connection,
-    Qos,
-    QosDurability,
-    QosHistory,
-    QosLiveliness,
-    QosReliability,
-    QosTime,
-)
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys.store import Typestore
 from tqdm import tqdm
@@ -59,6 +47,7 @@ from vla_perception.rig import RigConfig
 from vla_planning.tracking_controller import Command
 from vla_planning.trajectory_output_node import control_command_message
 from vla_ros.bag_types import make_typestore
+from vla_ros.bag_writing import MessageBagWriter
 from vla_ros.install_paths import vla_ros_file
 from vla_ros.reports import write_json
 from vla_ros.stamps import to_time
@@ -156,66 +145,6 @@ def _human(size: int) -> str:
 def _json_ready(value: object) -> object:
     """`value` as it reads back from JSON (tuples become lists), so settings compare equal."""
     return json.loads(json.dumps(value))
-
-
-def _type_name(message: object) -> str:
-    """Return the rosbag2 type name of an rclpy message, `pkg/msg/Name`."""
-    cls = type(message)
-    return f'{cls.__module__.split(".")[0]}/msg/{cls.__name__}'
-
-
-def _qos_time(duration: Duration) -> QosTime:
-    sec, nsec = divmod(duration.nanoseconds, 1_000_000_000)
-    return QosTime(sec, nsec)
-
-
-def offered_qos(profile: QoSProfile) -> Qos:
-    """Return a publisher's QoS as rosbag2 records it, for `ros2 bag play` to offer again.
-
-    Without it, replay would offer volatile durability and a latched subscriber (the inference
-    node's instruction) would refuse the player.
-    """
-    return Qos(
-        history=QosHistory[profile.history.name],
-        depth=profile.depth,
-        reliability=QosReliability[profile.reliability.name],
-        durability=QosDurability[profile.durability.name],
-        deadline=_qos_time(profile.deadline),
-        lifespan=_qos_time(profile.lifespan),
-        liveliness=QosLiveliness[profile.liveliness.name],
-        liveliness_lease_duration=_qos_time(profile.liveliness_lease_duration),
-        avoid_ros_namespace_conventions=profile.avoid_ros_namespace_conventions,
-    )
-
-
-class _EpisodeBag:
-    """A bag being written: each topic's connection is added with its first message.
-
-    rclpy leaves CDR alignment padding as whatever its buffer held, so one message serialises
-    to different bytes each time. Each message is re-serialised by rosbags, which writes the same
-    bytes with zero padding: the bags of a seed are then identical byte for byte.
-    """
-
-    def __init__(self, writer: Writer, typestore: Typestore, qos: dict[str, QoSProfile]) -> None:
-        self.writer = writer
-        self.typestore = typestore
-        self.qos = qos
-        self.connections: dict[str, Connection] = {}
-
-    def write(self, topic: str, message: object, stamp_ns: int) -> None:
-        """Serialise `message` with rclpy (padding zeroed) and write it at the sim stamp."""
-        connection = self.connections.get(topic)
-        if connection is None:
-            connection = self.writer.add_connection(
-                topic,
-                _type_name(message),
-                typestore=self.typestore,
-                offered_qos_profiles=[offered_qos(self.qos[topic])],
-            )
-            self.connections[topic] = connection
-        msgtype = connection.msgtype
-        raw = self.typestore.deserialize_cdr(serialize_message(message), msgtype)
-        self.writer.write(connection, stamp_ns, self.typestore.serialize_cdr(raw, msgtype))
 
 
 def _settings(
@@ -415,7 +344,7 @@ def _record_episode(
         student.reset(core)
     previous = VehicleCommand()
     with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
-        bag = _EpisodeBag(writer, typestore, qos)
+        bag = MessageBagWriter(writer, typestore, qos)
         stamp = core.frame.stamp_ns
         bag.write(
             INSTRUCTION_TOPIC, instruction_message(core.instruction, stamp, core.seed), stamp

@@ -1,0 +1,263 @@
+"""Deterministic offline replay of a bag through the pipeline's cores (openpilot's process replay).
+
+A bag's messages go to the cores in log-time order, through the nodes' own conversions, as the
+nodes would take them with instant transport and computation: cameras, CameraInfo and odometry
+into the sensor-sync core (OfflineSync ticks its timer on log time), each frame it emits into
+the inference core at once, the plan, odometry, obstacles and sensor status into the safety
+monitor's MonitorFeed, and the monitor stepped at its rate on log time. Map-prior layers in
+the bag are used as the inference node uses them. Nothing reads a clock,
+so the same bag and model give the same plans, trajectories and safety states bit for bit. The
+plans' latency fields, the only measured values, are written as 0; the measured latencies are in
+the summary instead.
+
+The outputs are the messages the nodes would have published (/vla/plan, /vla/neural_map,
+/vla/sensor_status, /vla/trajectory, /vla/safety_status), the safety state changes, and the
+open-loop metrics of the plans against the logged future (vla_model.open_loop_eval).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+from vla_msgs.msg import Instruction
+
+from vla_model.config import MAP_PRIOR_LAYERS, ModelConfig
+from vla_model.driving_labels import PoseTrack, future_trajectory
+from vla_model.instruction_encoder import InstructionEncoder
+from vla_model.open_loop_eval import FrameScores, score_frame, summarise
+from vla_perception.odometry import yaw_of
+from vla_perception.offline_sync import OfflineSync
+from vla_perception.rig import RigConfig
+from vla_perception.sensor_sync import SensorSyncCore, SyncedFrame
+from vla_perception.sensor_sync_node import (
+    sensor_frame_message,
+    sensor_status_message,
+    sync_config,
+)
+from vla_perception.synchronizer import stamp_to_ns
+from vla_planning.backends import Backend
+from vla_planning.collision import Obstacles
+from vla_planning.inference_core import InferenceCore, InvalidModelOutputError
+from vla_planning.map_prior import MapPriorBuffer
+from vla_planning.safety_monitor import SafetyMonitor
+from vla_planning.safety_monitor_node import (
+    MonitorFeed,
+    failing_reasons,
+    monitor_config,
+    monitor_trajectory_message,
+    safety_status_message,
+)
+from vla_planning.vla_inference_node import neural_map_message, plan_message, planning_input
+from vla_ros.stamps import to_time
+from vla_ros.topics import INSTRUCTION_TOPIC
+
+OUTPUT_TOPICS = (
+    '/vla/sensor_status',
+    '/vla/plan',
+    '/vla/neural_map',
+    '/vla/trajectory',
+    '/vla/safety_status',
+)
+
+
+@dataclass(frozen=True)
+class Published:
+    """A message a node would have published, at the log time it would have."""
+
+    topic: str
+    log_time_ns: int
+    message: object  # an rclpy message
+
+
+@dataclass(frozen=True)
+class SafetyEvent:
+    """The monitor changed state or trajectory origin."""
+
+    log_time_ns: int
+    state: str
+    origin: str
+    reasons: str
+
+
+@dataclass
+class ReplayRecord:
+    """What a replay saw besides its messages: for events, metrics and the summary."""
+
+    events: list[SafetyEvent] = field(default_factory=list)
+    refused: Counter = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)  # measured: not reproducible
+    odometry: list[tuple[int, float, float, float]] = field(default_factory=list)
+    obstacles: dict[int, Obstacles] = field(default_factory=dict)
+    plans: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
+    invalid_outputs: int = 0
+
+
+class OfflinePipeline:
+    """The pipeline's cores fed from recorded messages in log-time order."""
+
+    def __init__(
+        self,
+        rig: RigConfig,
+        config: ModelConfig,
+        backend: Backend,
+        model_name: str,
+        params: dict[str, dict[str, object]],
+        encoder: InstructionEncoder,
+    ) -> None:
+        """Build the cores from the nodes' parameters: params[node name] = its values."""
+        sync, inference, monitor = (
+            params['sensor_sync_node'],
+            params['vla_inference_node'],
+            params['safety_monitor_node'],
+        )
+        self.sync = OfflineSync(
+            SensorSyncCore(rig, sync_config(rig, sync)), sync['odometry_topic']
+        )
+        self.config = config
+        self.inference = InferenceCore(
+            config, backend, encoder.encode, inference['max_frame_gap_s']
+        )
+        self.backend_name, self.model_name = backend.name, model_name
+        self.monitor = SafetyMonitor(monitor_config(monitor))
+        self.record = ReplayRecord()
+        self.feed = MonitorFeed(self.monitor, monitor['max_plan_points'], self._refused)
+        self.odometry_topic = str(monitor['odometry_topic'])
+        self.obstacles_topic = str(monitor['obstacles_topic'])
+        self.period_ns = round(1e9 / float(monitor['rate_hz']))
+        prefix = str(inference['map_prior_topic_prefix']).rstrip('/')
+        self.map_layers = {f'{prefix}/{layer}': layer for layer in MAP_PRIOR_LAYERS if prefix}
+        self.map_priors = MapPriorBuffer(config, float(inference['map_prior_max_offset_s']))
+        self.instruction = Instruction()
+        self._previous_speed: tuple[int, float] | None = None
+        self._next_tick_ns: int | None = None
+        self._last_ns = 0
+        self._state: tuple[str, str] | None = None
+
+    @property
+    def topics(self) -> set[str]:
+        """The topics the pipeline consumes."""
+        return {
+            *self.sync.topics,
+            *self.map_layers,
+            INSTRUCTION_TOPIC,
+            self.odometry_topic,
+            self.obstacles_topic,
+        }
+
+    def feed_message(self, topic: str, message: object, log_time_ns: int) -> list[Published]:
+        """Deliver one recorded message at its log time; return what was published until then."""
+        published = self._ticks_until(log_time_ns)
+        if topic == INSTRUCTION_TOPIC:
+            self.instruction = Instruction(id=message.id, text=message.text)
+            self.inference.set_instruction(message.text)
+        if topic in self.map_layers:
+            try:
+                self.map_priors.add(self.map_layers[topic], message)
+            except ValueError as error:
+                self._refused('map_prior', str(error))
+        if topic in self.sync.topics:
+            for frame in self.sync.feed(topic, message, log_time_ns):
+                published += self._frame(frame, log_time_ns)
+        if topic == self.odometry_topic:
+            pose = message.pose.pose
+            self.record.odometry.append(
+                (
+                    stamp_to_ns(message.header.stamp),
+                    pose.position.x,
+                    pose.position.y,
+                    yaw_of(pose.orientation),
+                )
+            )
+            self.feed.odometry(message)
+        if topic == self.obstacles_topic:
+            if message.header.frame_id == 'odom':
+                stamp = stamp_to_ns(message.header.stamp)
+                self.record.obstacles[stamp] = Obstacles.from_message(message)
+            self.feed.obstacles(message)
+        return published
+
+    def finish(self) -> list[Published]:
+        """Emit the frames still pending, then one more monitor cycle after the last message."""
+        published = []
+        for frame in self.sync.finish():
+            published += self._frame(frame, frame.stamp_ns)
+        return published + self._ticks_until(self._last_ns + self.period_ns)
+
+    def open_loop(self) -> dict[str, float | int]:
+        """Return L2 and collision metrics of every plan with a logged 3 s future."""
+        track = PoseTrack.from_samples(sorted(self.record.odometry))
+        stamps = np.array(sorted(self.record.obstacles), dtype=np.int64)
+        scores: list[FrameScores] = []
+        for stamp_ns, planned, pose in self.record.plans:
+            truth = future_trajectory(track, stamp_ns, self.config)
+            if truth is not None:
+                scores.append(
+                    score_frame(
+                        planned, truth, pose, stamp_ns, self.config, self.record.obstacles, stamps
+                    )
+                )
+        return summarise(scores)
+
+    def _refused(self, kind: str, reason: str) -> None:
+        self.record.refused[kind] += 1
+
+    def _frame(self, frame: SyncedFrame, log_time_ns: int) -> list[Published]:
+        """Plan a frame the sync core emitted, as vla_inference_node would, at `log_time_ns`."""
+        message = sensor_frame_message(frame)
+        status = sensor_status_message(message)
+        self.feed.sensor_status(status)
+        published = [Published('/vla/sensor_status', log_time_ns, status)]
+        frame_input = planning_input(message, self.config, self._previous_speed)
+        self._previous_speed = (frame_input.stamp_ns, frame_input.ego_state[0])
+        try:
+            plan = self.inference.step(frame_input, self.map_priors.at(frame_input.stamp_ns))
+        except InvalidModelOutputError:
+            self.record.invalid_outputs += 1
+            return published
+        self.record.latencies_ms.append(
+            plan.preprocess_ms + plan.inference_ms + plan.postprocess_ms
+        )
+        self.record.plans.append(
+            (frame_input.stamp_ns, plan.trajectory, np.array(frame_input.pose))
+        )
+        plan_out = plan_message(
+            message, plan, self.config, self.instruction, self.model_name, self.backend_name, 0.0
+        )
+        plan_out.preprocess_ms = plan_out.inference_ms = plan_out.postprocess_ms = 0.0
+        self.feed.plan(plan_out)
+        return published + [
+            Published('/vla/plan', log_time_ns, plan_out),
+            Published(
+                '/vla/neural_map',
+                log_time_ns,
+                neural_map_message(message.header, plan, self.config),
+            ),
+        ]
+
+    def _ticks_until(self, now_ns: int) -> list[Published]:
+        """Run the monitor's timer up to `now_ns`: one cycle per period, on log time."""
+        self._last_ns = max(self._last_ns, now_ns)
+        if self._next_tick_ns is None:
+            self._next_tick_ns = now_ns - now_ns % self.period_ns + self.period_ns
+        published = []
+        while self._next_tick_ns <= now_ns:
+            published += self._cycle(self._next_tick_ns)
+            self._next_tick_ns += self.period_ns
+        return published
+
+    def _cycle(self, now_ns: int) -> list[Published]:
+        output = self.monitor.step(now_ns)
+        trajectory = monitor_trajectory_message(output, to_time(now_ns), self.feed.odometry_frame)
+        status = safety_status_message(
+            output, trajectory.header, self.monitor.config.machine.clear_cycles
+        )
+        state = (output.state.name, output.origin.name)
+        if state != self._state:
+            self._state = state
+            self.record.events.append(SafetyEvent(now_ns, *state, failing_reasons(output)))
+        return [
+            Published('/vla/trajectory', now_ns, trajectory),
+            Published('/vla/safety_status', now_ns, status),
+        ]
