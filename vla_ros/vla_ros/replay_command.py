@@ -34,6 +34,7 @@ from vla_planning.vla_inference_node import load_model, model_id
 from vla_ros.bag_types import make_typestore
 from vla_ros.bag_writing import MessageBagWriter
 from vla_ros.bringup import load_bringup, node_parameters
+from vla_ros.bringup_runner import NODE_CLASSES
 from vla_ros.node_main import stop_on_signals
 from vla_ros.offline_replay import OUTPUT_TOPICS, OfflinePipeline
 from vla_ros.parameters import parameter_defaults
@@ -42,20 +43,17 @@ from vla_ros.reports import write_json
 from vla_ros.stamps import to_time
 from vla_ros.topics import CLOCK_TOPIC, CONTROL_COMMAND_TOPIC
 
+REPLAYED_NODES = ('sensor_sync_node', 'vla_inference_node', 'safety_monitor_node')
 LIVE_QUEUE_DEPTH = 20  # a frame's six images and infos at once, with room to spare
-NODE_MODULES = {
-    'sensor_sync_node': 'vla_perception.sensor_sync_node',
-    'vla_inference_node': 'vla_planning.vla_inference_node',
-    'safety_monitor_node': 'vla_planning.safety_monitor_node',
-}
 
 
 def pipeline_parameters(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     """Return each node's parameters as the pipeline bring-up sets them, with the model's."""
     params = {}
     for node in load_bringup('pipeline').nodes:
-        if node.name in NODE_MODULES:
-            table = importlib.import_module(NODE_MODULES[node.name]).PARAMETERS
+        if node.name in REPLAYED_NODES:
+            module = NODE_CLASSES[node.executable].split(':')[0]
+            table = importlib.import_module(module).PARAMETERS
             params[node.name] = {**parameter_defaults(table), **node_parameters(node)}
     model = params['vla_inference_node']
     if args.weights is None:
