@@ -365,3 +365,15 @@ def test_an_unknown_scenario_ends_the_process_with_one_clear_line() -> None:
     assert result.returncode == 1
     assert "unknown scenario 'nowhere'; known: highway" in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_a_malformed_ros_argument_ends_the_process_with_one_clear_line() -> None:
+    result = subprocess.run(
+        [tool('sim_bridge_node'), '--ros-args', '-p', 'wait_for_topic:='],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "sim_bridge_node: failed to initialize rcl: Couldn't parse parameter" in result.stderr
+    assert 'Traceback' not in result.stderr

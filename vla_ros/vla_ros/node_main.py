@@ -9,9 +9,11 @@ from types import FrameType
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
+RCL_ERROR = rclpy_implementation.RCLError  # e.g. a malformed --ros-args rule
 STOP_POLL_S = 0.1  # how soon a SIGINT/SIGTERM is noticed while nothing else wakes the executor
 
 
@@ -35,8 +37,9 @@ def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = 
     dies with exit code 1. Here a signal only sets a flag that the spin loop checks between
     callbacks, so no callback is cut off half-way.
 
-    A missing file, a bad value or an out-of-range parameter while the node is constructed
-    ends the process with one line naming the problem and exit code 1, not a traceback.
+    A missing file, a bad value, an out-of-range parameter or a malformed `--ros-args` rule
+    while the node starts ends the process with one line naming the problem and exit code 1,
+    not a traceback.
     """
     stop = stop_on_signals()
     try:
@@ -50,6 +53,6 @@ def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = 
             node.destroy_node()
     except ExternalShutdownException:
         pass
-    except (FileNotFoundError, ValueError, ParameterException) as error:
+    except (FileNotFoundError, ValueError, ParameterException, RCL_ERROR) as error:
         print(f'{name}: {error}', file=sys.stderr)
         sys.exit(1)
