@@ -4,6 +4,7 @@ import argparse
 import importlib.metadata
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from vla_ros.doctor import run_checks
@@ -80,8 +81,30 @@ def _bench_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _module_command(
+    commands: argparse._SubParsersAction,
+    name: str,
+    help_text: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    handler: Callable[[argparse.Namespace], int],
+) -> None:
+    """Add a sub-command whose arguments and handler live in its own module."""
+    command = commands.add_parser(name, help=help_text)
+    add_arguments(command)
+    command.set_defaults(handler=handler)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `vla` with every sub-command."""
+    from vla_model.distillation import add_distill_arguments, run_distill
+    from vla_model.open_loop_eval import add_eval_bags_arguments, run_eval_bags
+    from vla_model.training import add_train_arguments, run_train
+    from vla_ros.bringup_runner import add_run_arguments, run_bringup
+    from vla_ros.replay_command import add_replay_arguments, run_replay
+    from vla_sim.demo import add_demo_arguments, run_demo
+    from vla_sim.recorder import add_record_arguments, run_record
+    from vla_sim.sim_eval_command import add_sim_eval_arguments, run_sim_eval
+
     parser = argparse.ArgumentParser(
         prog='vla', description='vla_ros: run, replay, evaluate and train the VLA driving stack.'
     )
@@ -93,27 +116,27 @@ def build_parser() -> argparse.ArgumentParser:
         'doctor', help='check that this environment can run vla_ros and say what to fix'
     )
     doctor.set_defaults(handler=_doctor)
-    from vla_ros.replay_command import add_replay_arguments, run_replay
-
-    replay = commands.add_parser(
-        'replay', help='run the pipeline on a bag: deterministic offline, or --live over DDS'
-    )
-    add_replay_arguments(replay)
-    replay.set_defaults(handler=run_replay)
-    from vla_sim.demo import add_demo_arguments, run_demo
-
-    demo = commands.add_parser(
-        'demo', help='the main job: the shipped model drives the simulator; writes a report'
-    )
-    add_demo_arguments(demo)
-    demo.set_defaults(handler=run_demo)
-    from vla_ros.bringup_runner import add_run_arguments, run_bringup
-
-    run = commands.add_parser(
-        'run', help='start a bring-up (pipeline, sim) without ros2 launch; Ctrl-C stops it'
-    )
-    add_run_arguments(run)
-    run.set_defaults(handler=run_bringup)
+    for name, help_text, add_arguments, handler in (
+        (
+            'run',
+            'start a bring-up (pipeline, sim) without ros2 launch; Ctrl-C stops it',
+            add_run_arguments,
+            run_bringup,
+        ),
+        (
+            'replay',
+            'run the pipeline on a bag: deterministic offline, or --live over DDS',
+            add_replay_arguments,
+            run_replay,
+        ),
+        (
+            'demo',
+            'the main job: the shipped model drives the simulator; writes a report',
+            add_demo_arguments,
+            run_demo,
+        ),
+    ):
+        _module_command(commands, name, help_text, add_arguments, handler)
     export = commands.add_parser(
         'export', help='export safetensors weights to ONNX and print the hashes to pin'
     )
@@ -153,45 +176,41 @@ def build_parser() -> argparse.ArgumentParser:
     render.set_defaults(handler=_bench_render)
     sim = commands.add_parser('sim', help='the closed-loop simulator: record and evaluate')
     sim_commands = sim.add_subparsers(dest='sim_command', metavar='SIM_COMMAND', required=True)
-    from vla_sim.sim_eval_command import add_sim_eval_arguments, run_sim_eval
-
-    sim_eval = sim_commands.add_parser(
-        'eval', help='drive seeded episodes in lockstep and report closed-loop metrics'
+    _module_command(
+        sim_commands,
+        'eval',
+        'drive seeded episodes in lockstep and report closed-loop metrics',
+        add_sim_eval_arguments,
+        run_sim_eval,
     )
-    add_sim_eval_arguments(sim_eval)
-    sim_eval.set_defaults(handler=run_sim_eval)
-    from vla_sim.recorder import add_record_arguments, run_record
-
-    record = sim_commands.add_parser(
-        'record', help='record expert demonstrations as rosbag2 MCAP, one bag per episode'
+    _module_command(
+        sim_commands,
+        'record',
+        'record expert demonstrations as rosbag2 MCAP, one bag per episode',
+        add_record_arguments,
+        run_record,
     )
-    add_record_arguments(record)
-    record.set_defaults(handler=run_record)
-
-    from vla_model.training import add_train_arguments, run_train
-
-    train = commands.add_parser(
-        'train', help='train the driving model on rosbag2 bags (torchrun for several processes)'
-    )
-    add_train_arguments(train)
-    train.set_defaults(handler=run_train)
-
-    from vla_model.open_loop_eval import add_eval_bags_arguments, run_eval_bags
-
-    eval_bags = commands.add_parser(
-        'eval-bags', help='open-loop metrics of a model on bags: L2 and collisions at 1/2/3 s'
-    )
-    add_eval_bags_arguments(eval_bags)
-    eval_bags.set_defaults(handler=run_eval_bags)
-
-    from vla_model.distillation import add_distill_arguments, run_distill
-
-    distill = commands.add_parser(
-        'distill',
-        help='train the teacher, distil the student from it, compare quality and latency',
-    )
-    add_distill_arguments(distill)
-    distill.set_defaults(handler=run_distill)
+    for name, help_text, add_arguments, handler in (
+        (
+            'train',
+            'train the driving model on rosbag2 bags (torchrun for several processes)',
+            add_train_arguments,
+            run_train,
+        ),
+        (
+            'eval-bags',
+            'open-loop metrics of a model on bags: L2 and collisions at 1/2/3 s',
+            add_eval_bags_arguments,
+            run_eval_bags,
+        ),
+        (
+            'distill',
+            'train the teacher, distil the student from it, compare quality and latency',
+            add_distill_arguments,
+            run_distill,
+        ),
+    ):
+        _module_command(commands, name, help_text, add_arguments, handler)
     return parser
 
 
