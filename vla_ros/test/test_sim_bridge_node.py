@@ -22,7 +22,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 from vla_msgs.msg import ControlCommand, Instruction, ObstacleArray, VlaPlan
 
 from repo_paths import tool
@@ -224,12 +224,33 @@ def test_lockstep_advances_one_step_per_command_and_never_without_one(
     assert bridge.commands_stale == bridge.commands_rejected == bridge.timeouts == 0
 
 
-def test_lockstep_waits_for_a_publisher_on_wait_for_topic(ros: RosHarness, start_bridge) -> None:
+def test_lockstep_with_a_plan_topic_steps_only_on_a_plan_and_a_command(
+    ros: RosHarness, start_bridge
+) -> None:
     driver = Driver(ros)
-    start_bridge(lockstep_timeout_s=60.0, wait_for_topic='vla/plan')
-    assert not driver.wait_for(lambda: len(driver.odometry) > 0, timeout_s=1.0)
-    ros.node('planner').create_publisher(VlaPlan, '/vla/plan', 1)
-    driver.wait_for_frames(1)
+    bridge = start_bridge(lockstep_timeout_s=60.0, plan_topic='vla/plan')
+    assert not driver.wait_for(lambda: len(driver.odometry) > 0, timeout_s=1.0), (
+        'no episode may start before a planner offers vla/plan'
+    )
+    plans = ros.node('planner').create_publisher(VlaPlan, '/vla/plan', RELIABLE)
+    (first,) = driver.wait_for_frames(1)
+    driver.send(first, acceleration=1.0)
+    assert not driver.wait_for(lambda: len(driver.odometry) > 1, timeout_s=0.5), (
+        'a command alone must not step the world ahead of the planner'
+    )
+    plans.publish(VlaPlan(header=Header(stamp=to_time(first - STEP_NS))))
+    assert not driver.wait_for(lambda: len(driver.odometry) > 1, timeout_s=0.5), (
+        "an earlier frame's plan does not count"
+    )
+    plans.publish(VlaPlan(header=Header(stamp=to_time(first))))
+    assert driver.wait_for_frames(2)[-1] == first + STEP_NS and bridge.steps == 1
+    second = driver.stamps()[-1]
+    plans.publish(VlaPlan(header=Header(stamp=to_time(second))))
+    assert not driver.wait_for(lambda: len(driver.odometry) > 2, timeout_s=0.5), (
+        'a plan alone must not step either'
+    )
+    driver.send(second)
+    assert driver.wait_for_frames(3)[-1] == second + STEP_NS and bridge.steps == 2
 
 
 def test_stale_and_unusable_commands_are_refused_and_counted(
@@ -369,7 +390,7 @@ def test_an_unknown_scenario_ends_the_process_with_one_clear_line() -> None:
 
 def test_a_malformed_ros_argument_ends_the_process_with_one_clear_line() -> None:
     result = subprocess.run(
-        [tool('sim_bridge_node'), '--ros-args', '-p', 'wait_for_topic:='],
+        [tool('sim_bridge_node'), '--ros-args', '-p', 'plan_topic:='],
         capture_output=True,
         text=True,
         timeout=60,

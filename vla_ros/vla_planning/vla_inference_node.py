@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import (
     LifecycleNode,
     LifecyclePublisher,
@@ -55,6 +56,7 @@ from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 
 USABLE = (InputStatus.HEALTH_OK, InputStatus.HEALTH_STALE)
+PROCESS_PERIOD_S = 0.005  # how often the node looks for a received frame, s of wall time
 PARAMETERS = [
     ParameterSpec('weights_path', '', 'Model weights (safetensors).'),
     ParameterSpec('weights_sha256', '', 'SHA-256 the weights file must have; required.'),
@@ -262,7 +264,10 @@ class VlaInferenceNode(LifecycleNode):
             self.create_subscription(
                 OccupancyGrid, f'{prefix}/{layer}', partial(self._on_map_layer, layer), RELIABLE
             )
-        self.create_timer(0.005, self._process)
+        # The frame queue is drained on wall time: on sim time a paused or lockstepped clock
+        # would hold a received frame until the clock moved on.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(PROCESS_PERIOD_S, self._process, clock=steady)
         self.create_timer(1.0, self._publish_diagnostics)
         if self.params['autostart']:
             self.trigger_configure()

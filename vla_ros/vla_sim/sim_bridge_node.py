@@ -11,7 +11,11 @@ Modes:
   ControlCommand stamped >= t arrives, or, failing that, when `lockstep_timeout_s` of wall time
   has passed (the last valid command is held and a timeout counted). Runs are deterministic and
   independent of machine speed. An episode starts once a publisher of the command topic exists,
-  so a driver that starts late does not miss the first frames.
+  so a driver that starts late does not miss the first frames. With `plan_topic` set (the sim
+  bring-up sets vla/plan), the first episode also waits for a planner, and each step also waits
+  for the VlaPlan of the current frame: the world never runs ahead of the model. The command
+  that steps it was computed on the clock tick of the frame, by the monitor and controller
+  timers, from the plan before: one frame (100 ms) of pipeline latency, as on a vehicle.
 - realtime: a wall-clock timer steps every `step_s` with the latest valid command.
 In both, a command stamped before the current frame is ignored and counted (stale), and one
 with an unusable value is refused with the reason logged; the last valid command is held.
@@ -27,7 +31,8 @@ Published (QoS from vla_ros.qos):
   the HD-map layers a map server would rasterise around the ego, the model's map-prior input
 - /sim/expert/rationale (std_msgs/String), RELIABLE
 - /clock (rosgraph_msgs/Clock), RELIABLE; /diagnostics, RELIABLE, every second of wall time
-Subscribed: /vla/control_command (vla_msgs/ControlCommand), RELIABLE.
+Subscribed: /vla/control_command (vla_msgs/ControlCommand), RELIABLE; `plan_topic`
+(vla_msgs/VlaPlan), RELIABLE, in lockstep when set.
 
 CameraInfo goes out with every image, at the image's stamp, on a latched publisher: consumers
 that pair images with CameraInfo by stamp get a match for each, and a late joiner gets one at
@@ -40,7 +45,7 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from vla_msgs.msg import ControlCommand
+from vla_msgs.msg import ControlCommand, VlaPlan
 
 from vla_perception.rig import RigConfig
 from vla_perception.synchronizer import stamp_to_ns
@@ -82,10 +87,11 @@ PARAMETERS = [
         600.0,
     ),
     ParameterSpec(
-        'wait_for_topic',
+        'plan_topic',
         '',
-        'lockstep: also wait for a publisher on this topic before the first episode starts '
-        '(vla/plan: the model is loaded); empty: only for the control command.',
+        "lockstep: the pipeline's vla_msgs/VlaPlan topic (vla/plan). The first episode waits for "
+        'a publisher on it (the model is loaded), and each step waits for the plan of the '
+        'current frame as well as a command; empty: step on each command.',
     ),
     ParameterSpec('render', SIM_DEFAULTS.render, 'Render and publish the camera images.'),
     ParameterSpec('publish_bev', True, 'Publish the BEV ground truth on /sim/bev/<class>.'),
@@ -166,7 +172,8 @@ class SimBridgeNode(Node):
         )
         self.first_seed, self.episodes = params['seed'], params['episodes']
         self.publish_bev = params['publish_bev']
-        self.wait_for_topic = params['wait_for_topic']
+        self.plan_topic = params['plan_topic']
+        self._planned = self._commanded = False  # for the current frame
         self._step_ns = round(self.config.step_s * NS_PER_S)
 
         self.episode = 0
@@ -190,6 +197,8 @@ class SimBridgeNode(Node):
             DiagnosticArray, '/diagnostics', RELIABLE
         )
         self.create_subscription(ControlCommand, CONTROL_COMMAND_TOPIC, self._on_command, RELIABLE)
+        if self.plan_topic and self.mode == 'lockstep':
+            self.create_subscription(VlaPlan, self.plan_topic, self._on_plan, RELIABLE)
 
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         if self.mode == 'lockstep':
@@ -232,7 +241,7 @@ class SimBridgeNode(Node):
         return SimulationCore(self.scenario, self.seed, self.rig, self.config, self.split)
 
     def _start_when_driven(self) -> None:
-        topics = [CONTROL_COMMAND_TOPIC, self.wait_for_topic]
+        topics = [CONTROL_COMMAND_TOPIC, self.plan_topic]
         if any(self.count_publishers(topic) == 0 for topic in topics if topic):
             return
         self._driver_timer.cancel()
@@ -276,6 +285,15 @@ class SimBridgeNode(Node):
             )
             return
         if self.mode == 'lockstep':
+            self._commanded = True
+            if self._planned or not self.plan_topic:
+                self._step()
+
+    def _on_plan(self, message: VlaPlan) -> None:
+        if not self._published or stamp_to_ns(message.header.stamp) < self.stamp_ns:
+            return  # the plan of an earlier frame
+        self._planned = True
+        if self._commanded:
             self._step()
 
     def _on_lockstep_timeout(self) -> None:
@@ -294,7 +312,7 @@ class SimBridgeNode(Node):
         """
         if self.core.done:
             return
-        self._published = False
+        self._published = self._planned = self._commanded = False
         start = time.perf_counter()
         frame = self.core.step(self._command)
         self._publish(frame)
