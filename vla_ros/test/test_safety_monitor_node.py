@@ -26,6 +26,7 @@ from vla_msgs.msg import (
 )
 
 from repo_paths import tool
+from vla_planning.safety_monitor_node import PlanTrigger
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 from vla_ros.testing import RosHarness
 
@@ -289,3 +290,18 @@ def _refused(world: World) -> set[str]:
                 if pair.key.endswith('_messages_refused') and pair.value != '0':
                     found.add(pair.key.removesuffix('_messages_refused'))
     return found
+
+
+def test_a_plan_runs_a_cycle_at_once_at_most_twice_a_period():
+    trigger = PlanTrigger(rate_hz=10.0)  # plan-run cycles at least 50 ms apart
+    ms = 1_000_000
+    assert [trigger.fire(t * ms) for t in (0, 100, 140, 150, 199, 260)] == [
+        True,
+        True,
+        False,  # 40 ms after the last plan-run cycle: left to the next cycle
+        True,
+        False,
+        True,
+    ]
+    # Time running backwards (a bag loop, a simulator reset) does not silence plans.
+    assert trigger.fire(10 * ms) and not trigger.fire(20 * ms)

@@ -33,8 +33,10 @@ from vla_msgs.msg import SensorStatus
 from vla_perception.image_preprocessing import ImagePreprocessor, Intrinsics
 from vla_perception.synchronizer import stamp_to_ns
 from vla_ros.install_paths import vla_ros_file
+from vla_ros.process_stats import process_cpu_s
 from vla_ros.qos import LATCHED, RELIABLE
 from vla_ros.reports import write_json
+from vla_ros.synthetic_sensors import test_card
 
 CAMERAS = ('front', 'front_left', 'front_right', 'back', 'back_left', 'back_right')
 WIDTH, HEIGHT, RATE_HZ = 1280, 720, 10.0
@@ -74,17 +76,6 @@ class SyncBenchmarkResult:
     node_to_bare_ratio: float
 
 
-def _test_card(seed: int) -> np.ndarray:
-    """Return a 720p image with structure (gradients and blocks), so JPEG sizes are realistic."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
-    card = np.stack([x * 255 // WIDTH, y * 255 // HEIGHT, (x + y) * 127 // (WIDTH + HEIGHT)], -1)
-    for _ in range(40):
-        x0, y0 = rng.integers(0, WIDTH - 100), rng.integers(0, HEIGHT - 100)
-        card[y0 : y0 + 100, x0 : x0 + 100] = rng.integers(0, 256, 3)
-    return card.astype(np.uint8)
-
-
 def _rig_file(directory: Path, transport: str) -> Path:
     """Write the default six-camera rig with the given transport."""
     text = vla_ros_file('config/rig_surround.yaml').read_text(encoding='utf-8')
@@ -105,7 +96,7 @@ def _messages(transport: str) -> list[Image | CompressedImage]:
     """One message per camera, with distinct content."""
     messages = []
     for index in range(len(CAMERAS)):
-        card = _test_card(index)
+        card = test_card(index, WIDTH, HEIGHT)
         if transport == 'compressed':
             data = cv2.imencode(
                 '.jpg', cv2.cvtColor(card, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
@@ -140,12 +131,6 @@ def _mean(values) -> float:
     """Mean of diagnostic values given as text."""
     numbers = [float(value) for value in values]
     return sum(numbers) / len(numbers)
-
-
-def _process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far."""
-    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def run_transport(
@@ -229,7 +214,7 @@ def run_transport(
         while time.monotonic() < warm_end:
             executor.spin_once(timeout_sec=0.05)
         first, first_diagnostics = len(samples), len(diagnostics)
-        cpu_start, wall_start = _process_cpu_s(process.pid), time.monotonic()
+        cpu_start, wall_start = process_cpu_s(process.pid), time.monotonic()
         while time.monotonic() - wall_start < duration_s:
             executor.spin_once(timeout_sec=0.05)
             if progress:
@@ -241,7 +226,7 @@ def run_transport(
                     file=sys.stderr,
                     flush=True,
                 )
-        cpu_s, wall_s = _process_cpu_s(process.pid) - cpu_start, time.monotonic() - wall_start
+        cpu_s, wall_s = process_cpu_s(process.pid) - cpu_start, time.monotonic() - wall_start
         if progress:
             print(file=sys.stderr)
     finally:

@@ -109,17 +109,39 @@ def executable_path(executable: str) -> str:
     return found
 
 
+def node_command(node: NodeLaunch, values: dict[str, str], directory: Path) -> list[str]:
+    """Return the command line that runs the node as its own process, as `ros2 launch` would."""
+    return [
+        executable_path(node.executable),
+        *ros_arguments(node, values, directory),
+        '--log-level',
+        values['log_level'],
+    ]
+
+
+def stop_processes(processes: dict[str, subprocess.Popen], program: str) -> None:
+    """Send SIGINT to every running node process; kill one still running after EXIT_GRACE_S.
+
+    `program` names the caller in the line that reports a kill.
+    """
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + EXIT_GRACE_S
+    for name, process in processes.items():
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f'{program}: {name} did not stop in {EXIT_GRACE_S:.0f} s; killed', flush=True)
+            process.kill()
+            process.wait()
+
+
 def run_processes(bringup: BringUp, values: dict[str, str], stop: threading.Event) -> int:
     """Run each node as a process until `stop` is set or one exits by itself."""
     with tempfile.TemporaryDirectory(prefix='vla_run_') as directory:
         commands = {
-            node.name: [
-                executable_path(node.executable),
-                *ros_arguments(node, values, Path(directory)),
-                '--log-level',
-                values['log_level'],
-            ]
-            for node in bringup.nodes
+            node.name: node_command(node, values, Path(directory)) for node in bringup.nodes
         }
         processes = {name: subprocess.Popen(command) for name, command in commands.items()}
         print(
@@ -133,17 +155,7 @@ def run_processes(bringup: BringUp, values: dict[str, str], stop: threading.Even
             if exited and not stop.wait(SIGINT_RACE_S):
                 failed = next(iter(exited.items()))
                 break
-        for process in processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + EXIT_GRACE_S
-        for name, process in processes.items():
-            try:
-                process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                print(f'vla run: {name} did not stop in {EXIT_GRACE_S:.0f} s; killed', flush=True)
-                process.kill()
-                process.wait()
+        stop_processes(processes, 'vla run')
     if failed is not None:
         name, code = failed
         print(

@@ -48,6 +48,17 @@ def _bench_safety(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_pipeline(args: argparse.Namespace) -> int:
+    from vla_ros.pipeline_benchmark import run
+
+    try:
+        run(args.duration, args.json, args.case or None)
+    except (RuntimeError, ValueError) as error:
+        print(f'vla bench pipeline: {error}', file=sys.stderr)
+        return 1
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from vla_model.artifacts import ArtifactError, load_weights, sha256_file
     from vla_model.export import export_onnx
@@ -104,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     from vla_sim.demo import add_demo_arguments, run_demo
     from vla_sim.recorder import add_record_arguments, run_record
     from vla_sim.sim_eval_command import add_sim_eval_arguments, run_sim_eval
+    from vla_sim.soak import add_soak_arguments, run_soak
 
     parser = argparse.ArgumentParser(
         prog='vla', description='vla_ros: run, replay, evaluate and train the VLA driving stack.'
@@ -167,6 +179,21 @@ def build_parser() -> argparse.ArgumentParser:
     safety.add_argument('--cycles', type=int, default=1000, help='timed cycles per case')
     safety.add_argument('--json', type=Path, help='also write the results to this JSON file')
     safety.set_defaults(handler=_bench_safety)
+    pipeline = benchmarks.add_parser(
+        'pipeline',
+        help='the node pipeline over DDS, camera to trajectory, against bare rclpy transport',
+    )
+    pipeline.add_argument(
+        '--duration', type=float, default=30.0, help='seconds measured per run (default 30)'
+    )
+    pipeline.add_argument(
+        '--case',
+        action='append',
+        help='measure only this case: default (the default rig, six 448x256 cameras) or 720p '
+        '(six 1280x720 cameras); repeatable; default: both',
+    )
+    pipeline.add_argument('--json', type=Path, help='also write the results to this JSON file')
+    pipeline.set_defaults(handler=_bench_pipeline)
     render = benchmarks.add_parser(
         'render', help='the simulator camera renderer: the whole rig per step, one thread'
     )
@@ -208,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
             'train the teacher, distil the student from it, compare quality and latency',
             add_distill_arguments,
             run_distill,
+        ),
+        (
+            'soak',
+            'the pipeline over DDS for a long lockstep run: memory growth, latency drift, drops',
+            add_soak_arguments,
+            run_soak,
         ),
     ):
         _module_command(commands, name, help_text, add_arguments, handler)

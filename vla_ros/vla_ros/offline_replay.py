@@ -4,7 +4,8 @@ A bag's messages go to the cores in log-time order, through the nodes' own conve
 nodes would take them with instant transport and computation: cameras, CameraInfo and odometry
 into the sensor-sync core (OfflineSync ticks its timer on log time), each frame it emits into
 the inference core at once, the plan, odometry, obstacles and sensor status into the safety
-monitor's MonitorFeed, and the monitor stepped at its rate on log time. Map-prior layers in
+monitor's MonitorFeed, and the monitor cycled as the node cycles it: on each plan (PlanTrigger),
+and on its watchdog period of log time when plans stop. Map-prior layers in
 the bag are used as the inference node uses them. Nothing reads a clock,
 so the same bag and model give the same plans, trajectories and safety states bit for bit. The
 plans' latency fields, the only measured values, are written as 0; the measured latencies are in
@@ -44,6 +45,7 @@ from vla_planning.map_prior import MapPriorBuffer
 from vla_planning.safety_monitor import SafetyMonitor
 from vla_planning.safety_monitor_node import (
     MonitorFeed,
+    PlanTrigger,
     failing_reasons,
     monitor_config,
     monitor_trajectory_message,
@@ -126,6 +128,7 @@ class OfflinePipeline:
         self.odometry_topic = str(monitor['odometry_topic'])
         self.obstacles_topic = str(monitor['obstacles_topic'])
         self.period_ns = round(1e9 / float(monitor['rate_hz']))
+        self.plan_trigger = PlanTrigger(float(monitor['rate_hz']))
         prefix = str(inference['map_prior_topic_prefix']).rstrip('/')
         self.map_layers = {f'{prefix}/{layer}': layer for layer in MAP_PRIOR_LAYERS if prefix}
         self.map_priors = MapPriorBuffer(config, float(inference['map_prior_max_offset_s']))
@@ -227,7 +230,7 @@ class OfflinePipeline:
         )
         plan_out.preprocess_ms = plan_out.inference_ms = plan_out.postprocess_ms = 0.0
         self.feed.plan(plan_out)
-        return published + [
+        published += [
             Published('/vla/plan', log_time_ns, plan_out),
             Published(
                 '/vla/neural_map',
@@ -235,9 +238,13 @@ class OfflinePipeline:
                 neural_map_message(message.header, plan, self.config),
             ),
         ]
+        if self.plan_trigger.fire(log_time_ns):
+            published += self._cycle(log_time_ns)
+            self._next_tick_ns = log_time_ns + self.period_ns
+        return published
 
     def _ticks_until(self, now_ns: int) -> list[Published]:
-        """Run the monitor's timer up to `now_ns`: one cycle per period, on log time."""
+        """Run the monitor's watchdog up to `now_ns`: a cycle one period after the last."""
         self._last_ns = max(self._last_ns, now_ns)
         if self._next_tick_ns is None:
             self._next_tick_ns = now_ns - now_ns % self.period_ns + self.period_ns

@@ -7,7 +7,6 @@ rate, so the raster repaints about as much ground per frame as in closed loop.
 from __future__ import annotations
 
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 from vla_model.bev_geometry import rotation_from_quaternion
 from vla_perception.rig import RigConfig
 from vla_planning.collision import VehicleShape
+from vla_ros.process_stats import cpu_name
 from vla_sim.camera_renderer import CameraRenderer
 from vla_sim.scenarios import get_scenario
 from vla_sim.scene import MarkingStyle, Pose2D, Scene, footprint
@@ -34,18 +34,6 @@ def _scenes(rig: RigConfig, count: int) -> list[Scene]:
     while len(scenes) < count:
         scenes.append(core.step(core.expert_decision().command).scene)
     return scenes
-
-
-def _cpu_name() -> str:
-    """Return the CPU model (Linux /proc/cpuinfo), else what the platform module knows."""
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -89,7 +77,7 @@ def run_render_benchmark(rig_path: str | Path, steps: int = 200, warmup: int = 1
         'threads': 1,
         'cameras': len(rig.cameras),
         'image_size': [first.width, first.height],
-        'machine': f'{_cpu_name()}, {os.cpu_count()} CPUs',
+        'machine': f'{cpu_name()}, {os.cpu_count()} CPUs',
         'step_ms': _summary(totals),
         'road_ms': _summary(parts.pop('road')),
         'camera_ms': {name: _summary(values) for name, values in parts.items()},
