@@ -169,7 +169,10 @@ class RigSynchronizer:
             counters.overflow += 1
         queue.append(sample)
         if self._waiting_since_ns is None and self._is_pivot(stamp_ns):
-            self._waiting_since_ns = receive_ns
+            # No sample arrives before it was taken: a receiving clock behind the stamps (a
+            # simulator that publishes a step's images before its /clock tick) would start the
+            # deadline early and give up on images already on their way. One deadline at most.
+            self._waiting_since_ns = max(receive_ns, min(stamp_ns, receive_ns + self._deadline_ns))
         counters.accepted += 1
         return True
 
