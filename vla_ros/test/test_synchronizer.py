@@ -84,6 +84,16 @@ def test_the_deadline_runs_from_the_stamp_when_the_clock_is_behind_it():
     assert sync.step(1200 * MS) is not None
 
 
+def test_at_the_deadline_the_most_complete_set_is_emitted_not_a_newer_partial_one():
+    sync = make(deadline_s=0.1, stale_timeout_s=1.0)
+    assert len(feed_round(sync, 0.0)) == 1
+    assert feed_round(sync, 100.0, cameras=('front', 'left')) == []  # 'right' is lost
+    # The next round has begun when the deadline of round 100 (arrived at 105 ms) expires.
+    (frame,) = feed_round(sync, 200.0, cameras=('front',))
+    assert frame.stamp_ns == 101 * MS
+    assert health(frame) == {'front': Health.OK, 'left': Health.OK, 'right': Health.STALE}
+
+
 def test_frames_never_come_faster_than_the_rate():
     sync = make(rate_hz=10.0)
     stamps = [f.stamp_ns for k in range(30) for f in feed_round(sync, k * 1000 / 30)]

@@ -214,6 +214,9 @@ def test_empty_huge_and_foreign_instructions_are_flagged(encoder):
     assert (empty.text, empty.empty, empty.truncated) == (DEFAULT_INSTRUCTION, True, False)
     huge = check_instruction('go ' * 500_000)  # a 1.5 MB instruction
     assert len(huge.text) == 1000 and huge.truncated and not huge.empty
+    controlled = check_instruction('keep\x00 the\x1b[2J lane\x07\x7f')
+    assert controlled.control_characters and controlled.text == 'keep the [2J lane'
+    assert not check_instruction('keep\tthe lane\n').control_characters
     assert check_instruction('左转，然后在下一个出口离开').mostly_non_ascii
     assert not check_instruction('Nimm die nächste Ausfahrt').mostly_non_ascii
     assert np.array_equal(encoder.encode(''), encoder.encode(DEFAULT_INSTRUCTION))

@@ -5,6 +5,7 @@ change rarely while frames come at 10 Hz, so embeddings are cached (least recent
 """
 
 import os
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ MAX_INSTRUCTION_CHARS = 1000
 """Longer text is cut here: the encoder reads at most 256 word pieces anyway."""
 
 EMBEDDING_DIM = 384
+CONTROL_CHARACTERS = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]')
+"""C0 and C1 control characters other than tab, newline and carriage return."""
 
 
 @dataclass(frozen=True)
@@ -27,11 +30,13 @@ class InstructionCheck:
     empty: bool  # nothing given: the default instruction is used
     truncated: bool  # longer than MAX_INSTRUCTION_CHARS: cut
     mostly_non_ascii: bool  # probably not English: the English-only encoder may misread it
+    control_characters: bool  # NUL, ESC, BEL, DEL...: removed (a terminal or a bad encoder)
 
 
 def check_instruction(text: str) -> InstructionCheck:
     """Normalise an instruction (whitespace, length, empty) and flag what may go wrong with it."""
-    collapsed = ' '.join(text.split())
+    printable = CONTROL_CHARACTERS.sub(' ', text)
+    collapsed = ' '.join(printable.split())
     letters = [c for c in collapsed if c.isalpha()]
     non_ascii = sum(not c.isascii() for c in letters)
     return InstructionCheck(
@@ -39,6 +44,7 @@ def check_instruction(text: str) -> InstructionCheck:
         empty=not collapsed,
         truncated=len(collapsed) > MAX_INSTRUCTION_CHARS,
         mostly_non_ascii=bool(letters) and non_ascii > len(letters) / 2,
+        control_characters=printable != text,
     )
 
 

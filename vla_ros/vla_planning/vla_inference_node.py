@@ -346,6 +346,10 @@ class VlaInferenceNode(LifecycleNode):
                     'mostly non-ASCII letters: the English-only encoder may misread it',
                     self._instruction_check.mostly_non_ascii,
                 ),
+                (
+                    'carrying control characters: removed',
+                    self._instruction_check.control_characters,
+                ),
             )
             if flagged
         ]
@@ -420,6 +424,7 @@ class VlaInferenceNode(LifecycleNode):
             'instruction_empty': self._instruction_check.empty,
             'instruction_truncated': self._instruction_check.truncated,
             'instruction_mostly_non_ascii': self._instruction_check.mostly_non_ascii,
+            'instruction_control_characters': self._instruction_check.control_characters,
             'latency_ms_mean': float(np.mean(latencies)) if latencies else float('nan'),
             'latency_ms_max': float(np.max(latencies)) if latencies else float('nan'),
         }

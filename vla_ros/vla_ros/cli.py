@@ -59,6 +59,17 @@ def _bench_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _faults(args: argparse.Namespace) -> int:
+    from vla_ros.fault_campaign import run
+
+    try:
+        results = run(args.only, args.json)
+    except (RuntimeError, ValueError) as error:
+        print(f'vla faults: {error}', file=sys.stderr)
+        return 1
+    return 0 if all(result.passed for result in results) else 1
+
+
 def _export(args: argparse.Namespace) -> int:
     from vla_model.artifacts import ArtifactError, load_weights, sha256_file
     from vla_model.export import export_onnx
@@ -156,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument('--onnx', type=Path, required=True, help='where to write the ONNX file')
     export.add_argument('--sha256', help='refuse the weights unless they have this SHA-256')
     export.set_defaults(handler=_export)
+    faults = commands.add_parser(
+        'faults', help='inject faults into the running pipeline; measure the safe responses'
+    )
+    faults.add_argument(
+        '--only',
+        action='append',
+        metavar='FAULT',
+        help='run only this fault (repeatable), e.g. "odometry lost"; default: every fault',
+    )
+    faults.add_argument('--json', type=Path, help='also write the results to this JSON file')
+    faults.set_defaults(handler=_faults)
     bench = commands.add_parser('bench', help='measure latency and cost; print numbers')
     benchmarks = bench.add_subparsers(dest='benchmark', metavar='BENCHMARK', required=True)
     sync = benchmarks.add_parser(
