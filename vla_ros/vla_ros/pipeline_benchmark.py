@@ -55,6 +55,7 @@ WARM_UP_S = 3.0
 STARTUP_TIMEOUT_S = 120.0  # the model loads, DDS discovers
 DRAIN_S = 1.0  # after the window, for the last rounds' answers
 MATCH_NS = 1_000_000  # a judged plan's stamp, from a float32 age, is within this of its round's
+PLAN_TIMES = ('preprocess', 'postprocess', 'frame_stamp_to_plan')  # VlaPlan fields, ms
 GOALS = {'e2e_p99_ms': 60.0, 'rate_hz': 10.0, 'dropped': 0, 'overhead': 0.25}
 
 
@@ -77,6 +78,7 @@ class Arrivals:
     status: dict[int, int] = field(default_factory=dict)  # frame stamp -> arrival
     plan: dict[int, int] = field(default_factory=dict)  # frame stamp -> arrival
     model_ms: dict[int, float] = field(default_factory=dict)  # frame stamp -> forward pass
+    node_ms: dict[int, tuple[float, float, float]] = field(default_factory=dict)  # see PLAN_TIMES
     trajectory: dict[int, int] = field(default_factory=dict)  # trajectory stamp -> arrival
     judged: dict[int, int] = field(default_factory=dict)  # trajectory stamp -> plan stamp
     path: dict[int, int] = field(default_factory=dict)  # trajectory stamp -> arrival
@@ -172,6 +174,11 @@ class Listener(Node):
         stamp = stamp_to_ns(message.header.stamp)
         self.arrivals.plan[stamp] = now_ns
         self.arrivals.model_ms[stamp] = message.inference_ms
+        self.arrivals.node_ms[stamp] = (
+            message.preprocess_ms,
+            message.postprocess_ms,
+            message.input_to_output_ms,
+        )
 
     def _on_trajectory(self, message: Trajectory, now_ns: int) -> None:
         self.arrivals.trajectory[stamp_to_ns(message.header.stamp)] = now_ns
@@ -202,6 +209,7 @@ class PipelineRun:
     end_to_end_ms: dict[str, float]
     stages_ms: dict[str, dict[str, float]]
     model_ms: dict[str, float]  # VlaPlan.inference_ms of the answered rounds
+    inference_node_p50_ms: dict[str, float]  # the plans' other times, PLAN_TIMES
     processes: dict[str, dict[str, float]]  # name -> cpu_percent, peak_rss_mb
 
 
@@ -318,6 +326,7 @@ def measure(
     rounds = [s for s in json.loads(rounds_file.read_text()) if start_ns <= s < end_ns]
     latencies = round_latencies(rounds, listener.arrivals)
     model = [round(listener.arrivals.model_ms[s] * 1e6) for s in latencies.answered]
+    node_times = np.array([listener.arrivals.node_ms[s] for s in latencies.answered])
     return PipelineRun(
         case=case,
         transport=transport,
@@ -332,6 +341,14 @@ def measure(
         end_to_end_ms=summary_ms(latencies.end_to_end),
         stages_ms={stage: summary_ms(values) for stage, values in latencies.stages.items()},
         model_ms=summary_ms(model) if transport == 'pipeline' else {},
+        inference_node_p50_ms=(
+            {
+                name: round(float(np.median(node_times[:, index])), 2)
+                for index, name in enumerate(PLAN_TIMES)
+            }
+            if transport == 'pipeline' and len(node_times)
+            else {}
+        ),
         processes=usage,
     )
 
@@ -380,7 +397,12 @@ def _print_run(run: PipelineRun) -> None:
         f'(dropped {run.dropped}: {run.not_synced} not synced, {run.not_planned} not planned)  '
         f'end-to-end p50 {e2e["p50"]:.1f} p99 {e2e["p99"]:.1f} max {e2e["max"]:.1f} ms\n'
         f'             stage p50 ms: {stages}'
-        + (f'  (model {run.model_ms["p50"]:.1f})' if run.model_ms else '')
+        + (
+            f'\n             inference node p50 ms: model {run.model_ms["p50"]:.1f}, '
+            + ', '.join(f'{k} {v:.1f}' for k, v in run.inference_node_p50_ms.items())
+            if run.model_ms
+            else ''
+        )
     )
     for name, usage in run.processes.items():
         print(
