@@ -292,7 +292,7 @@ def _refused(world: World) -> set[str]:
     return found
 
 
-def test_a_plan_runs_a_cycle_at_once_at_most_twice_a_period():
+def test_a_plan_runs_a_cycle_at_once_and_the_watchdog_stands_aside_for_a_period():
     trigger = PlanTrigger(rate_hz=10.0)  # plan-run cycles at least 50 ms apart
     ms = 1_000_000
     assert [trigger.fire(t * ms) for t in (0, 100, 140, 150, 199, 260)] == [
@@ -303,5 +303,8 @@ def test_a_plan_runs_a_cycle_at_once_at_most_twice_a_period():
         False,
         True,
     ]
+    # The watchdog stands aside for a period after a plan-run cycle (the last one at 260 ms).
+    assert [trigger.watchdog(t * ms) for t in (300, 360, 361)] == [False, False, True]
     # Time running backwards (a bag loop, a simulator reset) does not silence plans.
     assert trigger.fire(10 * ms) and not trigger.fire(20 * ms)
+    assert trigger.watchdog(5 * ms)

@@ -343,24 +343,38 @@ class MonitorFeed:
 
 
 class PlanTrigger:
-    """Whether an arriving plan runs a monitor cycle at once, rather than at the next period.
+    """When the monitor cycles: at once on an arriving plan, and on a watchdog when plans stop.
 
     Cycling on each plan takes the period's phase out of the camera-to-trajectory latency (up to
     a whole period, 100 ms at 10 Hz); the period timer stays as the watchdog that acts when plans
     stop. Plan-run cycles are at most two per period, so a plan flood cannot take the monitor's
-    CPU; a plan arriving sooner is judged at the next of those cycles or of the watchdog's.
+    CPU; a plan arriving sooner is judged at the next of those cycles or of the watchdog's. The
+    watchdog stands aside for a period after a plan-run cycle: in lockstep the clock jumps a whole
+    period between one step's plan and the next, and a watchdog cycle before every plan would
+    judge each plan twice and count the state machine's cycles double.
     """
 
     def __init__(self, rate_hz: float) -> None:
-        self.min_gap_ns = round(0.5e9 / rate_hz)
+        self.period_ns = round(1e9 / rate_hz)
+        self.min_gap_ns = self.period_ns // 2
         self._last_ns: int | None = None
 
+    def _within(self, now_ns: int, span_ns: int, inclusive: bool) -> bool:
+        if self._last_ns is None:
+            return False
+        since = now_ns - self._last_ns  # negative when time ran backwards: not within
+        return 0 <= since <= span_ns if inclusive else 0 <= since < span_ns
+
     def fire(self, now_ns: int) -> bool:
-        """Return True if a plan arriving at `now_ns` runs a cycle now (time may run backwards)."""
-        if self._last_ns is not None and 0 <= now_ns - self._last_ns < self.min_gap_ns:
+        """Return True if a plan arriving at `now_ns` runs a cycle now."""
+        if self._within(now_ns, self.min_gap_ns, inclusive=False):
             return False
         self._last_ns = now_ns
         return True
+
+    def watchdog(self, now_ns: int) -> bool:
+        """Return True if the watchdog's tick at `now_ns` runs a cycle."""
+        return not self._within(now_ns, self.period_ns, inclusive=True)
 
 
 class SafetyMonitorNode(Node):
@@ -393,7 +407,7 @@ class SafetyMonitorNode(Node):
             SensorStatus, 'vla/sensor_status', self.feed.sensor_status, RELIABLE
         )
         self.plan_trigger = PlanTrigger(self.params['rate_hz'])
-        self.watchdog = self.create_timer(1.0 / self.params['rate_hz'], self._cycle)
+        self.watchdog = self.create_timer(1.0 / self.params['rate_hz'], self._on_watchdog)
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
             f'monitoring at {self.params["rate_hz"]} Hz; limits are read-only '
@@ -440,6 +454,10 @@ class SafetyMonitorNode(Node):
         if self.plan_trigger.fire(self.get_clock().now().nanoseconds):
             self._cycle()
             self.watchdog.reset()
+
+    def _on_watchdog(self) -> None:
+        if self.plan_trigger.watchdog(self.get_clock().now().nanoseconds):
+            self._cycle()
 
     def _cycle(self) -> None:
         now = self.get_clock().now()

@@ -343,10 +343,11 @@ def _double(value: float) -> ParameterValue:
 
 
 BAD_PARAMETERS = (  # (node, parameter, value): each must be refused at run time
-    ('safety_monitor_node', 'degraded_max_speed_mps', 1000.0),  # above the hard speed limit
+    ('safety_monitor_node', 'degraded_max_speed_mps', 1000.0),  # outside its declared range
+    ('safety_monitor_node', 'degraded_max_speed_mps', 50.0),  # in range, above the hard limit
+    ('safety_monitor_node', 'degraded_max_speed_mps', math.nan),  # not a number
     ('safety_monitor_node', 'limits.speed_limit_mps', 100.0),  # a read-only limit
-    ('safety_monitor_node', 'rate_hz', -5.0),  # outside its range
-    ('sensor_sync_node', 'max_skew_s', math.nan),  # not a number
+    ('sensor_sync_node', 'max_skew_s', -1.0),  # read-only while running
 )
 
 

@@ -250,7 +250,8 @@ class OfflinePipeline:
             self._next_tick_ns = now_ns - now_ns % self.period_ns + self.period_ns
         published = []
         while self._next_tick_ns <= now_ns:
-            published += self._cycle(self._next_tick_ns)
+            if self.plan_trigger.watchdog(self._next_tick_ns):
+                published += self._cycle(self._next_tick_ns)
             self._next_tick_ns += self.period_ns
         return published
 
