@@ -28,7 +28,7 @@ from vla_msgs.msg import InputStatus, SensorFrame, SensorStatus
 
 from repo_paths import REPO_ROOT, run_vla, tool
 from vla_perception.rig import RigConfig
-from vla_perception.sensor_sync_node import PARAMETERS
+from vla_perception.sensor_sync_node import PARAMETERS, arrival_ns
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 from vla_ros.testing import RosHarness
 
@@ -320,6 +320,16 @@ def test_bad_input_is_dropped_with_a_warning_and_others_keep_flowing(
     warnings = [log for log in listener.logs if expected in log.msg]
     assert all(log.level == Log.WARN for log in warnings)
     assert len(warnings) <= 4, 'warnings must be throttled (one per camera and reason per 0.5 s)'
+
+
+def test_on_simulated_time_an_image_arrives_no_earlier_than_its_stamp():
+    ms = 1_000_000
+    # Lockstep: a step's images come while the clock still reads the previous step.
+    assert arrival_ns(900 * ms, 1000 * ms, 100 * ms, simulated=True) == 1000 * ms
+    assert arrival_ns(500 * ms, 1000 * ms, 100 * ms, simulated=True) == 600 * ms  # one deadline
+    assert arrival_ns(1020 * ms, 1000 * ms, 100 * ms, simulated=True) == 1020 * ms
+    # On wall time the clock is the truth, whatever the camera's clock says.
+    assert arrival_ns(900 * ms, 1000 * ms, 100 * ms, simulated=False) == 900 * ms
 
 
 def test_parameter_out_of_range_stops_the_node_with_the_reason():

@@ -189,6 +189,21 @@ def sensor_frame_message(frame: SyncedFrame) -> SensorFrame:
     return message
 
 
+def arrival_ns(now_ns: int, stamp_ns: int, deadline_ns: int, simulated: bool) -> int:
+    """Return when an image counts as arrived: now, or on simulated time not before its stamp.
+
+    A simulator in lockstep publishes a step's images before that step's /clock tick, so they
+    arrive while the clock still reads the previous step; the sync deadline would start on the
+    old clock and expire on the tick with the last-published cameras still on their way (a loaded
+    soak lost a camera in a quarter of its frames). On simulated time an image therefore arrives
+    no earlier than its stamp, trusted for one deadline at most. On wall time the clock is the
+    truth: a camera whose clock runs ahead must not hold frames back.
+    """
+    if not simulated:
+        return now_ns
+    return max(now_ns, min(stamp_ns, now_ns + deadline_ns))
+
+
 def sensor_status_message(frame: SensorFrame) -> SensorStatus:
     """Build the light status that accompanies a SensorFrame."""
     return SensorStatus(
@@ -217,6 +232,7 @@ class SensorSyncNode(Node):
         rig_file = params['rig_file'] or vla_ros_file('config/rig_surround.yaml')
         self.rig = RigConfig.from_file(rig_file)
         self.core = SensorSyncCore(self.rig, sync_config(self.rig, params))
+        self._deadline_ns = round(params['deadline_s'] * 1e9)
         self._warning_period_ns = round(params['warning_period_s'] * NS_PER_S)
         self._last_warned: dict[tuple[str, str], int] = {}
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -272,9 +288,13 @@ class SensorSyncNode(Node):
 
     def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
         now_ns = self._now_ns()
-        self._arrival_delays_ms[camera].append((now_ns - stamp_to_ns(msg.header.stamp)) * 1e-6)
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        self._arrival_delays_ms[camera].append((now_ns - stamp_ns) * 1e-6)
+        arrived_ns = arrival_ns(
+            now_ns, stamp_ns, self._deadline_ns, self.get_clock().ros_time_is_active
+        )
         with contextlib.suppress(ImageRejected):  # counted by the core, warned about in _step
-            self.core.on_image(camera, msg, now_ns)
+            self.core.on_image(camera, msg, arrived_ns)
         self._step()
 
     def _on_camera_info(self, camera: str, msg: CameraInfo) -> None:

@@ -169,7 +169,7 @@ class RigSynchronizer:
             counters.overflow += 1
         queue.append(sample)
         if self._waiting_since_ns is None and self._is_pivot(stamp_ns):
-            self._waiting_since_ns = self._wait_start(sample)
+            self._waiting_since_ns = receive_ns
         counters.accepted += 1
         return True
 
@@ -203,16 +203,6 @@ class RigSynchronizer:
         matched = {pivot: self._match(stamps, pivot) for pivot in pivots}
         pivot = max(pivots, key=lambda p: (len(matched[p]), p))
         return self._emit(pivot, matched[pivot])
-
-    def _wait_start(self, sample: Sample) -> int:
-        """Return when the deadline of a sample that may stamp a frame starts.
-
-        No sample arrives before it was taken: a receiving clock behind the stamps (a simulator
-        that publishes a step's images before its /clock tick) would start the deadline early and
-        give up on images already on their way. The stamp is trusted for one deadline at most.
-        """
-        receive_ns = sample.receive_ns
-        return max(receive_ns, min(sample.stamp_ns, receive_ns + self._deadline_ns))
 
     def _camera_counters(self, camera: str) -> CameraCounters:
         try:
@@ -267,10 +257,7 @@ class RigSynchronizer:
             while queue and queue[0].stamp_ns <= pivot:
                 queue.popleft()
         waiting = [
-            self._wait_start(s)
-            for q in self._queues.values()
-            for s in q
-            if self._is_pivot(s.stamp_ns)
+            s.receive_ns for q in self._queues.values() for s in q if self._is_pivot(s.stamp_ns)
         ]
         self._waiting_since_ns = min(waiting, default=None)
         return frame

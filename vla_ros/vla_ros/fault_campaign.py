@@ -39,6 +39,7 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import QoSProfile
 from vla_msgs.msg import Instruction, ObstacleArray, SafetyStatus, Trajectory, VlaPlan
 
 from vla_perception.rig import RigConfig, default_rig_path
@@ -74,6 +75,9 @@ STARTUP_TIMEOUT_S = 120.0
 SETTLE_TIMEOUT_S = 30.0
 RECOVERY_TIMEOUT_S = 20.0
 FLOOD_PER_TICK = 50  # obstacle lists per 10 ms: 5 kHz
+ROSOUT_QOS = QoSProfile(  # deep enough for a burst of warnings between two spins
+    depth=100, reliability=LATCHED.reliability, durability=LATCHED.durability
+)
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,7 @@ class Listener(Node):
         self.create_subscription(SafetyStatus, 'vla/safety_status', self.statuses.append, RELIABLE)
         self.create_subscription(Trajectory, 'vla/trajectory', self.trajectories.append, RELIABLE)
         self.create_subscription(VlaPlan, 'vla/plan', self._on_plan, RELIABLE)
-        self.create_subscription(Log, '/rosout', self._on_log, LATCHED)
+        self.create_subscription(Log, '/rosout', self._on_log, ROSOUT_QOS)
 
     def _on_plan(self, message: VlaPlan) -> None:
         self.plan = message
