@@ -44,6 +44,7 @@ from vla_msgs.msg import Instruction, ObstacleArray, SafetyStatus, Trajectory, V
 
 from vla_perception.rig import RigConfig, default_rig_path
 from vla_perception.synchronizer import stamp_to_ns
+from vla_planning.safety_states import SafetyState
 from vla_ros.bringup import argument_defaults, load_bringup
 from vla_ros.bringup_runner import node_command, stop_processes
 from vla_ros.install_paths import vla_ros_file
@@ -61,8 +62,6 @@ NOMINAL, DEGRADED, OVERRIDE, MINIMAL_RISK = (
     SafetyStatus.STATE_OVERRIDE,
     SafetyStatus.STATE_MINIMAL_RISK,
 )
-STATE_NAMES = {NOMINAL: 'NOMINAL', DEGRADED: 'DEGRADED', OVERRIDE: 'OVERRIDE'}
-STATE_NAMES[MINIMAL_RISK] = 'MINIMAL_RISK'
 NOT_NOMINAL = frozenset({DEGRADED, OVERRIDE, MINIMAL_RISK})
 STOPPED = frozenset({MINIMAL_RISK})
 HOLDING = frozenset({OVERRIDE, MINIMAL_RISK})
@@ -575,7 +574,7 @@ def run_fault(c: Campaign, fault: Fault) -> FaultResult:
     )
     c.notes, c.violations, c.detected_ns = [], [], None
     if baseline != NOMINAL:
-        c.notes.append(f'the monitor settled in {STATE_NAMES[baseline]} before the fault')
+        c.notes.append(f'the monitor settled in {SafetyState(baseline).name} before the fault')
     injected_ns = c.now_ns()
     fault.inject(c)
     c.spin_for(max(fault.duration_s, fault.ftt_s + 0.5))
