@@ -32,11 +32,11 @@ from vla_msgs.msg import SensorStatus
 
 from vla_perception.image_preprocessing import ImagePreprocessor, Intrinsics
 from vla_perception.synchronizer import stamp_to_ns
+from vla_perception.test_card import test_card
 from vla_ros.install_paths import vla_ros_file
 from vla_ros.process_stats import process_cpu_s
 from vla_ros.qos import LATCHED, RELIABLE
 from vla_ros.reports import write_json
-from vla_ros.synthetic_sensors import test_card
 
 CAMERAS = ('front', 'front_left', 'front_right', 'back', 'back_left', 'back_right')
 WIDTH, HEIGHT, RATE_HZ = 1280, 720, 10.0

@@ -55,8 +55,8 @@ class OnnxRuntimeBackend:
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle intra-op threads sleep instead of spinning: spinning keeps every core busy for a
-        # while after each run (on 2 cores it doubled the node's CPU, 94 -> 50 ms per frame, at
-        # the same latency) and starves the sync node and DDS that share those cores.
+        # while after each run (on 2 cores: 94 ms of CPU per run instead of 50, at the same
+        # latency) and starves the sync node and DDS that share those cores.
         options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         self.session = onnxruntime.InferenceSession(
             str(onnx_path), options, providers=providers or ['CPUExecutionProvider']

@@ -337,10 +337,6 @@ def _flood(c: Campaign) -> None:
     c.every(0.01, publish)
 
 
-def _stop_timers(c: Campaign) -> None:
-    c.stop_timers()
-
-
 def _double(value: float) -> ParameterValue:
     return ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
 
@@ -447,7 +443,7 @@ FAULTS = (
         HOLDING,
         INVALID_PLAN_FTT_S,
         _publish_nan_plans,
-        _stop_timers,
+        Campaign.stop_timers,
         hold=False,
     ),
     Fault(
@@ -489,7 +485,7 @@ FAULTS = (
         frozenset(),
         0.0,
         _flood,
-        _stop_timers,
+        Campaign.stop_timers,
     ),
     *(
         Fault(

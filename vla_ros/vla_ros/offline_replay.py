@@ -127,8 +127,8 @@ class OfflinePipeline:
         self.feed = MonitorFeed(self.monitor, monitor['max_plan_points'], self._refused)
         self.odometry_topic = str(monitor['odometry_topic'])
         self.obstacles_topic = str(monitor['obstacles_topic'])
-        self.period_ns = round(1e9 / float(monitor['rate_hz']))
         self.plan_trigger = PlanTrigger(float(monitor['rate_hz']))
+        self.period_ns = self.plan_trigger.period_ns
         prefix = str(inference['map_prior_topic_prefix']).rstrip('/')
         self.map_layers = {f'{prefix}/{layer}': layer for layer in MAP_PRIOR_LAYERS if prefix}
         self.map_priors = MapPriorBuffer(config, float(inference['map_prior_max_offset_s']))

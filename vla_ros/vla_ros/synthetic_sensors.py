@@ -16,13 +16,13 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from vla_msgs.msg import Instruction, ObstacleArray
 
 from vla_perception.rig import CameraIntrinsics, CameraSpec, RigConfig, default_rig_path
+from vla_perception.test_card import test_card
 from vla_ros.node_main import run_node
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 from vla_ros.stamps import to_time
@@ -35,18 +35,6 @@ CAMERA_RATE_HZ = 10.0
 ODOMETRY_RATE_HZ = 50.0
 SPEED_MPS = 10.0
 INSTRUCTION = 'keep the lane and follow the road'
-
-
-def test_card(seed: int, width: int, height: int) -> np.ndarray:
-    """Return an (H, W, 3) uint8 image with gradients and blocks, so JPEG sizes are realistic."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    card = np.stack([x * 255 // width, y * 255 // height, (x + y) * 127 // (width + height)], -1)
-    block = max(8, min(width, height) // 7)
-    for _ in range(40):
-        x0, y0 = rng.integers(0, width - block), rng.integers(0, height - block)
-        card[y0 : y0 + block, x0 : x0 + block] = rng.integers(0, 256, 3)
-    return card.astype(np.uint8)
 
 
 def scaled_camera(spec: CameraSpec, width: int, height: int) -> CameraSpec:
