@@ -13,6 +13,9 @@ from safetensors.torch import load_file, save_file
 
 from vla_model.config import ModelConfig
 from vla_model.network import VlaNet
+from vla_model.teacher_network import PrivilegedTeacher, TeacherConfig
+
+TEACHER_METADATA_KEY = 'teacher_config'
 
 
 class ArtifactError(RuntimeError):
@@ -59,3 +62,31 @@ def load_weights(path: Path, expected_sha256: str | None = None) -> VlaNet:
     model = VlaNet(ModelConfig.from_json(metadata['config']))
     model.load_state_dict(load_file(str(path)))
     return model.eval()
+
+
+def save_teacher(model: PrivilegedTeacher, path: Path) -> str:
+    """Write the privileged teacher's weights and configuration; return the file's SHA-256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
+    save_file(state, str(path), metadata={TEACHER_METADATA_KEY: model.config.to_json()})
+    return sha256_file(path)
+
+
+def teacher_config_of(path: Path) -> TeacherConfig:
+    """Read the teacher configuration a safetensors file was saved with."""
+    with safe_open(str(path), framework='pt') as handle:
+        metadata = handle.metadata() or {}
+    if TEACHER_METADATA_KEY not in metadata:
+        raise ArtifactError(f'{path} is not a privileged teacher (no {TEACHER_METADATA_KEY})')
+    try:
+        return TeacherConfig.from_json(metadata[TEACHER_METADATA_KEY])
+    except ValueError as error:
+        raise ArtifactError(f'{path}: {error}') from None
+
+
+def load_teacher(path: Path, expected_sha256: str | None = None) -> tuple[PrivilegedTeacher, str]:
+    """Build the teacher a safetensors file describes, load it in eval mode; also its hash."""
+    sha256 = verify(path, expected_sha256)
+    model = PrivilegedTeacher(teacher_config_of(path))
+    model.load_state_dict(load_file(str(path)))
+    return model.eval(), sha256

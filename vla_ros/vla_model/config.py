@@ -7,6 +7,8 @@ what network it belongs to.
 import json
 from dataclasses import asdict, dataclass, replace
 
+from vla_model.instruction_features import SPEED_SLOT_DIM
+
 RATIONALES = (
     'keeping the lane',
     'following the vehicle ahead',
@@ -25,6 +27,27 @@ BEV_CLASSES = ('drivable', 'lane_marking', 'vehicle')
 MAP_PRIOR_LAYERS = ('lane_centreline', 'drivable')
 """Layers of the optional map-prior input: an HD map rasterised on the BEV grid in base_link."""
 
+PRIVILEGED_CHANNELS = (
+    'drivable',
+    'lane_marking',
+    'lane_centreline',
+    'vehicle',
+    'vehicle_vx',
+    'vehicle_vy',
+    'route',
+    'exit_lane',
+)
+"""The privileged teacher's ground-truth raster (vla_sim.privileged_bev), in order: 0/1 masks,
+except VELOCITY_CHANNELS, each vehicle's velocity in base_link in VELOCITY_SCALE_MPS units."""
+VELOCITY_CHANNELS = ('vehicle_vx', 'vehicle_vy')
+VELOCITY_SCALE_MPS = 10.0
+
+EGO_STATE_FIELDS = ('speed_mps', 'yaw_rate_rps', 'acceleration_mps2', 'instruction_age_s')
+"""The ego-state input, in order; a model takes the first `ego_state_dim`. The instruction's age
+(since it was given, capped at MAX_INSTRUCTION_AGE_S) tells "change lane" just said from the same
+words after the change is done, which a memoryless policy cannot tell from the scene."""
+MAX_INSTRUCTION_AGE_S = 10.0
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -42,6 +65,7 @@ class ModelConfig:
     bev_cell_m: float = 1.0
     lut_heights_m: tuple[float, ...] = (0.0, 1.0)  # heights above base_link sampled per cell
     instruction_dim: int = 384  # all-MiniLM-L6-v2 sentence embedding
+    speed_slot: bool = False  # a speed said in the text, parsed (vla_model.instruction_features)
     map_prior_channels: int = len(MAP_PRIOR_LAYERS)
     num_anchors: int = 16
     horizon_steps: int = 6
@@ -49,7 +73,12 @@ class ModelConfig:
     planner_hidden: int = 256
     rationales: tuple[str, ...] = RATIONALES
     bev_classes: tuple[str, ...] = BEV_CLASSES
-    ego_state_dim: int = 3  # speed m/s, yaw rate rad/s, longitudinal acceleration m/s^2
+    ego_state_dim: int = 3  # the first EGO_STATE_FIELDS: v1 takes speed, yaw rate, acceleration
+
+    @property
+    def instruction_input_dim(self) -> int:
+        """Width of the network's instruction input: the embedding and, if used, the slot."""
+        return self.instruction_dim + (SPEED_SLOT_DIM if self.speed_slot else 0)
 
     @property
     def feature_stride(self) -> int:

@@ -38,7 +38,9 @@ def example_inputs(config: ModelConfig, batch: int = 1, seed: int = 0) -> dict[s
         ),
         'ego_motion': np.array([[1.2, 0.1, 0.02]] * batch, dtype=np.float32),
         'ego_state': np.array([[12.0, 0.01, -0.5]] * batch, dtype=np.float32),
-        'instruction': rng.standard_normal((batch, config.instruction_dim), dtype=np.float32),
+        'instruction': rng.standard_normal(
+            (batch, config.instruction_input_dim), dtype=np.float32
+        ),
         'map_prior': rng.random((batch, config.map_prior_channels, rows, cols), dtype=np.float32),
         'map_prior_present': np.ones((batch, 1), dtype=np.float32),
     }

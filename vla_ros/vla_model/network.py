@@ -74,7 +74,7 @@ class VlaNet(nn.Module):
         self.backbone = Backbone(config.backbone_channels, channels)
         self.temporal = conv_block(2 * channels, channels)
         self.map_prior = nn.Conv2d(config.map_prior_channels + 1, channels, 1)
-        self.film = nn.Linear(config.instruction_dim, 2 * channels)
+        self.film = nn.Linear(config.instruction_input_dim, 2 * channels)
         self.bev_encoder = nn.Sequential(
             conv_block(channels, channels), conv_block(channels, channels)
         )
@@ -87,7 +87,7 @@ class VlaNet(nn.Module):
         )
         hidden = config.planner_hidden
         self.planner = nn.Sequential(
-            nn.Linear(channels + config.instruction_dim + config.ego_state_dim, hidden),
+            nn.Linear(channels + config.instruction_input_dim + config.ego_state_dim, hidden),
             nn.ReLU(),
             nn.Linear(hidden, hidden),
             nn.ReLU(),

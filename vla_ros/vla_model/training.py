@@ -170,12 +170,12 @@ class TrainResult:
     final_losses: dict[str, float]
 
 
-def learning_rate(config: TrainConfig, step: int) -> float:
+def learning_rate(peak: float, warmup_steps: int, steps: int, step: int) -> float:
     """Linear warm-up, then cosine decay to a tenth of the peak at the last step."""
-    if step < config.warmup_steps:
-        return config.learning_rate * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return config.learning_rate * (0.1 + 0.45 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, steps - warmup_steps)
+    return peak * (0.1 + 0.45 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
 
 
 class StepBatches:
@@ -293,7 +293,8 @@ def _unwrap(model: nn.Module) -> VlaNet:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
-def _setup_distributed(dist: Distributed) -> torch.device:
+def setup_distributed(dist: Distributed) -> torch.device:
+    """Pick this process's device and threads; join the process group under torchrun."""
     if torch.cuda.is_available():
         device = torch.device('cuda', dist.local_rank)
         torch.cuda.set_device(device)
@@ -329,7 +330,7 @@ def _dataset(config: TrainConfig, model_config: ModelConfig, dist: Distributed, 
     return dataset if dataset is not None else build(False)
 
 
-def _forget_metrics_after(path: Path, step: int) -> None:
+def forget_metrics_after(path: Path, step: int) -> None:
     """Drop logged rows past the checkpoint a run resumes from: they will be logged again."""
     if path.is_file():
         rows = [line for line in path.read_text(encoding='utf-8').splitlines() if line]
@@ -337,7 +338,8 @@ def _forget_metrics_after(path: Path, step: int) -> None:
         path.write_text(''.join(f'{line}\n' for line in kept), encoding='utf-8')
 
 
-def _write_metrics(path: Path, row: dict) -> None:
+def write_metrics(path: Path, row: dict) -> None:
+    """Append one row of logged metrics (JSON lines)."""
     with path.open('a', encoding='utf-8') as handle:
         handle.write(json.dumps(row) + '\n')
 
@@ -382,7 +384,7 @@ def train(
 
     start_time = time.perf_counter()
     dist = Distributed.from_environment()
-    device = _setup_distributed(dist)
+    device = setup_distributed(dist)
     out_dir = Path(config.out_dir)
     checkpoints = out_dir / 'checkpoints'
     model_config = MODEL_SIZES[config.model]()
@@ -423,7 +425,7 @@ def train(
     metadata = {'train_config': json.dumps(asdict(config)), 'config': model_config.to_json()}
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _forget_metrics_after(metrics_path, first_step)
+        forget_metrics_after(metrics_path, first_step)
         print(
             f'training {model_config.name} on {len(dataset)} clips ({dataset.frames} frames, '
             f'{len(dataset.bags)} bags), {dist.world} process(es) on {device.type}, '
@@ -443,8 +445,9 @@ def train(
     for step, batch in enumerate(loader, start=first_step):
         batch = {name: value.to(device) for name, value in batch.items()}
         drop_map_prior(batch, config.map_prior_dropout, config.seed, step, dist.rank)
+        rate = learning_rate(config.learning_rate, config.warmup_steps, config.steps, step)
         for group in optimizer.param_groups:
-            group['lr'] = learning_rate(config, step)
+            group['lr'] = rate
         outputs = forward_clip(model, batch, lut_index)
         teacher_outputs = None
         if teacher is not None:
@@ -466,12 +469,12 @@ def train(
             elapsed = time.perf_counter() - window_start
             row = {
                 'step': done,
-                'learning_rate': learning_rate(config, step),
+                'learning_rate': rate,
                 'gradient_norm': float(gradient_norm),
                 'samples_per_s': window_samples / max(elapsed, 1e-9),
                 **{f'loss_{name}': total / window_steps for name, total in window_losses.items()},
             }
-            _write_metrics(metrics_path, row)
+            write_metrics(metrics_path, row)
             bar.set_postfix(loss=f'{row["loss_total"]:.3f}')
             window_start, window_samples, window_steps = time.perf_counter(), 0, 0
             window_losses = Counter()

@@ -157,6 +157,43 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
+def plan_fields(
+    config: ModelConfig, stamp_ns: int, epoch: int, outputs: dict[str, np.ndarray], reset: bool
+) -> dict:
+    """Return a Plan's fields (all but the stage times) from one frame's network outputs.
+
+    The candidate with the highest score is selected; its speed profile comes from its points.
+    Also used for the privileged teacher, which has the same plan head (a map of zeros where
+    it predicts no `bev_semantics`).
+    """
+    candidates = outputs['trajectories'][0]
+    probabilities = softmax(outputs['scores'][0].astype(np.float64))
+    selected = int(np.argmax(probabilities))
+    trajectory = candidates[selected]
+    speeds, accelerations, yaw_rates = path_kinematics(trajectory, config.step_s)
+    rationale_class = int(np.argmax(outputs['rationale'][0]))
+    semantics = outputs.get('bev_semantics')
+    return {
+        'stamp_ns': stamp_ns,
+        'epoch': epoch,
+        'times_s': np.arange(1, config.horizon_steps + 1) * config.step_s,
+        'trajectory': trajectory,
+        'speeds_mps': speeds,
+        'accelerations_mps2': accelerations,
+        'yaw_rates_rps': yaw_rates,
+        'candidates': candidates,
+        'probabilities': probabilities,
+        'selected': selected,
+        'confidence': float(probabilities[selected]),
+        'rationale_class': rationale_class,
+        'rationale': config.rationales[rationale_class],
+        'bev_probabilities': np.zeros((len(config.bev_classes), *config.bev_size))
+        if semantics is None
+        else 1.0 / (1.0 + np.exp(-semantics[0])),
+        'temporal_reset': reset,
+    }
+
+
 class InferenceCore:
     """Run the driving model frame by frame, keeping its temporal state."""
 
@@ -227,7 +264,7 @@ class InferenceCore:
                 f'for the frame at {frame.stamp_ns} ns; no plan made'
             )
         self._previous_bev, self._previous = outputs['bev_features'], frame
-        plan = self._plan(frame, outputs, reset)
+        plan = plan_fields(self.config, frame.stamp_ns, frame.epoch, outputs, reset)
         done = time.perf_counter()
         return Plan(
             **{
@@ -259,28 +296,3 @@ class InferenceCore:
             self._lut_seen = lut.weight > 0
         weight = view_weight(self._lut_seen, frame.camera_valid, len(self.config.lut_heights_m))
         return {'lut_index': self._lut_index, 'lut_weight': weight}
-
-    def _plan(self, frame: FrameInput, outputs: dict[str, np.ndarray], reset: bool) -> dict:
-        candidates = outputs['trajectories'][0]
-        probabilities = softmax(outputs['scores'][0].astype(np.float64))
-        selected = int(np.argmax(probabilities))
-        trajectory = candidates[selected]
-        speeds, accelerations, yaw_rates = path_kinematics(trajectory, self.config.step_s)
-        rationale_class = int(np.argmax(outputs['rationale'][0]))
-        return {
-            'stamp_ns': frame.stamp_ns,
-            'epoch': frame.epoch,
-            'times_s': np.arange(1, self.config.horizon_steps + 1) * self.config.step_s,
-            'trajectory': trajectory,
-            'speeds_mps': speeds,
-            'accelerations_mps2': accelerations,
-            'yaw_rates_rps': yaw_rates,
-            'candidates': candidates,
-            'probabilities': probabilities,
-            'selected': selected,
-            'confidence': float(probabilities[selected]),
-            'rationale_class': rationale_class,
-            'rationale': self.config.rationales[rationale_class],
-            'bev_probabilities': 1.0 / (1.0 + np.exp(-outputs['bev_semantics'][0])),
-            'temporal_reset': reset,
-        }

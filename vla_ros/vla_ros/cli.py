@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `vla` with every sub-command."""
     from vla_model.distillation import add_distill_arguments, run_distill
     from vla_model.open_loop_eval import add_eval_bags_arguments, run_eval_bags
+    from vla_model.teacher_training import add_teacher_train_arguments, run_teacher_train
     from vla_model.training import add_train_arguments, run_train
     from vla_ros.bringup_runner import add_run_arguments, run_bringup
     from vla_ros.replay_command import add_replay_arguments, run_replay
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     from vla_sim.recorder import add_record_arguments, run_record
     from vla_sim.sim_eval_command import add_sim_eval_arguments, run_sim_eval
     from vla_sim.soak import add_soak_arguments, run_soak
+    from vla_sim.teacher_data import add_teacher_record_arguments, run_teacher_record
 
     parser = argparse.ArgumentParser(
         prog='vla', description='vla_ros: run, replay, evaluate and train the VLA driving stack.'
@@ -238,6 +240,26 @@ def build_parser() -> argparse.ArgumentParser:
         'record expert demonstrations as rosbag2 MCAP, one bag per episode',
         add_record_arguments,
         run_record,
+    )
+    teacher = commands.add_parser(
+        'teacher', help='the privileged BEV teacher of model v2: record its data, train it'
+    )
+    teacher_commands = teacher.add_subparsers(
+        dest='teacher_command', metavar='TEACHER_COMMAND', required=True
+    )
+    _module_command(
+        teacher_commands,
+        'record',
+        'record the expert without cameras: BEV rasters with own and counterfactual labels',
+        add_teacher_record_arguments,
+        run_teacher_record,
+    )
+    _module_command(
+        teacher_commands,
+        'train',
+        'train the privileged teacher on recorded data (resumes from its last checkpoint)',
+        add_teacher_train_arguments,
+        run_teacher_train,
     )
     for name, help_text, add_arguments, handler in (
         (

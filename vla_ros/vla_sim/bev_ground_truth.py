@@ -15,7 +15,7 @@ import numpy as np
 from vla_model.config import ModelConfig
 from vla_sim.scene import Pose2D, Scene, footprint
 
-_SHIFT = 4  # fixed-point bits for cv2 polygon coordinates
+SUBPIXEL_BITS = 4  # fixed-point bits for cv2 polygon coordinates
 
 
 @dataclass(frozen=True)
@@ -39,14 +39,14 @@ class BevGrid:
         return rows, cols
 
 
-def _to_cells(points_world: np.ndarray, ego: Pose2D, grid: BevGrid) -> np.ndarray:
+def grid_cells(points_world: np.ndarray, ego: Pose2D, grid: BevGrid) -> np.ndarray:
     """World points -> fixed-point (col, row) cell coordinates of the grid, for cv2."""
     c, s = np.cos(ego.yaw), np.sin(ego.yaw)
     dx, dy = points_world[:, 0] - ego.x, points_world[:, 1] - ego.y
     x_b, y_b = c * dx + s * dy, -s * dx + c * dy
     col = (y_b - grid.y_range[0]) / grid.cell_m - 0.5
     row = (x_b - grid.x_range[0]) / grid.cell_m - 0.5
-    return np.round(np.column_stack([col, row]) * (1 << _SHIFT)).astype(np.int32)
+    return np.round(np.column_stack([col, row]) * (1 << SUBPIXEL_BITS)).astype(np.int32)
 
 
 def _near(points: np.ndarray, ego: Pose2D, radius: float) -> bool:
@@ -59,20 +59,22 @@ def _radius(grid: BevGrid) -> float:
     return max(abs(v) for v in (*grid.x_range, *grid.y_range)) * 1.5
 
 
-def _drivable(scene: Scene, grid: BevGrid) -> np.ndarray:
-    drivable = np.zeros(grid.shape, np.uint8)
-    for polygon in scene.road.surfaces:
+def surface_mask(polygons: list[np.ndarray], scene: Scene, grid: BevGrid) -> np.ndarray:
+    """Return the (rows, cols) bool mask of world polygons around the ego."""
+    mask = np.zeros(grid.shape, np.uint8)
+    for polygon in polygons:
         if _near(polygon, scene.ego, _radius(grid)):
-            cv2.fillPoly(drivable, [_to_cells(polygon, scene.ego, grid)], 1, shift=_SHIFT)
-    return drivable.astype(bool)
+            cv2.fillPoly(mask, [grid_cells(polygon, scene.ego, grid)], 1, shift=SUBPIXEL_BITS)
+    return mask.astype(bool)
 
 
-def _lines(polylines: list[np.ndarray], scene: Scene, grid: BevGrid) -> np.ndarray:
+def line_mask(polylines: list[np.ndarray], scene: Scene, grid: BevGrid) -> np.ndarray:
+    """Return the (rows, cols) bool mask of world polylines around the ego, one cell wide."""
     mask = np.zeros(grid.shape, np.uint8)
     for points in polylines:
         if _near(points, scene.ego, _radius(grid)):
-            cells = _to_cells(points, scene.ego, grid)
-            cv2.polylines(mask, [cells], False, 1, thickness=1, shift=_SHIFT)
+            cells = grid_cells(points, scene.ego, grid)
+            cv2.polylines(mask, [cells], False, 1, thickness=1, shift=SUBPIXEL_BITS)
     return mask.astype(bool)
 
 
@@ -83,8 +85,8 @@ def map_prior(scene: Scene, grid: BevGrid) -> dict[str, np.ndarray]:
     it as its optional map-prior input (vla_model.config.MAP_PRIOR_LAYERS).
     """
     return {
-        'lane_centreline': _lines([c.points for c in scene.road.centres], scene, grid),
-        'drivable': _drivable(scene, grid),
+        'lane_centreline': line_mask([c.points for c in scene.road.centres], scene, grid),
+        'drivable': surface_mask(list(scene.road.surfaces), scene, grid),
     }
 
 
@@ -94,9 +96,9 @@ def bev_ground_truth(scene: Scene, grid: BevGrid) -> dict[str, np.ndarray]:
     vehicles = np.zeros((rows, cols), np.uint8)
     for actor in scene.actors:
         corners = footprint(actor.pose, actor.length_m, actor.width_m)
-        cv2.fillConvexPoly(vehicles, _to_cells(corners, scene.ego, grid), 1, shift=_SHIFT)
+        cv2.fillConvexPoly(vehicles, grid_cells(corners, scene.ego, grid), 1, shift=SUBPIXEL_BITS)
     return {
-        'drivable': _drivable(scene, grid),
-        'lane_marking': _lines([m.points for m in scene.road.markings], scene, grid),
+        'drivable': surface_mask(list(scene.road.surfaces), scene, grid),
+        'lane_marking': line_mask([m.points for m in scene.road.markings], scene, grid),
         'vehicle': vehicles.astype(bool),
     }

@@ -21,19 +21,21 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--weights',
         type=Path,
-        help='pipeline: student safetensors (default: the shipped model, models/MODEL_CARD.md)',
+        help='pipeline: student safetensors (default: the shipped model, models/MODEL_CARD.md); '
+        'teacher: the teacher safetensors',
     )
     parser.add_argument(
         '--untrained',
         action='store_true',
         help='pipeline: drive an untrained student (seed 0), which the monitor should stop',
     )
-    parser.add_argument('--sha256', help='pipeline: refuse the weights unless they hash to this')
+    parser.add_argument('--sha256', help='refuse the weights unless they hash to this')
     parser.add_argument(
         '--monitor',
         choices=['enforce', 'log-only'],
         default='enforce',
-        help='pipeline: the safety monitor overrides the model (default), or only reports',
+        help='pipeline, teacher: the safety monitor overrides the model (default), or only '
+        'reports',
     )
     parser.add_argument(
         '--map-prior',

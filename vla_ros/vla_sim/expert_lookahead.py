@@ -5,6 +5,11 @@ the expert's own. From any state, a deep copy of the world and of the expert (to
 expert drives the copy's ego) is rolled forward with the expert in control; the ego's poses at
 the plan's step times, in base_link now, are the label. The copy is independent of the episode:
 the world's scripted events are objects that move to the copy with their vehicles.
+
+Given another instruction, a fresh expert for it drives the copy instead, from the ego's current
+command (so its rate limits start where the car is): the counterfactual label "had you been told
+this now", which teaches the model that the same scene asks for different plans under
+different words.
 """
 
 import copy
@@ -13,15 +18,26 @@ import numpy as np
 
 from vla_model.config import ModelConfig
 from vla_model.driving_labels import in_frame_of
+from vla_sim.expert import Expert
+from vla_sim.instructions import InstructionSample
 from vla_sim.simulation import SimulationCore
 
 
-def expert_lookahead(core: SimulationCore, config: ModelConfig) -> np.ndarray:
-    """Return the (horizon_steps, 3) poses the expert would reach from `core`'s current state.
+def expert_rollout(
+    core: SimulationCore,
+    config: ModelConfig,
+    instruction: InstructionSample | None = None,
+    lane_change_done: bool = False,
+) -> tuple[np.ndarray, int]:
+    """Return the expert's (horizon_steps, 3) poses from `core`'s state, and its rationale now.
 
-    x, y (m) and heading (rad) in base_link at the current stamp, every `config.step_s` up to
-    the model's horizon. The episode itself is not advanced. Raises ValueError when the plan
-    step is not a whole number of simulator steps.
+    Poses are x, y (m) and heading (rad) in base_link at the current stamp, every
+    `config.step_s` up to the model's horizon; the rationale is the class of the expert's first
+    decision. `instruction`: a fresh expert follows this one instead of the episode's expert (it
+    keeps the episode's home lane, so it knows a junction it is in); `lane_change_done`: that
+    expert's instructed lane change has already been made (by whoever drove). The episode
+    itself is not advanced. Raises ValueError when the plan step is not a whole number
+    of simulator steps.
     """
     steps_per_point = config.step_s / core.config.step_s
     if abs(steps_per_point - round(steps_per_point)) > 1e-9:
@@ -29,12 +45,28 @@ def expert_lookahead(core: SimulationCore, config: ModelConfig) -> np.ndarray:
             f'plan step {config.step_s} s is not a multiple of the simulator step '
             f'{core.config.step_s} s'
         )
-    world, expert = copy.deepcopy((core.world, core.expert))
+    if instruction is None:
+        world, expert = copy.deepcopy((core.world, core.expert))
+    else:
+        world = copy.deepcopy(core.world)
+        world.ego.route = list(world.navigation_route) or None
+        expert = Expert(world, instruction, period_s=core.config.step_s)
+        expert.last_command = world.ego.command
+        expert.home_lane = core.expert.home_lane
+        expert.lane_change_done = lane_change_done
     now = world.ego_state().pose
-    poses = []
+    poses, rationale = [], None
     for _ in range(config.horizon_steps):
         for _ in range(round(steps_per_point)):
-            world.step(expert.step().command, core.config.step_s)
+            decision = expert.step()
+            rationale = decision.rationale if rationale is None else rationale
+            world.step(decision.command, core.config.step_s)
         pose = world.ego_state().pose
         poses.append((pose.x, pose.y, pose.yaw))
-    return in_frame_of(np.array([now.x, now.y, now.yaw]), np.array(poses)).astype(np.float32)
+    label = in_frame_of(np.array([now.x, now.y, now.yaw]), np.array(poses)).astype(np.float32)
+    return label, rationale
+
+
+def expert_lookahead(core: SimulationCore, config: ModelConfig) -> np.ndarray:
+    """Return the (horizon_steps, 3) poses the episode's expert would reach from `core`'s state."""
+    return expert_rollout(core, config)[0]

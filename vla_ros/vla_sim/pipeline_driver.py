@@ -30,7 +30,6 @@ from nav_msgs.msg import Odometry
 from sensor_msgs.msg import Image
 from vla_msgs.msg import (
     Instruction,
-    ObstacleArray,
     SensorFrame,
     SensorStatus,
     Trajectory,
@@ -50,46 +49,29 @@ from vla_perception.sensor_sync_node import (
     sensor_status_message,
     sync_config,
 )
-from vla_planning import safety_monitor_node, trajectory_output_node, vla_inference_node
+from vla_planning import vla_inference_node
 from vla_planning.backends import Backend, select_backend
 from vla_planning.inference_core import InferenceCore, InvalidModelOutputError
 from vla_planning.map_prior import MapPriorBuffer
-from vla_planning.safety_monitor import MonitorOutput, Origin, SafetyMonitor
-from vla_planning.safety_monitor_node import (
-    MonitorFeed,
-    failing_reasons,
-    monitor_config,
-    monitor_trajectory_message,
-)
-from vla_planning.tracking_controller import Command, TrackingController
-from vla_planning.trajectory_messages import trajectory_arrays
-from vla_planning.trajectory_output_node import (
-    control_command_message,
-    control_step,
-    controller_config,
-    ego_pose,
-    stamped_path,
-)
+from vla_planning.safety_monitor import MonitorOutput
+from vla_planning.tracking_controller import Command
 from vla_planning.vla_inference_node import model_id, plan_message, planning_input
 from vla_ros.parameters import parameter_defaults
-from vla_ros.stamps import to_time
 from vla_sim.evaluation import DriverOutput
+from vla_sim.safety_loop import SafetyLoop, path_in_world, shown_rationale
 from vla_sim.sim_messages import (
     camera_info_message,
-    command_from_message,
     grid_messages,
     image_message,
     instruction_message,
     obstacles_message,
     odometry_message,
 )
-from vla_sim.simulation import NS_PER_S, SimFrame, SimulationCore
+from vla_sim.simulation import SimFrame, SimulationCore
 
 LOG = logging.getLogger(__name__)
 STAGES = ('sync', 'inference', 'safety', 'control')
 """The stages whose wall time `PipelineDriver.stage_ms` reports, in pipeline order."""
-FOLLOWS_MODEL = (Origin.MODEL, Origin.MODEL_SPEED_CLAMPED)
-"""Trajectory origins that are the model's own plan: its rationale stands."""
 
 
 @dataclass(frozen=True)
@@ -142,11 +124,6 @@ def cached_onnx(model: VlaNet, cache_dir: Path) -> Path:
 def shared_instruction_encoder() -> InstructionEncoder:
     """One encoder per process: loading it takes seconds, and episodes follow one another."""
     return InstructionEncoder()
-
-
-def refused(kind: str, reason: str) -> None:
-    """Log a message the safety monitor refused, as its node does."""
-    LOG.error('%s message refused: %s', kind, reason)
 
 
 class PipelineDriver:
@@ -234,12 +211,7 @@ class PipelineDriver:
         self._map_grid = core.bev_grid
         self._rationale = ''
         self._neural_map: dict[str, np.ndarray] | None = None
-        monitor = {**parameter_defaults(safety_monitor_node.PARAMETERS), 'enforce': self.enforce}
-        self._monitor = SafetyMonitor(monitor_config(monitor))
-        self._monitor_feed = MonitorFeed(self._monitor, monitor['max_plan_points'], refused)
-        self._controller = TrackingController(
-            controller_config(parameter_defaults(trajectory_output_node.PARAMETERS))
-        )
+        self._safety = SafetyLoop(self.enforce)
         self.last = None
         self.invalid_outputs = 0
 
@@ -272,17 +244,9 @@ class PipelineDriver:
             self._map_priors.add(layer, message)
         plan = None if sensor_frame is None else self._plan(sensor_frame, start)
         planned = time.perf_counter()
-        output, trajectory = self._judge(odometry, obstacles, status, plan, stamp)
+        output, trajectory = self._safety.judge(odometry, obstacles, status, plan, stamp)
         judged = time.perf_counter()
-        command = control_step(
-            self._controller,
-            stamp / NS_PER_S,
-            trajectory,
-            stamped_path(trajectory),
-            ego_pose(odometry),
-            odometry.header.frame_id,
-        )
-        vehicle_command = command_from_message(control_command_message(command, to_time(stamp)))
+        command, vehicle_command = self._safety.control(trajectory, odometry, stamp)
         done = time.perf_counter()
 
         marks = (start, synced, planned, judged, done)
@@ -295,8 +259,8 @@ class PipelineDriver:
             self._rationale = plan.rationale
         return DriverOutput(
             vehicle_command,
-            self._rationale_of(output),
-            self._path_world(output, trajectory),
+            shown_rationale(output, self._rationale),
+            path_in_world(output, trajectory),
             output.state.name,
             tuple(check.rule for check in output.checks if check.verdict),
             self._neural_map,
@@ -335,36 +299,3 @@ class PipelineDriver:
             self.backend.name,
             (time.perf_counter() - start) * 1e3,
         )
-
-    def _judge(
-        self,
-        odometry: Odometry,
-        obstacles: ObstacleArray,
-        status: SensorStatus | None,
-        plan: VlaPlan | None,
-        stamp: int,
-    ) -> tuple[MonitorOutput, Trajectory]:
-        """Give the monitor this step's inputs, run one cycle at the frame stamp, publish it."""
-        feed = self._monitor_feed
-        feed.odometry(odometry)
-        feed.obstacles(obstacles)
-        if status is not None:
-            feed.sensor_status(status)
-        if plan is not None:
-            feed.plan(plan)
-        output = self._monitor.step(stamp)
-        return output, monitor_trajectory_message(output, to_time(stamp), feed.odometry_frame)
-
-    def _rationale_of(self, output: MonitorOutput) -> str:
-        """Return the model's rationale while its plan is followed, else why it is not."""
-        if output.origin in FOLLOWS_MODEL:
-            return self._rationale
-        return f'{output.origin.name.lower().replace("_", " ")}: {failing_reasons(output)}'
-
-    @staticmethod
-    def _path_world(output: MonitorOutput, trajectory: Trajectory) -> np.ndarray:
-        """Return the published trajectory's positions in odom (the world frame), or none."""
-        if not output.in_odom:
-            return np.zeros((0, 2))
-        _, poses, _ = trajectory_arrays(trajectory)
-        return poses[:, :2]

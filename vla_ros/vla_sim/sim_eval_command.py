@@ -12,9 +12,10 @@ def add_sim_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `vla sim eval`'s arguments."""
     parser.add_argument(
         '--driver',
-        choices=('expert', 'pipeline'),
+        choices=('expert', 'pipeline', 'teacher'),
         default='expert',
-        help='the privileged expert, or the pipeline cores (sync, model, monitor, controller)',
+        help='the privileged expert, the pipeline cores (sync, model, monitor, controller), or '
+        'the privileged BEV teacher (--weights) through the same monitor and controller',
     )
     add_pipeline_arguments(parser)
     parser.add_argument(
@@ -64,6 +65,20 @@ def run_sim_eval(args: argparse.Namespace, prog: str = 'vla sim eval') -> int:
         try:
             driver = pipeline_driver(args, rig)
         except FileNotFoundError as error:
+            print(f'{prog}: {error}', file=sys.stderr)
+            return 1
+    elif args.driver == 'teacher':
+        from vla_model.artifacts import ArtifactError
+        from vla_sim.teacher_driver import TeacherDriver
+
+        if args.weights is None:
+            print(
+                f'{prog}: --driver teacher needs --weights (teacher.safetensors)', file=sys.stderr
+            )
+            return 1
+        try:
+            driver = TeacherDriver(args.weights, args.sha256, enforce=args.monitor == 'enforce')
+        except ArtifactError as error:
             print(f'{prog}: {error}', file=sys.stderr)
             return 1
     else:

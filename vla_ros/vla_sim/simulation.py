@@ -92,12 +92,16 @@ class SimulationCore:
         config: SimConfig | None = None,
         split: Split = Split.TRAIN,
         bev_grid: BevGrid | None = None,
+        instruction: InstructionSample | None = None,
     ) -> None:
+        """Build the seeded episode; `instruction` replaces the one the scenario would draw."""
         self.scenario = scenario
         self.seed = seed
         self.rig = rig
         self.config = config or SimConfig()
         self.episode = scenario.episode(seed, split)
+        if instruction is not None:
+            self.episode.instruction = instruction
         self.world = self.episode.world
         self.expert = Expert(self.world, self.episode.instruction, period_s=self.config.step_s)
         self.bev_grid = bev_grid or BevGrid.from_model(ModelConfig())

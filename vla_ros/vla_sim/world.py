@@ -218,6 +218,11 @@ class World:
         self.road: Road = self.env.road
         self.rng = np.random.default_rng(seed)
         self.ego = self._replace_ego(self.env.vehicle)
+        self.navigation_route: tuple[tuple[str, str, int | None], ...] = tuple(
+            self.ego.route or ()
+        )
+        """The route the world was built with (roundabout, intersection), before any driver
+        changes the ego's: where to go is the map's to say, not the instruction's."""
         self.env.controlled_vehicles = [self.ego]
         self.env.vehicle = self.ego
         self.time_s = 0.0

@@ -1,0 +1,296 @@
+"""The privileged teacher: its raster, its data (own and counterfactual labels), training."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vla_model.artifacts import ArtifactError, load_teacher, save_teacher
+from vla_model.checkpoint import latest_checkpoint
+from vla_model.config import PRIVILEGED_CHANNELS, VELOCITY_SCALE_MPS
+from vla_model.instruction_features import speed_slot, spoken_speed_mps
+from vla_model.privileged_dataset import (
+    SOURCES,
+    DatasetError,
+    DatasetSettings,
+    decode_rasters,
+    encode_rasters,
+    load_samples,
+    prepare_dataset,
+)
+from vla_model.teacher_network import PrivilegedTeacher, TeacherConfig
+from vla_model.teacher_training import TeacherTrainConfig, train_teacher
+from vla_sim.expert_lookahead import expert_rollout
+from vla_sim.instructions import ALL_PARAPHRASES, Intent, Split
+from vla_sim.scenarios import get_scenario
+from vla_sim.simulation import SimConfig, SimulationCore
+from vla_sim.teacher_data import (
+    EpisodeTask,
+    RecordSettings,
+    instruction_for,
+    record_dataset,
+    record_episode,
+    teacher_raster,
+)
+from vla_sim.teacher_driver import TeacherDriver
+
+CHANNEL = {name: index for index, name in enumerate(PRIVILEGED_CHANNELS)}
+SMALL = RecordSettings(keep_every=10, counterfactual_every=50, counterfactuals=2)
+
+
+def core_of(scenario: str, rig, seed: int = 0, **kwargs) -> SimulationCore:
+    return SimulationCore(get_scenario(scenario), seed, rig, SimConfig(render=False), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ('text', 'mps'),
+    [
+        ('Set your speed to 60 km/h.', 60 / 3.6),
+        ('make it 55', 55 / 3.6),  # a bare number is km/h
+        ('Please drive 70 kilometres an hour.', 70 / 3.6),
+        ('could you hold 45 kph for me', 45 / 3.6),
+        ('go 40 mph', 40 * 0.44704),
+        ('cruise at 12.5 m/s', 12.5),
+        ('Keep your lane.', None),
+        ('Take the next exit.', None),
+        ('go 900', None),  # not a speed a car is asked to hold
+    ],
+)
+def test_a_spoken_speed_is_read_in_any_wording(text, mps):
+    found = spoken_speed_mps(text)
+    assert found == pytest.approx(mps) if mps is not None else found is None
+    slot = speed_slot(text)
+    assert slot[0] == (mps is not None)
+
+
+def test_every_set_speed_paraphrase_carries_its_speed():
+    for paraphrase in ALL_PARAPHRASES:
+        kmh = 65 if paraphrase.intent is Intent.SET_SPEED else None
+        found = spoken_speed_mps(paraphrase.render(kmh))
+        assert found == (pytest.approx(65 / 3.6) if kmh else None), paraphrase.template
+
+
+def test_the_raster_draws_vehicles_with_their_velocity_where_they_are(rig):
+    core = core_of('highway', rig)
+    frame = core.frame
+    raster = teacher_raster(core, frame)
+    assert raster.shape == (len(PRIVILEGED_CHANNELS), *core.bev_grid.shape)
+    ego = frame.scene.ego
+    grid = core.bev_grid
+    checked = 0
+    for actor in frame.scene.actors:
+        c, s = np.cos(ego.yaw), np.sin(ego.yaw)
+        dx, dy = actor.pose.x - ego.x, actor.pose.y - ego.y
+        x, y = c * dx + s * dy, -s * dx + c * dy
+        row = int((x - grid.x_range[0]) / grid.cell_m)
+        col = int((y - grid.y_range[0]) / grid.cell_m)
+        if not (2 <= row < grid.shape[0] - 2 and 2 <= col < grid.shape[1] - 2):
+            continue
+        assert raster[CHANNEL['vehicle'], row, col] == 1.0
+        relative = actor.pose.yaw - ego.yaw
+        expected = actor.speed_mps * np.array([np.cos(relative), np.sin(relative)])
+        found = raster[[CHANNEL['vehicle_vx'], CHANNEL['vehicle_vy']], row, col]
+        np.testing.assert_allclose(found * VELOCITY_SCALE_MPS, expected, atol=1e-3)
+        checked += 1
+    assert checked >= 1
+    # No vehicle, no velocity; the ego's own cell is road, not a vehicle.
+    vehicle = raster[CHANNEL['vehicle']] > 0
+    assert not raster[CHANNEL['vehicle_vx']][~vehicle].any()
+    ego_row, ego_col = int(-grid.x_range[0] / grid.cell_m), int(-grid.y_range[0] / grid.cell_m)
+    assert raster[CHANNEL['drivable'], ego_row, ego_col] == 1.0
+
+
+def test_the_route_is_drawn_where_the_map_has_one_and_does_not_follow_the_instruction(rig):
+    roundabout = teacher_raster(*(lambda c: (c, c.frame))(core_of('roundabout', rig)))
+    assert roundabout[CHANNEL['route']].sum() > 10
+    highway = teacher_raster(*(lambda c: (c, c.frame))(core_of('highway', rig)))
+    assert highway[CHANNEL['route']].sum() == 0
+    rasters = []
+    for intent in (Intent.TAKE_EXIT, Intent.KEEP_LANE):
+        core = core_of('exit', rig, instruction=instruction_for(intent, None, 0))
+        while core.frame.ego.pose.x < 480.0:  # the ramp leaves at x = 500 m
+            core.step(core.expert_decision().command)
+        rasters.append(teacher_raster(core, core.frame))
+    # The exit is a fact of the map, seen under either instruction; the route is not the intent.
+    for raster in rasters:
+        assert raster[CHANNEL['route']].sum() == 0
+        assert raster[CHANNEL['exit_lane']].sum() > 20
+
+
+def test_rasters_survive_the_packed_storage():
+    rng = np.random.default_rng(0)
+    rasters = (rng.random((3, len(PRIVILEGED_CHANNELS), 64, 48)) > 0.7).astype(np.float32)
+    for name in ('vehicle_vx', 'vehicle_vy'):
+        rasters[:, CHANNEL[name]] = rng.uniform(-3, 3, (3, 64, 48)).astype(np.float32)
+    packed = encode_rasters(rasters, PRIVILEGED_CHANNELS)
+    assert sum(a.nbytes for a in packed.values()) < rasters.nbytes / 10
+    restored = decode_rasters(packed['masks'], packed['velocity'], PRIVILEGED_CHANNELS)
+    np.testing.assert_allclose(restored, rasters, atol=0.025 / 2 + 1e-6)  # half a 0.25 m/s step
+
+
+def test_the_same_state_under_other_words_has_other_answers(rig):
+    core = core_of('highway', rig, instruction=instruction_for(Intent.KEEP_LANE, None, 0))
+    for _ in range(10):
+        core.step(core.expert_decision().command)
+    plan = TeacherConfig().plan
+    before = core.world.ego_state()
+    labels = {
+        intent: expert_rollout(core, plan, instruction_for(intent, speed, 1))[0]
+        for intent, speed in (
+            (Intent.KEEP_LANE, None),
+            (Intent.CHANGE_LANE_LEFT, None),
+            (Intent.CHANGE_LANE_RIGHT, None),
+            (Intent.SET_SPEED, 30 / 3.6),
+        )
+    }
+    assert core.world.ego_state() == before  # the episode is untouched
+    assert abs(labels[Intent.KEEP_LANE][-1, 1]) < 0.5
+    assert labels[Intent.CHANGE_LANE_LEFT][-1, 1] > 3.0  # a lane to the left (+y)
+    assert labels[Intent.CHANGE_LANE_RIGHT][-1, 1] < -3.0
+    assert labels[Intent.SET_SPEED][-1, 0] < labels[Intent.KEEP_LANE][-1, 0] - 10.0
+    # A lane change already made is not made again.
+    done = expert_rollout(core, plan, instruction_for(Intent.CHANGE_LANE_LEFT, None, 1), True)
+    assert abs(done[0][-1, 1]) < 0.5
+
+
+@pytest.fixture(scope='module')
+def tiny_dataset(tmp_path_factory) -> Path:
+    """Two short recorded episodes: expert labels and counterfactuals."""
+    out_dir = tmp_path_factory.mktemp('teacher-data')
+    counts = record_dataset(out_dir, 2, 100_000, workers=1, settings=SMALL, progress=False)
+    assert counts['recorded'] == 2
+    return out_dir
+
+
+def test_a_recorded_episode_keeps_expert_and_counterfactual_labels(tiny_dataset, rig):
+    samples = load_samples([tiny_dataset], DatasetSettings.of(TeacherConfig()))
+    sources = {SOURCES[i] for i in samples.source.tolist()}
+    assert sources == {'expert', 'counterfactual'}
+    assert len(samples) > 20
+    assert samples.ego_state.shape[1] == 4
+    assert set(samples.intents) <= {intent.value for intent in Intent}
+    # Training wording only: no validation or test paraphrase reaches the data.
+    held_out = {p.template for p in ALL_PARAPHRASES if p.split is not Split.TRAIN}
+    assert not any(text in held_out for text in samples.texts)
+    # The expert's own label is where it then drove: forward, at the plan's steps.
+    expert = samples.source == SOURCES.index('expert')
+    assert np.all(np.diff(samples.trajectory[expert][:, :, 0], axis=1) >= -1e-3)
+
+
+def test_recording_resumes_and_refuses_another_grid(tiny_dataset, tmp_path):
+    before = sorted(p.stat().st_mtime_ns for p in tiny_dataset.glob('*.npz'))
+    again = record_dataset(tiny_dataset, 2, 100_000, workers=1, settings=SMALL, progress=False)
+    assert again['recorded'] == 0
+    assert sorted(p.stat().st_mtime_ns for p in tiny_dataset.glob('*.npz')) == before
+    other = replace(DatasetSettings.of(TeacherConfig()), bev_cell_m=0.5)
+    with pytest.raises(DatasetError, match='bev_cell_m'):
+        prepare_dataset(tiny_dataset, other)
+    with pytest.raises(DatasetError, match='not a teacher data set'):
+        load_samples([tmp_path], DatasetSettings.of(TeacherConfig()))
+
+
+def run_file(tmp_path: Path, data: Path, **overrides) -> TeacherTrainConfig:
+    values = {
+        'data': [str(data)],
+        'out_dir': str(tmp_path / 'run'),
+        'steps': 4,
+        'batch_size': 8,
+        'warmup_steps': 1,
+        'checkpoint_every': 2,
+        'log_every': 1,
+        **overrides,
+    }
+    return TeacherTrainConfig.from_dict(values, tmp_path)
+
+
+def test_training_fits_and_a_stopped_run_resumes_exactly(tiny_dataset, tmp_path):
+    straight = train_teacher(run_file(tmp_path / 'a', tiny_dataset), progress=False)
+    partial = run_file(tmp_path / 'b', tiny_dataset)
+    train_teacher(partial, progress=False, stop_after=2)
+    assert latest_checkpoint(Path(partial.out_dir) / 'checkpoints').name.endswith(
+        '0000002.safetensors'
+    )
+    resumed = train_teacher(partial, progress=False)
+    assert resumed.sha256 == straight.sha256 and resumed.sha256
+    rows = (Path(partial.out_dir) / 'metrics.jsonl').read_text().splitlines()
+    assert [json.loads(row)['step'] for row in rows] == [1, 2, 3, 4]
+    assert (Path(partial.out_dir) / 'training.png').is_file()
+    loaded, _ = load_teacher(straight.weights, straight.sha256)
+    assert loaded.config == TeacherConfig()
+
+
+def test_a_run_file_with_unknown_keys_or_another_teacher_is_refused(tiny_dataset, tmp_path):
+    with pytest.raises(ValueError, match='unknown key'):
+        TeacherTrainConfig.from_dict({'data': ['x'], 'out_dir': 'o', 'stepz': 3}, tmp_path)
+    other = PrivilegedTeacher(TeacherConfig(widths=(16, 32, 64)))
+    save_teacher(other, tmp_path / 'other.safetensors')
+    config = run_file(tmp_path, tiny_dataset, init_weights=str(tmp_path / 'other.safetensors'))
+    with pytest.raises(ArtifactError, match='another configuration'):
+        train_teacher(config, progress=False)
+
+
+def test_the_teacher_drives_through_the_monitor_and_controller(rig):
+    torch.manual_seed(0)
+    driver = TeacherDriver(model=PrivilegedTeacher(TeacherConfig()))
+    core = core_of('highway', rig)
+    driver.reset(core)
+    states = set()
+    for _ in range(15):
+        output = driver.drive(core, core.frame)
+        states.add(output.safety_state)
+        core.step(output.command)
+    # An untrained teacher's plans reach the monitor and are judged by its rules.
+    assert states and all(states)
+    assert driver.plan_ms > 0.0
+
+
+def test_on_policy_recording_labels_the_teachers_states(tmp_path, rig):
+    torch.manual_seed(0)
+    driver = TeacherDriver(model=PrivilegedTeacher(TeacherConfig()))
+    prepare_dataset(tmp_path, DatasetSettings.of(TeacherConfig()))
+    task = EpisodeTask('highway', 7, Intent.KEEP_LANE, None)
+    written = record_episode(task, tmp_path, TeacherConfig(), SMALL, driver)
+    samples = load_samples([tmp_path], DatasetSettings.of(TeacherConfig()))
+    assert len(samples) == written > 0
+    assert SOURCES.index('on_policy') in samples.source.tolist()
+    assert SOURCES.index('expert') not in samples.source.tolist()
+
+
+def test_sim_eval_drives_the_teacher_and_refuses_a_missing_one(tmp_path):
+    weights = tmp_path / 'teacher.safetensors'
+    torch.manual_seed(0)
+    save_teacher(PrivilegedTeacher(TeacherConfig()), weights)
+    command = [sys.executable, '-m', 'vla_ros.cli', 'sim', 'eval', '--driver', 'teacher']
+    result = subprocess.run(
+        [
+            *command,
+            '--weights',
+            str(weights),
+            '--scenarios',
+            'highway',
+            '--episodes',
+            '1',
+            '--json',
+            str(tmp_path / 'eval.json'),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / 'eval.json').read_text())['driver'] == 'teacher'
+    missing = subprocess.run(
+        [*command, '--weights', str(tmp_path / 'none.safetensors')],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert missing.returncode == 1
+    assert 'none.safetensors does not exist' in missing.stderr

@@ -1,0 +1,329 @@
+"""`vla teacher train CONFIG`: fit the privileged teacher to recorded expert plans.
+
+The data (vla_model.privileged_dataset) stays in memory, packed; a batch is unpacked per step.
+A step is a pure function of (weights, optimizer state, step number, seed): the samples and the
+learning rate of step s are computed from s (the student's `StepBatches` and schedule), so a run
+resumed from its last checkpoint continues exactly. The losses are the student's plan losses
+(winner-takes-all over the refined anchors, the winner's kinematics, the score cross-entropy)
+and the rationale cross-entropy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import Tensor
+
+from vla_model.artifacts import ArtifactError, load_teacher, save_teacher
+from vla_model.checkpoint import (
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from vla_model.losses import planning_loss, rationale_loss
+from vla_model.privileged_dataset import (
+    SOURCES,
+    DatasetError,
+    DatasetSettings,
+    Samples,
+    decode_rasters,
+    instruction_table,
+    load_samples,
+)
+from vla_model.teacher_network import PrivilegedTeacher, TeacherConfig
+from vla_model.training import (
+    Distributed,
+    StepBatches,
+    forget_metrics_after,
+    learning_rate,
+    plot_metrics,
+    setup_distributed,
+    write_metrics,
+)
+
+TEACHER_WEIGHTS = 'teacher.safetensors'
+
+
+@dataclass(frozen=True)
+class TeacherLossWeights:
+    """Weights of the teacher's loss terms."""
+
+    trajectory: float = 1.0
+    kinematics: float = 0.5
+    score: float = 1.0
+    rationale: float = 0.2
+
+
+@dataclass(frozen=True)
+class TeacherTrainConfig:
+    """A teacher training run, as read from its YAML file (paths relative to that file)."""
+
+    data: tuple[str, ...]  # data set folders (vla teacher record / dagger)
+    out_dir: str
+    init_weights: str = ''  # start from these teacher weights (a DAgger round)
+    steps: int = 3000
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    seed: int = 0
+    checkpoint_every: int = 250
+    log_every: int = 25
+    loss_weights: TeacherLossWeights = field(default_factory=TeacherLossWeights)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.data:
+            problems.append('data must name at least one data set folder')
+        for name in ('steps', 'batch_size', 'checkpoint_every', 'log_every'):
+            if getattr(self, name) < 1:
+                problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
+        if self.warmup_steps < 0:
+            problems.append('warmup_steps must be >= 0')
+        if not self.learning_rate > 0 or not self.weight_decay >= 0:
+            problems.append('learning_rate must be > 0 and weight_decay >= 0')
+        if problems:
+            raise ValueError('; '.join(problems))
+
+    @classmethod
+    def from_file(cls, path: Path) -> TeacherTrainConfig:
+        """Read a YAML run file; unknown keys and bad values are refused by name."""
+        if not path.is_file():
+            raise FileNotFoundError(f'teacher training configuration {path} does not exist')
+        data = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
+        try:
+            return cls.from_dict(data, path.parent)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f'teacher training configuration {path}: {error}') from None
+
+    @classmethod
+    def from_dict(cls, data: dict, base: Path) -> TeacherTrainConfig:
+        """Build from a parsed mapping; relative paths are taken from `base`."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f'unknown key(s) {", ".join(unknown)}; known: {", ".join(known)}')
+        values = dict(data)
+        weights = values.get('loss_weights', {})
+        unknown = sorted(set(weights) - {f.name for f in fields(TeacherLossWeights)})
+        if unknown:
+            raise ValueError(f'unknown loss weight(s) {", ".join(unknown)}')
+        values['loss_weights'] = TeacherLossWeights(**weights)
+        folders = values.get('data', ())
+        folders = [folders] if isinstance(folders, str) else folders
+        values['data'] = tuple(str(base / folder) for folder in folders)
+        for name in ('out_dir', 'init_weights'):
+            if values.get(name):
+                values[name] = str(base / values[name])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TeacherTrainResult:
+    """What a run produced."""
+
+    weights: Path
+    sha256: str
+    steps: int
+    samples: dict[str, int]  # per label source
+    wall_s: float
+    final_losses: dict[str, float]
+
+
+class TeacherBatches:
+    """Unpacks the batches of the in-memory samples, with each text's instruction input."""
+
+    def __init__(self, samples: Samples, instructions: np.ndarray, config: TeacherConfig):
+        self.samples = samples
+        self.instructions = torch.from_numpy(instructions)
+        self.config = config
+
+    def batch(self, indices: list[int]) -> dict[str, Tensor]:
+        """Return the tensors of the samples at `indices`."""
+        s, index = self.samples, np.asarray(indices)
+        rasters = decode_rasters(s.masks[index], s.velocity[index], self.config.channels)
+        return {
+            'raster': torch.from_numpy(rasters),
+            'ego_state': torch.from_numpy(s.ego_state[index]),
+            'instruction': self.instructions[torch.from_numpy(s.text_index[index]).long()],
+            'trajectory': torch.from_numpy(s.trajectory[index]),
+            'rationale': torch.from_numpy(s.rationale[index].astype(np.int64)),
+        }
+
+
+def teacher_losses(
+    model: torch.nn.Module,
+    batch: dict[str, Tensor],
+    weights: TeacherLossWeights,
+    step_s: float,
+) -> dict[str, Tensor]:
+    """Return the loss terms of one batch and their weighted total."""
+    trajectories, scores, rationale = model(
+        batch['raster'], batch['ego_state'], batch['instruction']
+    )
+    regression, kinematics, score = planning_loss(
+        trajectories, scores, batch['trajectory'], step_s
+    )
+    terms = {
+        'trajectory': regression,
+        'kinematics': kinematics,
+        'score': score,
+        'rationale': rationale_loss(rationale, batch['rationale']),
+    }
+    terms['total'] = sum(getattr(weights, name) * value for name, value in terms.items())
+    return terms
+
+
+def _initial_teacher(config: TeacherTrainConfig, teacher_config: TeacherConfig):
+    network = PrivilegedTeacher(teacher_config)
+    if config.init_weights:
+        initial, _ = load_teacher(Path(config.init_weights))
+        if initial.config != teacher_config:
+            raise ArtifactError(
+                f'{config.init_weights} is a teacher of another configuration; this run '
+                'trains the default TeacherConfig'
+            )
+        network.load_state_dict(initial.state_dict())
+    return network
+
+
+def train_teacher(
+    config: TeacherTrainConfig,
+    progress: bool = True,
+    stop_after: int | None = None,
+    teacher_config: TeacherConfig | None = None,
+) -> TeacherTrainResult:
+    """Run (or resume) a teacher training run; return where the final weights are.
+
+    `stop_after` ends the call after that many steps, leaving a checkpoint (an interrupted run,
+    in tests); the final weights are written only at `config.steps`. A checkpoint of another
+    teacher configuration is refused, never overwritten.
+    """
+    from tqdm import tqdm
+
+    from vla_model.instruction_encoder import InstructionEncoder
+
+    start_time = time.perf_counter()
+    dist = Distributed(0, 1, 0)
+    setup_distributed(dist)
+    teacher_config = teacher_config or TeacherConfig()
+    out_dir = Path(config.out_dir)
+    checkpoints = out_dir / 'checkpoints'
+    samples = load_samples([Path(p) for p in config.data], DatasetSettings.of(teacher_config))
+    encoder = InstructionEncoder(cache_size=len(samples.texts) + 1)
+    instructions = instruction_table(samples.texts, encoder.encode, teacher_config.plan.speed_slot)
+    data = TeacherBatches(samples, instructions, teacher_config)
+
+    torch.manual_seed(config.seed)
+    network = _initial_teacher(config, teacher_config).train()
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    first_step = 0
+    resume_from = latest_checkpoint(checkpoints)
+    metadata = {'train_config': json.dumps(asdict(config)), 'config': teacher_config.to_json()}
+    if resume_from is not None:
+        first_step, found = load_checkpoint(resume_from, network, optimizer)
+        if found.get('config') != metadata['config']:
+            raise ArtifactError(
+                f'checkpoint {resume_from} is of another teacher configuration: give this run '
+                'another out_dir'
+            )
+        print(f'resuming from {resume_from} (step {first_step})', file=sys.stderr)
+    last_step = config.steps if stop_after is None else min(config.steps, first_step + stop_after)
+    batches = StepBatches(
+        len(samples), config.batch_size, config.seed, dist, range(first_step, last_step)
+    )
+    metrics_path = out_dir / 'metrics.jsonl'
+    out_dir.mkdir(parents=True, exist_ok=True)
+    forget_metrics_after(metrics_path, first_step)
+    by_source = Counter(SOURCES[i] for i in samples.source.tolist())
+    print(
+        f'training {teacher_config.name} on {len(samples)} samples ({dict(by_source)}, '
+        f'{len(samples.texts)} instruction texts), steps {first_step}..{last_step} of '
+        f'{config.steps}',
+        file=sys.stderr,
+    )
+    bar = tqdm(total=last_step - first_step, desc='teacher', unit='step', disable=not progress)
+    terms: dict[str, Tensor] = {}
+    window_start, window_steps, window_losses = time.perf_counter(), 0, Counter()
+    for step, indices in zip(range(first_step, last_step), batches, strict=True):
+        rate = learning_rate(config.learning_rate, config.warmup_steps, config.steps, step)
+        for group in optimizer.param_groups:
+            group['lr'] = rate
+        terms = teacher_losses(
+            network, data.batch(indices), config.loss_weights, teacher_config.plan.step_s
+        )
+        optimizer.zero_grad(set_to_none=True)
+        terms['total'].backward()
+        gradient_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), 5.0)
+        optimizer.step()
+        window_losses.update({name: value.item() for name, value in terms.items()})
+        window_steps += 1
+        done = step + 1
+        bar.update()
+        if done % config.log_every == 0 or done == last_step:
+            elapsed = time.perf_counter() - window_start
+            row = {
+                'step': done,
+                'learning_rate': rate,
+                'gradient_norm': float(gradient_norm),
+                'samples_per_s': window_steps * config.batch_size / max(elapsed, 1e-9),
+                **{f'loss_{name}': total / window_steps for name, total in window_losses.items()},
+            }
+            write_metrics(metrics_path, row)
+            bar.set_postfix(loss=f'{row["loss_total"]:.3f}')
+            window_start, window_steps, window_losses = time.perf_counter(), 0, Counter()
+        if done % config.checkpoint_every == 0 or done == last_step:
+            save_checkpoint(checkpoint_path(checkpoints, done), network, optimizer, done, metadata)
+    bar.close()
+    weights = out_dir / TEACHER_WEIGHTS
+    sha = ''
+    if last_step == config.steps:
+        sha = save_teacher(network.eval(), weights)
+        plot_metrics(metrics_path, out_dir / 'training.png')
+    return TeacherTrainResult(
+        weights=weights,
+        sha256=sha,
+        steps=last_step,
+        samples=dict(by_source),
+        wall_s=time.perf_counter() - start_time,
+        final_losses={name: value.item() for name, value in terms.items()},
+    )
+
+
+def add_teacher_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `vla teacher train`'s arguments."""
+    parser.add_argument(
+        'config', type=Path, help='teacher run file (YAML), see config/train_teacher.yaml'
+    )
+    parser.add_argument('--steps', type=int, help="override the run file's steps")
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def run_teacher_train(args: argparse.Namespace) -> int:
+    """Run `vla teacher train`; a bad run file or data set is one line on stderr, exit 1."""
+    try:
+        config = TeacherTrainConfig.from_file(args.config)
+        if args.steps is not None:
+            config = replace(config, steps=args.steps)
+        result = train_teacher(config, progress=not args.no_progress)
+    except (FileNotFoundError, ValueError, DatasetError, ArtifactError) as error:
+        print(f'vla teacher train: {error}', file=sys.stderr)
+        return 1
+    if result.sha256:
+        print(
+            f'trained {result.steps} steps on {sum(result.samples.values())} samples in '
+            f'{result.wall_s:.0f} s: {result.weights} (sha256 {result.sha256})'
+        )
+    return 0

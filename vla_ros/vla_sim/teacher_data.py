@@ -1,0 +1,408 @@
+"""`vla teacher record`: the privileged teacher's data, from the expert driving without cameras.
+
+With rendering off the simulator and the expert run at 150-300 steps a second, so data comes at
+a scale pixels never allowed. Every episode is a scenario, a seed and an instruction drawn from
+the scenario family's intents (wider than the scenarios' own, so the same road is seen under
+many requests) in training wording. Every `keep_every`-th state is kept with:
+- the expert's own next 3 s as the label (it is the driver: its future is the answer), and
+- every `counterfactual_every`-th state, the expert's plan from that state under
+  `counterfactuals` other instructions (vla_sim.expert_lookahead.expert_rollout), so that the
+  same scene with other words has other answers and grounding is learned from the contrast.
+Episodes are independent tasks over a process pool, each written as one shard named by its
+scenario, intent and seed; a shard already there is skipped, so a stopped run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import random
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vla_model.config import MAX_INSTRUCTION_AGE_S, ModelConfig
+from vla_model.driving_labels import in_frame_of
+from vla_model.privileged_dataset import (
+    SOURCES,
+    DatasetSettings,
+    prepare_dataset,
+    write_shard,
+)
+from vla_model.teacher_network import TeacherConfig
+from vla_perception.rig import RigConfig, default_rig_path
+from vla_sim.bev_ground_truth import BevGrid
+from vla_sim.expert_lookahead import expert_rollout
+from vla_sim.instructions import InstructionGenerator, InstructionSample, Intent, Split
+from vla_sim.privileged_bev import privileged_raster
+from vla_sim.scenarios import get_scenario
+from vla_sim.simulation import SimConfig, SimFrame, SimulationCore
+
+if TYPE_CHECKING:
+    from vla_sim.teacher_driver import TeacherDriver
+
+_HIGHWAY_INTENTS = (
+    Intent.KEEP_LANE,
+    Intent.CHANGE_LANE_LEFT,
+    Intent.CHANGE_LANE_RIGHT,
+    Intent.SET_SPEED,
+    Intent.FOLLOW_LEAD,
+    Intent.PULL_OVER,
+    Intent.STOP_BEHIND_LEAD,
+)
+_EVENT_INTENTS = (
+    Intent.KEEP_LANE,
+    Intent.CHANGE_LANE_LEFT,
+    Intent.CHANGE_LANE_RIGHT,
+    Intent.SET_SPEED,
+    Intent.FOLLOW_LEAD,
+)
+FAMILIES: dict[str, tuple[float, tuple[Intent, ...]]] = {
+    'highway': (3.0, _HIGHWAY_INTENTS),
+    'dense_traffic': (1.0, _HIGHWAY_INTENTS),
+    'exit': (2.0, (Intent.TAKE_EXIT, Intent.KEEP_LANE, Intent.CHANGE_LANE_LEFT, Intent.SET_SPEED)),
+    'merge': (1.0, (Intent.KEEP_LANE, Intent.SET_SPEED, Intent.FOLLOW_LEAD)),
+    'roundabout': (1.5, (Intent.KEEP_LANE, Intent.FOLLOW_LEAD)),
+    'intersection': (1.5, (Intent.KEEP_LANE, Intent.FOLLOW_LEAD)),
+    'pull_over': (1.0, (Intent.PULL_OVER,)),
+    'stop_behind_lead': (1.0, (Intent.STOP_BEHIND_LEAD, Intent.KEEP_LANE)),
+    'cut_in': (0.5, _EVENT_INTENTS),
+    'hard_braking_lead': (0.5, _EVENT_INTENTS),
+    'stalled_vehicle': (0.5, _EVENT_INTENTS),
+    'slow_truck': (0.5, _EVENT_INTENTS),
+    'debris': (0.5, _EVENT_INTENTS),
+    'crossing_pedestrian': (0.5, _EVENT_INTENTS),
+}
+"""Scenario -> (sampling weight, intents its episodes are recorded under)."""
+SPOKEN_SPEEDS_KMH = tuple(range(30, 105, 5))
+"""SET_SPEED targets of the training data: wider than any scenario's, in the 5 km/h steps
+people say."""
+LANE_CHANGES = (Intent.CHANGE_LANE_LEFT, Intent.CHANGE_LANE_RIGHT)
+
+
+@dataclass(frozen=True)
+class EpisodeTask:
+    """One episode to record."""
+
+    scenario: str
+    seed: int
+    intent: Intent
+    target_speed_mps: float | None
+
+    @property
+    def shard_name(self) -> str:
+        """The shard's file name: what and which seed, so a rerun finds it done."""
+        speed = '' if self.target_speed_mps is None else f'-{round(self.target_speed_mps * 3.6)}'
+        return f'{self.scenario}-{self.intent.value}{speed}-{self.seed:06d}.npz'
+
+
+@dataclass(frozen=True)
+class RecordSettings:
+    """How states are sampled and labelled."""
+
+    keep_every: int = 2  # keep every n-th simulator step (0.2 s at the 10 Hz simulator)
+    counterfactual_every: int = 10  # label every n-th step under other instructions too
+    counterfactuals: int = 2  # other instructions per such state
+
+
+def draw_target_speed(intent: Intent, rng: random.Random) -> float | None:
+    """Return a spoken SET_SPEED target (m/s) for SET_SPEED, None for other intents."""
+    if intent is not Intent.SET_SPEED:
+        return None
+    return rng.choice(SPOKEN_SPEEDS_KMH) / 3.6
+
+
+def episode_tasks(count: int, seed_start: int) -> list[EpisodeTask]:
+    """Return `count` episodes, each seed's scenario and intent drawn from the seed alone."""
+    names = list(FAMILIES)
+    weights = [FAMILIES[name][0] for name in names]
+    tasks = []
+    for seed in range(seed_start, seed_start + count):
+        rng = random.Random(f'teacher-data/{seed}')
+        scenario = rng.choices(names, weights)[0]
+        intent = rng.choice(FAMILIES[scenario][1])
+        tasks.append(EpisodeTask(scenario, seed, intent, draw_target_speed(intent, rng)))
+    return tasks
+
+
+def instruction_for(
+    intent: Intent, target_speed_mps: float | None, seed: int, split: Split = Split.TRAIN
+) -> InstructionSample:
+    """Return an instruction of `intent` in `split` wording, drawn from `seed`."""
+    return InstructionGenerator(split, seed).sample(intent, target_speed_mps)
+
+
+def ego_state(frame: SimFrame, instruction_age_s: float, config: ModelConfig) -> np.ndarray:
+    """Return the teacher's ego-state input (EGO_STATE_FIELDS) from the simulator's truth."""
+    ego = frame.ego
+    state = (
+        ego.speed_mps,
+        ego.yaw_rate_rps,
+        ego.acceleration_mps2,
+        min(instruction_age_s, MAX_INSTRUCTION_AGE_S),
+    )
+    return np.asarray(state[: config.ego_state_dim], np.float32)
+
+
+def teacher_raster(core: SimulationCore, frame: SimFrame) -> np.ndarray:
+    """Return the privileged raster of `frame` in `core`'s episode."""
+    return privileged_raster(
+        frame.scene, core.bev_grid, frame.bev, frame.map_prior, core.world.navigation_route
+    )
+
+
+class SampleBuffer:
+    """Samples collected for one shard."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list] = {
+            key: []
+            for key in ('raster', 'ego_state', 'text_index', 'trajectory', 'rationale', 'source')
+        }
+        self.texts: list[str] = []
+        self.intents: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.columns['source'])
+
+    def add(
+        self,
+        raster: np.ndarray,
+        state: np.ndarray,
+        instruction: InstructionSample,
+        trajectory: np.ndarray,
+        rationale: int,
+        source: str,
+    ) -> None:
+        """Keep one labelled sample."""
+        key = (instruction.text, instruction.intent.value)
+        pairs = list(zip(self.texts, self.intents, strict=True))
+        if key not in pairs:
+            self.texts.append(instruction.text)
+            self.intents.append(instruction.intent.value)
+            pairs.append(key)
+        values = (raster, state, pairs.index(key), trajectory, rationale, SOURCES.index(source))
+        for column, value in zip(self.columns.values(), values, strict=True):
+            column.append(value)
+
+    def write(self, path: Path, config: TeacherConfig) -> None:
+        """Write the samples as one shard."""
+        columns = self.columns
+        write_shard(
+            path,
+            np.stack(columns['raster']),
+            config.channels,
+            ego_state=np.stack(columns['ego_state']),
+            text_index=np.asarray(columns['text_index'], np.int32),
+            trajectory=np.stack(columns['trajectory']).astype(np.float32),
+            rationale=np.asarray(columns['rationale'], np.int8),
+            source=np.asarray(columns['source'], np.uint8),
+            texts=self.texts,
+            intents=self.intents,
+        )
+
+
+def lane_change_made(core: SimulationCore, start_lane: int) -> bool:
+    """Whether the episode's instructed lane change is behind the ego (whoever drove it)."""
+    intent, lane = core.instruction.intent, core.world.ego.lane_index[2]
+    return (intent is Intent.CHANGE_LANE_LEFT and lane < start_lane) or (
+        intent is Intent.CHANGE_LANE_RIGHT and lane > start_lane
+    )
+
+
+def record_episode(
+    task: EpisodeTask,
+    out_dir: Path,
+    config: TeacherConfig,
+    settings: RecordSettings,
+    driver: TeacherDriver | None = None,
+) -> int:
+    """Drive one episode, write its shard; return the samples written.
+
+    Without `driver` the expert drives and its own future labels its states; with one (DAgger)
+    the driver drives and every kept state is labelled by the expert's rollout from there.
+    """
+    plan = config.plan
+    rig = RigConfig.from_file(default_rig_path())
+    instruction = instruction_for(task.intent, task.target_speed_mps, task.seed)
+    core = SimulationCore(
+        get_scenario(task.scenario),
+        task.seed,
+        rig,
+        SimConfig(render=False),
+        bev_grid=BevGrid.from_model(plan),
+        instruction=instruction,
+    )
+    if driver is not None:
+        driver.reset(core)
+    start_lane = core.world.ego.lane_index[2]
+    stride = round(plan.step_s / core.config.step_s)
+    rng = random.Random(f'counterfactual/{task.seed}')
+    buffer = SampleBuffer()
+    kept: list[tuple[int, np.ndarray, np.ndarray, int]] = []  # step, raster, state, rationale
+    poses = []
+    frame = core.frame
+    while True:
+        pose = frame.ego.pose
+        poses.append((pose.x, pose.y, pose.yaw))
+        if core.done:
+            break
+        step = core.steps
+        if driver is None:
+            decision = core.expert_decision()
+            command, rationale = decision.command, decision.rationale
+        else:
+            command = driver.drive(core, frame).command
+        if step % settings.keep_every == 0:
+            raster = teacher_raster(core, frame)
+            state = ego_state(frame, core.world.time_s, plan)
+            if driver is None:
+                kept.append((step, raster, state, rationale))
+            else:
+                done = lane_change_made(core, start_lane)
+                label, rationale = expert_rollout(core, plan, core.instruction, done)
+                buffer.add(raster, state, instruction, label, rationale, 'on_policy')
+            if step % settings.counterfactual_every == 0:
+                _add_counterfactuals(core, frame, raster, task, rng, settings, buffer, plan)
+        frame = core.step(command)
+    poses = np.asarray(poses)
+    for step, raster, state, rationale in kept:
+        future = step + stride * np.arange(1, plan.horizon_steps + 1)
+        if future[-1] >= len(poses):
+            break  # the end of the episode: no full future to learn from
+        label = in_frame_of(poses[step], poses[future]).astype(np.float32)
+        buffer.add(raster, state, instruction, label, rationale, 'expert')
+    if len(buffer):
+        buffer.write(out_dir / task.shard_name, config)
+    return len(buffer)
+
+
+def _add_counterfactuals(
+    core: SimulationCore,
+    frame: SimFrame,
+    raster: np.ndarray,
+    task: EpisodeTask,
+    rng: random.Random,
+    settings: RecordSettings,
+    buffer: SampleBuffer,
+    plan: ModelConfig,
+) -> None:
+    """Label the state under other instructions of the scenario family."""
+    others = [i for i in FAMILIES[task.scenario][1] if i is not task.intent]
+    for intent in rng.sample(others, min(settings.counterfactuals, len(others))):
+        seed = rng.randrange(1 << 30)
+        instruction = instruction_for(intent, draw_target_speed(intent, rng), seed)
+        # A lane change is asked once and done once: only its fresh request has a known answer.
+        age = 0.0 if intent in LANE_CHANGES else rng.uniform(0.0, MAX_INSTRUCTION_AGE_S)
+        label, rationale = expert_rollout(core, plan, instruction)
+        buffer.add(
+            raster, ego_state(frame, age, plan), instruction, label, rationale, 'counterfactual'
+        )
+
+
+@functools.cache
+def _worker_driver(weights: Path | None) -> TeacherDriver | None:
+    """One teacher per worker process, loaded on its first episode."""
+    from vla_sim.teacher_driver import TeacherDriver
+
+    if weights is None:
+        return None
+    return TeacherDriver(weights)
+
+
+def _record(args: tuple[EpisodeTask, Path, RecordSettings, Path | None]) -> int:
+    task, out_dir, settings, weights = args
+    driver = _worker_driver(weights)
+    config = driver.config if driver is not None else TeacherConfig()
+    return record_episode(task, out_dir, config, settings, driver)
+
+
+def record_dataset(
+    out_dir: Path,
+    episodes: int,
+    seed_start: int,
+    workers: int,
+    settings: RecordSettings | None = None,
+    progress: bool = True,
+    driver_weights: Path | None = None,
+) -> dict:
+    """Record the episodes not yet in `out_dir` over `workers` processes; return counts.
+
+    `driver_weights`: a teacher drives (on-policy, DAgger) and the expert labels its states.
+    """
+    from tqdm import tqdm
+
+    settings = settings or RecordSettings()
+    config = TeacherConfig()
+    prepare_dataset(out_dir, DatasetSettings.of(config))
+    tasks = episode_tasks(episodes, seed_start)
+    todo = [t for t in tasks if not (out_dir / t.shard_name).is_file()]
+    samples = 0
+    label = 'on-policy data' if driver_weights else 'teacher data'
+    bar = tqdm(total=len(todo), unit='episode', disable=not progress, desc=label)
+    if workers <= 1:
+        for task in todo:
+            samples += _record((task, out_dir, settings, driver_weights))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            for count in pool.map(_record, [(t, out_dir, settings, driver_weights) for t in todo]):
+                samples += count
+                bar.update()
+    bar.close()
+    return {'episodes': len(tasks), 'recorded': len(todo), 'samples': samples}
+
+
+def add_teacher_record_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `vla teacher record`'s arguments."""
+    parser.add_argument('out_dir', type=Path, help='data set folder (created, or resumed)')
+    parser.add_argument('--episodes', type=int, default=1000, help='episodes in the data set')
+    parser.add_argument(
+        '--seed-start', type=int, default=100_000, help='first seed (evaluation uses 0-999)'
+    )
+    parser.add_argument('--workers', type=int, default=2, help='processes (default 2)')
+    parser.add_argument('--keep-every', type=int, default=2, help='keep every n-th step')
+    parser.add_argument(
+        '--counterfactual-every', type=int, default=10, help='label other instructions every n'
+    )
+    parser.add_argument('--counterfactuals', type=int, default=2, help='other instructions')
+    parser.add_argument(
+        '--driver-weights',
+        type=Path,
+        help='on-policy (DAgger): this teacher drives, the expert labels every kept state',
+    )
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def run_teacher_record(args: argparse.Namespace) -> int:
+    """Run `vla teacher record`; bad input is one line on stderr and exit code 1."""
+    from vla_model.artifacts import ArtifactError
+    from vla_model.privileged_dataset import DatasetError
+
+    for name in ('episodes', 'workers', 'keep_every', 'counterfactual_every'):
+        if getattr(args, name) < 1:
+            print(f'vla teacher record: --{name.replace("_", "-")} must be >= 1', file=sys.stderr)
+            return 1
+    settings = RecordSettings(args.keep_every, args.counterfactual_every, args.counterfactuals)
+    try:
+        counts = record_dataset(
+            args.out_dir,
+            args.episodes,
+            args.seed_start,
+            args.workers,
+            settings,
+            not args.no_progress,
+            args.driver_weights,
+        )
+    except (DatasetError, ArtifactError) as error:
+        print(f'vla teacher record: {error}', file=sys.stderr)
+        return 1
+    print(
+        f'{counts["recorded"]} episode(s) recorded ({counts["samples"]} samples), '
+        f'{counts["episodes"] - counts["recorded"]} already there, in {args.out_dir}'
+    )
+    return 0
