@@ -201,6 +201,42 @@ def control_step(
     return controller.step(now_s, ego, path)
 
 
+class ControlFeed:
+    """The controller's input callbacks and the step its control timer runs.
+
+    The node and the offline replay share it, so a trajectory is followed, and a malformed
+    odometry message dropped, the same way in both.
+    """
+
+    def __init__(self, controller: TrackingController) -> None:
+        self.controller = controller
+        self.trajectory: Trajectory | None = None
+        self.path: StampedPath | None = None
+        self.ego: EgoPose | None = None
+        self.odometry_frame = self.base_frame = ''
+
+    def take_trajectory(self, message: Trajectory) -> None:
+        """Take the safety monitor's trajectory: followed from the next step on."""
+        self.trajectory, self.path = message, stamped_path(message)
+
+    def take_odometry(self, message: Odometry) -> None:
+        """Take odometry; a malformed one raises ValueError (ego_pose) and changes nothing."""
+        self.ego = ego_pose(message)
+        self.odometry_frame = message.header.frame_id
+        self.base_frame = message.child_frame_id
+
+    def step(self, now_ns: int) -> Command:
+        """Return the command for `now_ns` (the node's clock) from the latest inputs."""
+        return control_step(
+            self.controller,
+            now_ns / NS_PER_S,
+            self.trajectory,
+            self.path,
+            self.ego,
+            self.odometry_frame,
+        )
+
+
 def path_message(message: Trajectory) -> Path:
     """Return the trajectory's poses as a nav_msgs/Path in its frame and at its stamp."""
     path = Path(header=message.header)
@@ -344,14 +380,10 @@ class TrajectoryOutputNode(Node):
         super().__init__('trajectory_output_node', **kwargs)
         params = declare_parameters(self, PARAMETERS)
         config = controller_config(params)
-        self.controller = TrackingController(config)
+        self.feed = ControlFeed(TrackingController(config))
         self._timeout_ns = round(config.trajectory_timeout_s * NS_PER_S)
-        self._trajectory: Trajectory | None = None
-        self._path: StampedPath | None = None
         self._status: SafetyStatus | None = None
         self._plan: VlaPlan | None = None
-        self._ego: EgoPose | None = None
-        self._odometry_frame = self._base_frame = ''
         self._command: Command | None = None
         self.trajectories = self.odometry_rejected = self._commands_in_period = 0
         self._cross_track_m: list[float] = []
@@ -391,7 +423,7 @@ class TrajectoryOutputNode(Node):
         return self.get_clock().now().nanoseconds
 
     def _on_trajectory(self, message: Trajectory) -> None:
-        self._trajectory, self._path = message, stamped_path(message)
+        self.feed.take_trajectory(message)
         self.trajectories += 1
         self.path_publisher.publish(path_message(message))
         if self.autoware_publisher is not None:
@@ -407,24 +439,14 @@ class TrajectoryOutputNode(Node):
 
     def _on_odometry(self, message: Odometry) -> None:
         try:
-            self._ego = ego_pose(message)
+            self.feed.take_odometry(message)
         except ValueError as error:
             self.odometry_rejected += 1
             self.get_logger().warning(f'odometry dropped: {error}', throttle_duration_sec=5.0)
-            return
-        self._odometry_frame = message.header.frame_id
-        self._base_frame = message.child_frame_id
 
     def _control(self) -> None:
         now_ns = self._now_ns()
-        command = control_step(
-            self.controller,
-            now_ns / NS_PER_S,
-            self._trajectory,
-            self._path,
-            self._ego,
-            self._odometry_frame,
-        )
+        command = self.feed.step(now_ns)
         self.command_publisher.publish(control_command_message(command, to_time(now_ns)))
         previous, self._command = self._command, command
         self._commands_in_period += 1
@@ -444,11 +466,11 @@ class TrajectoryOutputNode(Node):
     def _publish_markers(self) -> None:
         self.marker_publisher.publish(
             marker_array(
-                self._trajectory,
+                self.feed.trajectory,
                 self._status,
                 self._fresh_plan(),
                 self._command,
-                self._base_frame or 'base_link',
+                self.feed.base_frame or 'base_link',
             )
         )
 
@@ -459,11 +481,12 @@ class TrajectoryOutputNode(Node):
         errors, self._cross_track_m = self._cross_track_m, []
         if command is not None and not command.stopping:
             level = OK
-        elif self._trajectory is None or self._ego is None:
+        elif self.feed.trajectory is None or self.feed.ego is None:
             level = WARN  # starting: not every input has arrived yet
         else:
             level = ERROR
-        trajectory, now_s = self._trajectory, now_ns / NS_PER_S
+        feed, now_s = self.feed, now_ns / NS_PER_S
+        trajectory = feed.trajectory
         values = {
             'reason': command.reason if command else 'no command yet',
             'rate_hz': commands / DIAGNOSTICS_PERIOD_S,
@@ -471,8 +494,8 @@ class TrajectoryOutputNode(Node):
             'trajectory_origin': (
                 ORIGINS.get(trajectory.origin, ('unknown', 3))[0] if trajectory else 'none'
             ),
-            'trajectory_age_s': now_s - self._path.stamp_s if self._path else float('inf'),
-            'odometry_age_s': now_s - self._ego.stamp_s if self._ego else float('inf'),
+            'trajectory_age_s': now_s - feed.path.stamp_s if feed.path else float('inf'),
+            'odometry_age_s': now_s - feed.ego.stamp_s if feed.ego else float('inf'),
             'odometry_rejected': self.odometry_rejected,
             'steering_tire_angle_rad': command.steering_tire_angle_rad if command else 0.0,
             'velocity_mps': command.velocity_mps if command else 0.0,

@@ -6,19 +6,25 @@ into the sensor-sync core (OfflineSync ticks its timer on log time), each frame 
 the inference core at once, the plan, odometry, obstacles and sensor status into the safety
 monitor's MonitorFeed, and the monitor cycled as the node cycles it: on each plan (PlanTrigger),
 and on its watchdog period of log time when plans stop. Map-prior layers in
-the bag are used as the inference node uses them. Nothing reads a clock,
+the bag are used as the inference node uses them. Given trajectory_output_node's parameters, the
+tracking controller follows the monitor's trajectories on its control period of log time, as
+that node's timer does. The monitor can instead judge plans recorded in the bag (`plan_topic`),
+so that its outputs do not depend on the model: the regression references
+(vla_ros.replay_regression) are made so. Nothing reads a clock,
 so the same bag and model give the same plans, trajectories and safety states bit for bit. The
 plans' latency fields, the only measured values, are written as 0; the measured latencies are in
 the summary instead.
 
-The outputs are the messages the nodes would have published (/vla/plan, /vla/neural_map,
-/vla/sensor_status, /vla/trajectory, /vla/safety_status), the safety state changes, and the
-open-loop metrics of the plans against the logged future (vla_model.open_loop_eval).
+The outputs are the messages the nodes would have published (/vla/sensor_frame,
+/vla/sensor_status, /vla/plan, /vla/neural_map, /vla/trajectory, /vla/safety_status and, with the
+controller, /vla/control_command), the safety state changes, and the open-loop metrics of the
+plans against the logged future (vla_model.open_loop_eval).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +43,7 @@ from vla_perception.sensor_sync_node import (
     sensor_status_message,
     sync_config,
 )
-from vla_perception.synchronizer import stamp_to_ns
+from vla_perception.synchronizer import NS_PER_S, stamp_to_ns
 from vla_planning.backends import Backend
 from vla_planning.collision import Obstacles
 from vla_planning.inference_core import InferenceCore, InvalidModelOutputError
@@ -51,9 +57,15 @@ from vla_planning.safety_monitor_node import (
     monitor_trajectory_message,
     safety_status_message,
 )
+from vla_planning.tracking_controller import TrackingController
+from vla_planning.trajectory_output_node import (
+    ControlFeed,
+    control_command_message,
+    controller_config,
+)
 from vla_planning.vla_inference_node import neural_map_message, plan_message, planning_input
 from vla_ros.stamps import to_time
-from vla_ros.topics import INSTRUCTION_TOPIC
+from vla_ros.topics import CONTROL_COMMAND_TOPIC, INSTRUCTION_TOPIC
 
 OUTPUT_TOPICS = (
     '/vla/sensor_status',
@@ -96,32 +108,50 @@ class ReplayRecord:
     invalid_outputs: int = 0
 
 
+@dataclass(frozen=True)
+class ReplayModel:
+    """The model the inference core runs, loaded as vla_inference_node loads it."""
+
+    config: ModelConfig
+    backend: Backend
+    name: str  # the model id the plans carry
+    encoder: InstructionEncoder
+
+
 class OfflinePipeline:
     """The pipeline's cores fed from recorded messages in log-time order."""
 
     def __init__(
         self,
         rig: RigConfig,
-        config: ModelConfig,
-        backend: Backend,
-        model_name: str,
         params: dict[str, dict[str, object]],
-        encoder: InstructionEncoder,
+        model: ReplayModel | None,
+        plan_topic: str | None = None,
     ) -> None:
-        """Build the cores from the nodes' parameters: params[node name] = its values."""
-        sync, inference, monitor = (
-            params['sensor_sync_node'],
-            params['vla_inference_node'],
-            params['safety_monitor_node'],
-        )
+        """Build the cores from the nodes' parameters: params[node name] = its values.
+
+        `model` None plans nothing: the monitor then needs `plan_topic`, the recorded plans it
+        judges instead of the model's. The tracking controller runs when `params` has
+        trajectory_output_node's values.
+        """
+        sync, monitor = params['sensor_sync_node'], params['safety_monitor_node']
         self.sync = OfflineSync(
             SensorSyncCore(rig, sync_config(rig, sync)), sync['odometry_topic']
         )
-        self.config = config
-        self.inference = InferenceCore(
-            config, backend, encoder.encode, inference['max_frame_gap_s']
-        )
-        self.backend_name, self.model_name = backend.name, model_name
+        self.model = model
+        self.inference = None
+        self.map_layers: dict[str, str] = {}
+        if model is not None:
+            inference = params['vla_inference_node']
+            self.inference = InferenceCore(
+                model.config, model.backend, model.encoder.encode, inference['max_frame_gap_s']
+            )
+            prefix = str(inference['map_prior_topic_prefix']).rstrip('/')
+            self.map_layers = {f'{prefix}/{layer}': layer for layer in MAP_PRIOR_LAYERS if prefix}
+            self.map_priors = MapPriorBuffer(
+                model.config, float(inference['map_prior_max_offset_s'])
+            )
+        self.plan_topic = plan_topic
         self.monitor = SafetyMonitor(monitor_config(monitor))
         self.record = ReplayRecord()
         self.feed = MonitorFeed(self.monitor, monitor['max_plan_points'], self._refused)
@@ -129,9 +159,9 @@ class OfflinePipeline:
         self.obstacles_topic = str(monitor['obstacles_topic'])
         self.plan_trigger = PlanTrigger(float(monitor['rate_hz']))
         self.period_ns = self.plan_trigger.period_ns
-        prefix = str(inference['map_prior_topic_prefix']).rstrip('/')
-        self.map_layers = {f'{prefix}/{layer}': layer for layer in MAP_PRIOR_LAYERS if prefix}
-        self.map_priors = MapPriorBuffer(config, float(inference['map_prior_max_offset_s']))
+        self.control = None
+        if 'trajectory_output_node' in params:
+            self.control = OfflineControl(params['trajectory_output_node'])
         self.instruction = Instruction()
         self._previous_speed: tuple[int, float] | None = None
         self._next_tick_ns: int | None = None
@@ -147,6 +177,8 @@ class OfflinePipeline:
             INSTRUCTION_TOPIC,
             self.odometry_topic,
             self.obstacles_topic,
+            *((self.plan_topic,) if self.plan_topic else ()),
+            *((self.control.odometry_topic,) if self.control else ()),
         }
 
     def feed_message(self, topic: str, message: object, log_time_ns: int) -> list[Published]:
@@ -154,7 +186,8 @@ class OfflinePipeline:
         published = self._ticks_until(log_time_ns)
         if topic == INSTRUCTION_TOPIC:
             self.instruction = Instruction(id=message.id, text=message.text)
-            self.inference.set_instruction(message.text)
+            if self.inference is not None:
+                self.inference.set_instruction(message.text)
         if topic in self.map_layers:
             try:
                 self.map_priors.add(self.map_layers[topic], message)
@@ -179,6 +212,10 @@ class OfflinePipeline:
                 stamp = stamp_to_ns(message.header.stamp)
                 self.record.obstacles[stamp] = Obstacles.from_message(message)
             self.feed.obstacles(message)
+        if topic == self.plan_topic:
+            published += self._judge(message, log_time_ns)
+        if self.control is not None and topic == self.control.odometry_topic:
+            self.control.odometry(message)
         return published
 
     def finish(self) -> list[Published]:
@@ -188,17 +225,27 @@ class OfflinePipeline:
             published += self._frame(frame, frame.stamp_ns)
         return published + self._ticks_until(self._last_ns + self.period_ns)
 
+    def close(self) -> None:
+        """Stop the sync core's preprocessing threads (one process replays several bags)."""
+        self.sync.core.close()
+
     def open_loop(self) -> dict[str, float | int]:
         """Return L2 and collision metrics of every plan with a logged 3 s future."""
         track = PoseTrack.from_samples(sorted(self.record.odometry))
         stamps = np.array(sorted(self.record.obstacles), dtype=np.int64)
         scores: list[FrameScores] = []
         for stamp_ns, planned, pose in self.record.plans:
-            truth = future_trajectory(track, stamp_ns, self.config)
+            truth = future_trajectory(track, stamp_ns, self.model.config)
             if truth is not None:
                 scores.append(
                     score_frame(
-                        planned, truth, pose, stamp_ns, self.config, self.record.obstacles, stamps
+                        planned,
+                        truth,
+                        pose,
+                        stamp_ns,
+                        self.model.config,
+                        self.record.obstacles,
+                        stamps,
                     )
                 )
         return summarise(scores)
@@ -211,8 +258,14 @@ class OfflinePipeline:
         message = sensor_frame_message(frame)
         status = sensor_status_message(message)
         self.feed.sensor_status(status)
-        published = [Published('/vla/sensor_status', log_time_ns, status)]
-        frame_input = planning_input(message, self.config, self._previous_speed)
+        published = [
+            Published('/vla/sensor_frame', log_time_ns, message),
+            Published('/vla/sensor_status', log_time_ns, status),
+        ]
+        if self.model is None:
+            return published
+        config = self.model.config
+        frame_input = planning_input(message, config, self._previous_speed)
         self._previous_speed = (frame_input.stamp_ns, frame_input.ego_state[0])
         try:
             plan = self.inference.step(frame_input, self.map_priors.at(frame_input.stamp_ns))
@@ -226,34 +279,55 @@ class OfflinePipeline:
             (frame_input.stamp_ns, plan.trajectory, np.array(frame_input.pose))
         )
         plan_out = plan_message(
-            message, plan, self.config, self.instruction, self.model_name, self.backend_name, 0.0
+            message,
+            plan,
+            config,
+            self.instruction,
+            self.model.name,
+            self.model.backend.name,
+            0.0,
         )
         plan_out.preprocess_ms = plan_out.inference_ms = plan_out.postprocess_ms = 0.0
-        self.feed.plan(plan_out)
         published += [
             Published('/vla/plan', log_time_ns, plan_out),
             Published(
-                '/vla/neural_map',
-                log_time_ns,
-                neural_map_message(message.header, plan, self.config),
+                '/vla/neural_map', log_time_ns, neural_map_message(message.header, plan, config)
             ),
         ]
-        if self.plan_trigger.fire(log_time_ns):
-            published += self._cycle(log_time_ns)
-            self._next_tick_ns = log_time_ns + self.period_ns
+        if self.plan_topic is None:
+            published += self._judge(plan_out, log_time_ns)
         return published
 
+    def _judge(self, plan: object, log_time_ns: int) -> list[Published]:
+        """Give the monitor a plan as its node's callback does: a cycle at once, if due."""
+        self.feed.plan(plan)
+        if not self.plan_trigger.fire(log_time_ns):
+            return []
+        self._next_tick_ns = log_time_ns + self.period_ns
+        return self._cycle(log_time_ns)
+
     def _ticks_until(self, now_ns: int) -> list[Published]:
-        """Run the monitor's watchdog up to `now_ns`: a cycle one period after the last."""
+        """Run the monitor's watchdog and the controller's timer up to `now_ns`, in time order.
+
+        The watchdog ticks one period after the last cycle; at equal times the monitor cycles
+        before the controller reads its trajectory.
+        """
         self._last_ns = max(self._last_ns, now_ns)
         if self._next_tick_ns is None:
             self._next_tick_ns = now_ns - now_ns % self.period_ns + self.period_ns
         published = []
-        while self._next_tick_ns <= now_ns:
-            if self.plan_trigger.watchdog(self._next_tick_ns):
-                published += self._cycle(self._next_tick_ns)
-            self._next_tick_ns += self.period_ns
-        return published
+        while True:
+            control_ns = self.control.next_tick_ns(now_ns) if self.control else None
+            if self._next_tick_ns <= now_ns and (
+                control_ns is None or self._next_tick_ns <= control_ns
+            ):
+                if self.plan_trigger.watchdog(self._next_tick_ns):
+                    published += self._cycle(self._next_tick_ns)
+                self._next_tick_ns += self.period_ns
+            elif control_ns is not None and control_ns <= now_ns:
+                published.append(self.control.tick())
+            else:
+                return published
 
     def _cycle(self, now_ns: int) -> list[Published]:
         output = self.monitor.step(now_ns)
@@ -265,7 +339,37 @@ class OfflinePipeline:
         if state != self._state:
             self._state = state
             self.record.events.append(SafetyEvent(now_ns, *state, failing_reasons(output)))
+        if self.control is not None:
+            self.control.feed.take_trajectory(trajectory)
         return [
             Published('/vla/trajectory', now_ns, trajectory),
             Published('/vla/safety_status', now_ns, status),
         ]
+
+
+class OfflineControl:
+    """trajectory_output_node's controller on log time: its ControlFeed and its control timer."""
+
+    def __init__(self, params: dict[str, object]) -> None:
+        self.feed = ControlFeed(TrackingController(controller_config(params)))
+        self.odometry_topic = str(params['odometry_topic'])
+        self.period_ns = round(NS_PER_S / float(params['control_rate_hz']))
+        self._next_ns: int | None = None
+
+    def odometry(self, message: object) -> None:
+        """Take odometry; drop a malformed one as the node does (the monitor counts it)."""
+        with suppress(ValueError):
+            self.feed.take_odometry(message)
+
+    def next_tick_ns(self, now_ns: int) -> int:
+        """Return the time of the timer's next tick; the first is the first period after now."""
+        if self._next_ns is None:
+            self._next_ns = now_ns - now_ns % self.period_ns + self.period_ns
+        return self._next_ns
+
+    def tick(self) -> Published:
+        """Run the control timer once: the command for the tick's time."""
+        now_ns = self._next_ns
+        self._next_ns += self.period_ns
+        command = control_command_message(self.feed.step(now_ns), to_time(now_ns))
+        return Published(CONTROL_COMMAND_TOPIC, now_ns, command)

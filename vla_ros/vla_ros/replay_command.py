@@ -36,7 +36,7 @@ from vla_ros.bag_writing import MessageBagWriter
 from vla_ros.bringup import load_bringup, node_parameters
 from vla_ros.bringup_runner import NODE_CLASSES
 from vla_ros.node_main import stop_on_signals
-from vla_ros.offline_replay import OUTPUT_TOPICS, OfflinePipeline
+from vla_ros.offline_replay import OUTPUT_TOPICS, OfflinePipeline, Published, ReplayModel
 from vla_ros.parameters import parameter_defaults
 from vla_ros.qos import LATCHED, RELIABLE
 from vla_ros.reports import write_json
@@ -47,11 +47,16 @@ REPLAYED_NODES = ('sensor_sync_node', 'vla_inference_node', 'safety_monitor_node
 LIVE_QUEUE_DEPTH = 20  # a frame's six images and infos at once, with room to spare
 
 
-def pipeline_parameters(args: argparse.Namespace) -> dict[str, dict[str, object]]:
-    """Return each node's parameters as the pipeline bring-up sets them, with the model's."""
+def pipeline_parameters(
+    args: argparse.Namespace, nodes: tuple[str, ...] = REPLAYED_NODES
+) -> dict[str, dict[str, object]]:
+    """Return each of `nodes`' parameters as the pipeline bring-up sets them, with the model's.
+
+    The model is the shipped one unless `args.weights` names another (`add_model_arguments`).
+    """
     params = {}
     for node in load_bringup('pipeline').nodes:
-        if node.name in REPLAYED_NODES:
+        if node.name in nodes:
             module = NODE_CLASSES[node.executable].split(':')[0]
             table = importlib.import_module(module).PARAMETERS
             params[node.name] = {**parameter_defaults(table), **node_parameters(node)}
@@ -75,13 +80,19 @@ def pipeline_parameters(args: argparse.Namespace) -> dict[str, dict[str, object]
     return params
 
 
+def replay_model(params: dict[str, object]) -> ReplayModel:
+    """Load the model vla_inference_node's parameters name, for the offline pipeline."""
+    model, backend = load_model(params)
+    name = model_id(model.config, str(params['weights_sha256']))
+    return ReplayModel(model.config, backend, name, InstructionEncoder())
+
+
 def replay_offline(args: argparse.Namespace) -> int:
     """Replay through the cores; print events and metrics; write --out and --json."""
     params = pipeline_parameters(args)
-    model, backend = load_model(params['vla_inference_node'])
-    name = model_id(model.config, str(params['vla_inference_node']['weights_sha256']))
+    model = replay_model(params['vla_inference_node'])
     rig = RigConfig.from_file(args.rig or default_rig_path())
-    pipeline = OfflinePipeline(rig, model.config, backend, name, params, InstructionEncoder())
+    pipeline = OfflinePipeline(rig, params, model)
     typestore = make_typestore()
     published: Counter = Counter()
     received = 0
@@ -98,20 +109,14 @@ def replay_offline(args: argparse.Namespace) -> int:
         ):
             received += 1
             outputs = pipeline.feed_message(topic, message, log_time_ns)
-            for output in outputs:
-                published[output.topic] += 1
-                if sink is not None:
-                    sink.write(output.topic, output.message, output.log_time_ns)
-        for output in pipeline.finish():
-            published[output.topic] += 1
-            if sink is not None:
-                sink.write(output.topic, output.message, output.log_time_ns)
+            _write(outputs, published, sink)
+        _write(pipeline.finish(), published, sink)
     record = pipeline.record
     latencies = np.array(record.latencies_ms or [np.nan])
     summary = {
         'bag': str(args.bag),
-        'model': name,
-        'backend': backend.name,
+        'model': model.name,
+        'backend': model.backend.name,
         'messages_in': received,
         'published': dict(sorted(published.items())),
         'invalid_model_outputs': record.invalid_outputs,
@@ -153,6 +158,15 @@ def replay_offline(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, summary)
     return 0
+
+
+def _write(outputs: list[Published], published: Counter, sink: MessageBagWriter | None) -> None:
+    """Count and write the outputs on OUTPUT_TOPICS (not the sensor frames: images)."""
+    for output in outputs:
+        if output.topic in OUTPUT_TOPICS:
+            published[output.topic] += 1
+            if sink is not None:
+                sink.write(output.topic, output.message, output.log_time_ns)
 
 
 def _output(path: Path | None) -> AbstractContextManager[Writer | None]:
@@ -229,15 +243,20 @@ def replay_live(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options that name a model other than the shipped one (`pipeline_parameters`)."""
+    parser.add_argument('--weights', type=Path, help='safetensors (default: the shipped model)')
+    parser.add_argument('--sha256', help='the SHA-256 the weights must have (with --weights)')
+    parser.add_argument('--onnx', type=Path, help='ONNX export of --weights')
+    parser.add_argument('--onnx-sha256', help='the SHA-256 the ONNX file must have')
+
+
 def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `vla replay`'s arguments."""
     parser.add_argument('bag', type=Path, help='a rosbag2 bag (MCAP or sqlite3 folder)')
     parser.add_argument('--out', type=Path, help='offline: write the outputs to this new MCAP bag')
     parser.add_argument('--json', type=Path, help='offline: write the summary to this JSON file')
-    parser.add_argument('--weights', type=Path, help='safetensors (default: the shipped model)')
-    parser.add_argument('--sha256', help='the SHA-256 the weights must have (with --weights)')
-    parser.add_argument('--onnx', type=Path, help='ONNX export of --weights')
-    parser.add_argument('--onnx-sha256', help='the SHA-256 the ONNX file must have')
+    add_model_arguments(parser)
     parser.add_argument(
         '--backend', default='auto', help='auto, torch, onnxruntime or tensorrt (default auto)'
     )
