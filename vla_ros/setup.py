@@ -16,6 +16,12 @@ setup(
         (f'share/{PACKAGE_NAME}/config', glob('config/*.yaml')),
         (f'share/{PACKAGE_NAME}/models', glob('models/*')),
         (f'share/{PACKAGE_NAME}/launch', glob('launch/*.launch.py')),
+        # `vla replay-test`: the references, and one folder per input bag
+        (f'share/{PACKAGE_NAME}/replay_regression', glob('replay_regression/*.*')),
+        *(
+            (f'share/{PACKAGE_NAME}/{folder}', glob(f'{folder}/*'))
+            for folder in sorted(glob('replay_regression/inputs/*'))
+        ),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

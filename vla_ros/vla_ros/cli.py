@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     from vla_model.training import add_train_arguments, run_train
     from vla_ros.bringup_runner import add_run_arguments, run_bringup
     from vla_ros.replay_command import add_replay_arguments, run_replay
+    from vla_ros.replay_regression import add_replay_test_arguments, run_replay_test
     from vla_sim.demo import add_demo_arguments, run_demo
     from vla_sim.recorder import add_record_arguments, run_record
     from vla_sim.sim_eval_command import add_sim_eval_arguments, run_sim_eval
@@ -153,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
             'run the pipeline on a bag: deterministic offline, or --live over DDS',
             add_replay_arguments,
             run_replay,
+        ),
+        (
+            'replay-test',
+            'the replay regression net: replay the committed bags, diff with the references',
+            add_replay_test_arguments,
+            run_replay_test,
         ),
         (
             'demo',
