@@ -23,6 +23,11 @@ def test_sim_eval_writes_the_report(tmp_path):
     merge = json.loads(summary.read_text())['summary']['merge']
     assert merge['episodes'] == 1 and merge['collision_rate'] == 0.0
     assert merge['failed_rule_cycles'] == {}  # no monitor runs with the expert
+    # Also per intent, and every episode for comparisons seed by seed.
+    assert '| keep_lane | 1 |' in result.stdout
+    written = json.loads(summary.read_text())
+    assert written['by_intent']['keep_lane']['episodes'] == 1
+    assert [e['seed'] for e in written['episodes']] == [0]
     episodes = json.loads((report / 'metrics.json').read_text())['episodes']
     assert episodes[0]['steps'] == 150 and episodes[0]['driver'] == 'expert'
     for name in ('metrics.md', 'tracks.png', 'speeds.png', 'rates.png'):

@@ -1,8 +1,6 @@
 """The privileged teacher: its raster, its data (own and counterfactual labels), training."""
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from repo_paths import run_vla
 from vla_model.artifacts import ArtifactError, load_teacher, save_teacher
 from vla_model.checkpoint import latest_checkpoint
 from vla_model.config import PRIVILEGED_CHANNELS, VELOCITY_SCALE_MPS
@@ -265,32 +264,15 @@ def test_sim_eval_drives_the_teacher_and_refuses_a_missing_one(tmp_path):
     weights = tmp_path / 'teacher.safetensors'
     torch.manual_seed(0)
     save_teacher(PrivilegedTeacher(TeacherConfig()), weights)
-    command = [sys.executable, '-m', 'vla_ros.cli', 'sim', 'eval', '--driver', 'teacher']
-    result = subprocess.run(
-        [
-            *command,
-            '--weights',
-            str(weights),
-            '--scenarios',
-            'highway',
-            '--episodes',
-            '1',
-            '--json',
-            str(tmp_path / 'eval.json'),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    summary = tmp_path / 'eval.json'
+    result = run_vla(
+        'sim', 'eval', '--driver', 'teacher', '--weights', str(weights),
+        '--scenarios', 'highway', '--episodes', '1', '--json', str(summary),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / 'eval.json').read_text())['driver'] == 'teacher'
-    missing = subprocess.run(
-        [*command, '--weights', str(tmp_path / 'none.safetensors')],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    written = json.loads(summary.read_text())
+    assert written['driver'] == 'teacher' and written['episodes'][0]['driver'] == 'teacher'
+    missing = run_vla('sim', 'eval', '--driver', 'teacher', '--weights', str(tmp_path / 'none'))
     assert missing.returncode == 1
-    assert 'none.safetensors does not exist' in missing.stderr
+    assert missing.stderr.strip().endswith('none does not exist')
+    assert run_vla('sim', 'eval', '--driver', 'teacher').returncode == 1

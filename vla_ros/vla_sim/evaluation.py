@@ -158,6 +158,6 @@ def evaluate(
             )
 
 
-def summary(results: list[EpisodeResult]) -> dict:
-    """Per-scenario aggregates of a list of results."""
-    return summarise([result.metrics for result in results])
+def summary(results: list[EpisodeResult], by: str = 'scenario') -> dict:
+    """Per-scenario (or per-`by`, e.g. 'intent') aggregates of a list of results."""
+    return summarise([result.metrics for result in results], by)

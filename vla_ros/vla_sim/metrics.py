@@ -200,11 +200,14 @@ class EpisodeLog:
         )
 
 
-def summarise(episodes: list[EpisodeMetrics]) -> dict:
-    """Per-scenario aggregate: rates, means, peaks and per-km counts."""
+def summarise(episodes: list[EpisodeMetrics], by: str = 'scenario') -> dict:
+    """Aggregate per scenario: rates, means, peaks and per-km counts.
+
+    `by` groups by another EpisodeMetrics field instead, e.g. 'intent'.
+    """
     summary: dict[str, dict] = {}
-    for name in sorted({e.scenario for e in episodes}):
-        group = [e for e in episodes if e.scenario == name]
+    for name in sorted({getattr(e, by) for e in episodes}):
+        group = [e for e in episodes if getattr(e, by) == name]
         km = max(sum(e.progress_m for e in group) / 1000.0, 1e-9)
         summary[name] = {
             'episodes': len(group),

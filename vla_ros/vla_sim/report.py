@@ -47,9 +47,9 @@ GIF_MAX_FRAMES = 70
 BEV_PIXELS_PER_CELL = 4
 
 
-def metrics_table(aggregate: dict) -> str:
-    """Return a Markdown table with one row per scenario."""
-    header = '| scenario | ' + ' | '.join(title for _, title, _ in TABLE_COLUMNS) + ' |'
+def metrics_table(aggregate: dict, group: str = 'scenario') -> str:
+    """Return a Markdown table with one row per scenario (or other `group` of episodes)."""
+    header = f'| {group} | ' + ' | '.join(title for _, title, _ in TABLE_COLUMNS) + ' |'
     rule = '|---' * (len(TABLE_COLUMNS) + 1) + '|'
     rows = [
         f'| {name} | ' + ' | '.join(fmt(values[key]) for key, _, fmt in TABLE_COLUMNS) + ' |'

@@ -99,8 +99,17 @@ def run_sim_eval(args: argparse.Namespace, prog: str = 'vla sim eval') -> int:
 
         written = write_report(results, args.report, BevGrid.from_model(ModelConfig()))
         print(f'report in {args.report} ({len(written["gifs"])} GIFs)')
-    aggregate = summary(results)
+    aggregate, by_intent = summary(results), summary(results, 'intent')
     print(metrics_table(aggregate), end='')
+    print(metrics_table(by_intent, 'intent'), end='')
     if args.json:
-        write_json(args.json, {'driver': args.driver, 'summary': aggregate})
+        write_json(
+            args.json,
+            {
+                'driver': args.driver,
+                'summary': aggregate,
+                'by_intent': by_intent,
+                'episodes': [result.metrics.as_dict() for result in results],
+            },
+        )
     return 0
