@@ -132,12 +132,15 @@ def test_compare_within_tolerances_and_names_the_first_index():
     ]
 
 
-def test_a_reference_of_another_format_is_refused(references: Path, capsys):
+def test_a_reference_of_another_format_or_broken_is_refused(references: Path, capsys):
     path = references / MONITOR.file_name
     data = json.loads(path.read_text())
     path.write_text(json.dumps({**data, 'format': 0}))
     err = refusal(capsys, '--references', str(references), '--cores', 'monitor')
     assert f'{path} has reference format 0' in err and 'vla replay-test --update' in err
+    path.write_text('{"format": 1, "core": "monitor"')
+    err = refusal(capsys, '--references', str(references), '--cores', 'monitor')
+    assert f'{path} is not a reference file' in err and 'restore it from git' in err
 
 
 def test_a_missing_input_bag_is_refused(references: Path, capsys):

@@ -396,7 +396,7 @@ class Reference:
     made_at: str  # the commit the working tree was at
     model: dict[str, str] | None  # the inference core's model; None for the others
     inputs: dict[str, str]  # case -> SHA-256 of its bag
-    records: list[Record] = field(default_factory=list)
+    records: list[Record]
 
 
 def bag_path(directory: Path, case: Case) -> Path:
@@ -426,35 +426,44 @@ def model_identity(params: dict[str, object], name: str) -> dict[str, str]:
     }
 
 
+def _not_a_reference(path: Path, reason: str) -> RegressionInputError:
+    return RegressionInputError(
+        f'{path} is not a reference file ({reason}); restore it from git or regenerate it with: '
+        f'{UPDATE}'
+    )
+
+
 def read_reference(path: Path, core: str) -> Reference:
     """Read a reference file; RegressionInputError naming it and the fix when it cannot be used."""
     if not path.is_file():
         raise RegressionInputError(f'no reference file {path}; make it with: {UPDATE}')
     try:
         data = json.loads(path.read_text(encoding='utf-8'))
-        version = data['format'] if isinstance(data, dict) else None
-    except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as error:
-        raise RegressionInputError(
-            f'{path} is not a reference file ({error}); restore it from git or regenerate it '
-            f'with: {UPDATE}'
-        ) from None
-    if version != FORMAT:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise _not_a_reference(path, str(error)) from None
+    version = data.get('format') if isinstance(data, dict) else None
+    if version is not None and version != FORMAT:
         raise RegressionInputError(
             f'{path} has reference format {version}, this vla_ros reads format {FORMAT}: '
             f'regenerate it with: {UPDATE}'
         )
-    if data.get('core') != core:
-        raise RegressionInputError(
-            f'{path} holds the references of core {data.get("core")!r}, not {core!r}: restore '
-            f'it from git or regenerate it with: {UPDATE}'
+    try:
+        if data['core'] != core:
+            raise RegressionInputError(
+                f'{path} holds the references of core {data["core"]!r}, not {core!r}: restore '
+                f'it from git or regenerate it with: {UPDATE}'
+            )
+        return Reference(
+            core,
+            data['made_at'],
+            data['model'],
+            data['inputs'],
+            [Record(r['case'], r['topic'], r['stamp_ns'], r['fields']) for r in data['messages']],
         )
-    return Reference(
-        core,
-        data['made_at'],
-        data['model'],
-        data['inputs'],
-        [Record(r['case'], r['topic'], r['stamp_ns'], r['fields']) for r in data['messages']],
-    )
+    except KeyError as error:
+        raise _not_a_reference(path, f'no key {error}') from None
+    except TypeError:
+        raise _not_a_reference(path, 'another layout') from None
 
 
 def write_reference(path: Path, reference: Reference) -> None:
