@@ -74,12 +74,14 @@ def test_the_inputs_cover_the_cases():
             failing[record.case] |= {
                 name.split('.', 1)[1].rsplit('.', 1)[0]
                 for name, value in record.fields.items()
-                if name.endswith('.verdict') and value
+                if name.endswith('.verdict') and value != 'PASS'
             }
-    assert states['nominal'] == {0} and not failing['nominal']
-    assert 'sensors.cameras' in failing['camera_dropout'] and 1 in states['camera_dropout']
+    assert states['nominal'] == {'NOMINAL'} and not failing['nominal']
+    assert 'sensors.cameras' in failing['camera_dropout']
+    assert 'DEGRADED' in states['camera_dropout']
     assert 'collision.rss' in failing['cut_in']
-    assert 'freshness.odometry' in failing['stale_odometry'] and 3 in states['stale_odometry']
+    assert 'freshness.odometry' in failing['stale_odometry']
+    assert 'MINIMAL_RISK' in states['stale_odometry']
     assert {'sanity.finite', 'kinematics.speed_limit'} <= failing['bad_plan']
     control = read_reference(REFERENCES / 'control.json', 'control').records
     stale = [r.fields['velocity'] for r in control if r.case == 'stale_odometry']
@@ -94,20 +96,27 @@ def test_a_changed_monitor_threshold_is_named_and_update_accepts_it(
     params: dict[str, dict[str, object]], references: Path
 ):
     changed = copy.deepcopy(params)
-    changed['safety_monitor_node']['limits.speed_limit_mps'] = 30.0
+    changed['safety_monitor_node']['limits.max_longitudinal_jerk_mps3'] = 2.0  # from 4.13
     records = replay(references, changed, None)
-    reference = read_reference(references / MONITOR.file_name, MONITOR.name)
-    got = [record for record in records if record.topic in MONITOR.topics]
-    differences = compare(MONITOR, reference.records, got)
-    report = '\n'.join(describe(MONITOR, references / MONITOR.file_name, differences, len(got)))
-    print(report)
-    assert 'check.kinematics.speed_limit.limit: expected 36.1, got 30.0' in report
-    assert '/vla/safety_status @ ' in report
+    reports = {}
+    for core in MODEL_FREE:
+        reference = read_reference(references / core.file_name, core.name)
+        got = [record for record in records if record.topic in core.topics]
+        differences = compare(core, reference.records, got)
+        reports[core.name] = describe(core, references / core.file_name, differences, len(got))
+    print('\n'.join(line for lines in reports.values() for line in lines))
+    monitor, cycle = '\n'.join(reports['monitor']), 'nominal /vla/safety_status @ 2.500 s  '
+    assert f'{cycle}check.kinematics.jerk.limit: expected 4.13, got 2.0' in monitor
+    assert f'{cycle}check.kinematics.jerk.verdict: expected PASS, got DEGRADE' in monitor
+    assert f'{cycle}state: expected NOMINAL, got DEGRADED' in monitor
+    assert 'differ from' in reports['control'][0]  # the clamped trajectories are followed
+    assert 'messages match' in reports['sync'][0]  # sync does not see the monitor
 
     digests = {case.name: bag_digest(references, case) for case in CASES}
     lines = update(references, MODEL_FREE, records, digests, None).lines
     assert any(line.startswith('monitor: wrote') for line in lines)
-    assert any('check.kinematics.speed_limit.limit' in line for line in lines)
+    assert any(line.startswith('control: wrote') for line in lines)
+    assert any('check.kinematics.jerk.limit' in line for line in lines)
     assert any(line.startswith('sync: ') and 'unchanged' in line for line in lines)
     updated = {core.name: read_reference(references / core.file_name, core.name) for core in CORES}
     assert check(references, MODEL_FREE, records, updated).passed
@@ -117,15 +126,16 @@ def test_compare_within_tolerances_and_names_the_first_index():
     def record(fields: dict) -> Record:
         return Record('case', '/vla/trajectory', 1_500_000_000, fields)
 
-    expected = record({'x': [1.0, 2.0], 'lead_distance_m': float('nan'), 'origin': 0})
-    close = record({'x': [1.0 + 5e-7, 2.0], 'lead_distance_m': float('nan'), 'origin': 0})
+    nan = float('nan')
+    expected = record({'x': [1.0, 2.0], 'lead_distance_m': nan, 'origin': 'MODEL'})
+    close = record({'x': [1.0 + 5e-7, 2.0], 'lead_distance_m': nan, 'origin': 'MODEL'})
     assert compare(MONITOR, [expected], [close]) == []
-    far = record({'x': [1.0, 2.1], 'lead_distance_m': 3.0, 'origin': 3})
+    far = record({'x': [1.0, 2.1], 'lead_distance_m': 3.0, 'origin': 'COMFORTABLE_STOP'})
     lines = [str(d) for d in compare(MONITOR, [expected], [far])]
     assert lines == [
         'case /vla/trajectory @ 1.500 s  x[1]: expected 2.0, got 2.1',
         'case /vla/trajectory @ 1.500 s  lead_distance_m: expected nan, got 3.0',
-        'case /vla/trajectory @ 1.500 s  origin: expected 0, got 3',
+        'case /vla/trajectory @ 1.500 s  origin: expected MODEL, got COMFORTABLE_STOP',
     ]
     assert [str(d) for d in compare(MONITOR, [expected], [])] == [
         'case /vla/trajectory @ 1.500 s  (message): expected published, got not published'

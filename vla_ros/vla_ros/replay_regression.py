@@ -27,6 +27,7 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -47,12 +48,16 @@ from vla_model.artifacts import ArtifactError
 from vla_model.bag_cache import BagReadError, deserialized_messages
 from vla_model.config import MAP_PRIOR_LAYERS, ModelConfig
 from vla_model.driving_labels import PoseTrack, future_trajectory
+from vla_perception.health import Health
 from vla_perception.odometry import yaw_of
 from vla_perception.offline_sync import OfflineSync
 from vla_perception.rig import RigConfig
 from vla_perception.sensor_sync import SensorSyncCore, SyncedFrame
 from vla_perception.sensor_sync_node import sync_config
 from vla_perception.synchronizer import stamp_to_ns
+from vla_planning.safety_monitor import Origin
+from vla_planning.safety_rules import Verdict
+from vla_planning.safety_states import SafetyState
 from vla_planning.trajectory_messages import trajectory_arrays
 from vla_planning.vla_inference_node import candidate_message
 from vla_ros.bag_types import make_typestore
@@ -178,6 +183,14 @@ def _stored(value: float) -> float:
     return float(f'{value:.{STORED_DIGITS}g}')
 
 
+def _named(kind: type[Enum], value: int) -> str:
+    """Return the name of an enumerated message value (a diff reads it), or the number."""
+    try:
+        return kind(int(value)).name
+    except ValueError:
+        return str(int(value))
+
+
 def _stored_list(values: Iterable[float]) -> list[float]:
     return [_stored(float(value)) for value in values]
 
@@ -216,14 +229,14 @@ def sensor_frame_fields(message: object) -> tuple[int, Fields]:
         pixels = np.frombuffer(bytes(image.data), np.uint8)
         if pixels.size:
             pixels = pixels.reshape(image.height, image.width, -1)
-        fields[f'camera.{status.name}.health'] = int(status.health)
+        fields[f'camera.{status.name}.health'] = _named(Health, status.health)
         fields[f'camera.{status.name}.skew_s'] = _stored(status.skew_s)
         fields[f'camera.{status.name}.image'] = quadrant_means(pixels)
     odometry = message.odometry
     pose, twist = odometry.pose.pose, odometry.twist.twist
     fields.update(
         {
-            'odometry.health': int(message.odometry_status.health),
+            'odometry.health': _named(Health, message.odometry_status.health),
             'odometry.skew_s': _stored(message.odometry_status.skew_s),
             'odometry.x': _stored(pose.position.x),
             'odometry.y': _stored(pose.position.y),
@@ -271,8 +284,8 @@ def neural_map_fields(message: object) -> tuple[int, Fields]:
 def safety_status_fields(message: object) -> tuple[int, Fields]:
     """Reduce a monitor cycle: state, latch, ages, collision figures, every rule's verdict."""
     fields: Fields = {
-        'state': int(message.state),
-        'trajectory_origin': int(message.trajectory_origin),
+        'state': _named(SafetyState, message.state),
+        'trajectory_origin': _named(Origin, message.trajectory_origin),
         'latched': bool(message.latched),
         'clean_cycles': int(message.clean_cycles),
         'hazard_lights': bool(message.hazard_lights),
@@ -285,7 +298,7 @@ def safety_status_fields(message: object) -> tuple[int, Fields]:
         'rss_safe_distance_m': _stored(message.rss_safe_distance_m),
     }
     for check in message.checks:
-        fields[f'check.{check.rule}.verdict'] = int(check.verdict)
+        fields[f'check.{check.rule}.verdict'] = _named(Verdict, check.verdict)
         fields[f'check.{check.rule}.value'] = _stored(check.value)
         fields[f'check.{check.rule}.limit'] = _stored(check.limit)
     return stamp_to_ns(message.header.stamp), fields
@@ -294,7 +307,7 @@ def safety_status_fields(message: object) -> tuple[int, Fields]:
 def trajectory_fields(message: object) -> tuple[int, Fields]:
     """Reduce the trajectory the monitor published: origin, frame and points."""
     fields: Fields = {
-        'origin': int(message.origin),
+        'origin': _named(Origin, message.origin),
         'frame_id': str(message.header.frame_id),
         **_trajectory_fields(message, ''),
     }
@@ -379,11 +392,13 @@ class Difference:
     field: str
     expected: object
     got: object
+    occurrence: int = 0  # of the messages with this stamp (a watchdog and a plan cycle at once)
 
     def __str__(self) -> str:
         """Return the line a reviewer reads: where, which field, expected and got."""
+        which = f' (#{self.occurrence + 1})' if self.occurrence else ''
         return (
-            f'{self.case} {self.topic} @ {self.stamp_ns / 1e9:.3f} s  {self.field}: '
+            f'{self.case} {self.topic} @ {self.stamp_ns / 1e9:.3f} s{which}  {self.field}: '
             f'expected {self.expected}, got {self.got}'
         )
 
@@ -598,18 +613,28 @@ def compare(core: Core, expected: list[Record], got: list[Record]) -> list[Diffe
         case, topic, stamp_ns = key
         pairs = list(zip(want.get(key, []), have.get(key, []), strict=False))
         surplus = len(have.get(key, [])) - len(want.get(key, []))
-        if surplus:
-            missing = 'not published' if surplus < 0 else 'published'
-            wanted = 'published' if surplus < 0 else 'not published'
-            differences.append(Difference(case, topic, stamp_ns, '(message)', wanted, missing))
-        for old, new in pairs:
+        for occurrence, (old, new) in enumerate(pairs):
             for name in [*old.fields, *(n for n in new.fields if n not in old.fields)]:
                 for field_name, expected_value, got_value in _field_differences(
                     core, name, old.fields.get(name, '(absent)'), new.fields.get(name, '(absent)')
                 ):
                     differences.append(
-                        Difference(case, topic, stamp_ns, field_name, expected_value, got_value)
+                        Difference(
+                            case,
+                            topic,
+                            stamp_ns,
+                            field_name,
+                            expected_value,
+                            got_value,
+                            occurrence,
+                        )
                     )
+        if surplus:
+            missing = 'not published' if surplus < 0 else 'published'
+            wanted = 'published' if surplus < 0 else 'not published'
+            differences.append(
+                Difference(case, topic, stamp_ns, '(message)', wanted, missing, len(pairs))
+            )
     return differences
 
 
@@ -617,7 +642,7 @@ def describe(core: Core, path: Path, differences: list[Difference], total: int) 
     """Return the readable report of a core's differences: the first lines, then by field."""
     if not differences:
         return [f'{core.name}: {total} messages match {path}']
-    messages = len({(d.case, d.topic, d.stamp_ns) for d in differences})
+    messages = len({(d.case, d.topic, d.stamp_ns, d.occurrence) for d in differences})
     lines = [f'{core.name}: {messages} of {total} messages differ from {path}']
     lines += [f'  {difference}' for difference in differences[:SHOWN]]
     if len(differences) > SHOWN:
