@@ -20,7 +20,7 @@ def test_ruff_format():
 
 
 def test_shellcheck():
-    scripts = [REPO_ROOT / 'scripts' / 'setup.sh', REPO_ROOT / '.ci' / 'run']
+    scripts = [*sorted((REPO_ROOT / 'scripts').glob('*.sh')), REPO_ROOT / '.ci' / 'run']
     result = subprocess.run(
         [tool('shellcheck'), *map(str, scripts)], capture_output=True, text=True
     )

@@ -15,20 +15,17 @@ import json
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import Tensor
 
 from vla_model.artifacts import ArtifactError, load_teacher, save_teacher
 from vla_model.checkpoint import (
-    checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
-    save_checkpoint,
 )
 from vla_model.losses import planning_loss, rationale_loss
 from vla_model.privileged_dataset import (
@@ -40,15 +37,16 @@ from vla_model.privileged_dataset import (
     instruction_table,
     load_samples,
 )
+from vla_model.run_files import read_run_file, run_values, schedule_problems
 from vla_model.teacher_network import PrivilegedTeacher, TeacherConfig
 from vla_model.training import (
     Distributed,
     StepBatches,
+    StepLog,
     forget_metrics_after,
     learning_rate,
     plot_metrics,
     setup_distributed,
-    write_metrics,
 )
 
 TEACHER_WEIGHTS = 'teacher.safetensors'
@@ -82,50 +80,23 @@ class TeacherTrainConfig:
     loss_weights: TeacherLossWeights = field(default_factory=TeacherLossWeights)
 
     def __post_init__(self) -> None:
-        problems = []
-        if not self.data:
-            problems.append('data must name at least one data set folder')
-        for name in ('steps', 'batch_size', 'checkpoint_every', 'log_every'):
-            if getattr(self, name) < 1:
-                problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
-        if self.warmup_steps < 0:
-            problems.append('warmup_steps must be >= 0')
-        if not self.learning_rate > 0 or not self.weight_decay >= 0:
-            problems.append('learning_rate must be > 0 and weight_decay >= 0')
+        problems = [] if self.data else ['data must name at least one data set folder']
+        problems += schedule_problems(
+            self, ('steps', 'batch_size', 'checkpoint_every', 'log_every')
+        )
         if problems:
             raise ValueError('; '.join(problems))
 
     @classmethod
     def from_file(cls, path: Path) -> TeacherTrainConfig:
         """Read a YAML run file; unknown keys and bad values are refused by name."""
-        if not path.is_file():
-            raise FileNotFoundError(f'teacher training configuration {path} does not exist')
-        data = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
-        try:
-            return cls.from_dict(data, path.parent)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f'teacher training configuration {path}: {error}') from None
+        return read_run_file(path, cls.from_dict, 'teacher training configuration')
 
     @classmethod
     def from_dict(cls, data: dict, base: Path) -> TeacherTrainConfig:
         """Build from a parsed mapping; relative paths are taken from `base`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f'unknown key(s) {", ".join(unknown)}; known: {", ".join(known)}')
-        values = dict(data)
-        weights = values.get('loss_weights', {})
-        unknown = sorted(set(weights) - {f.name for f in fields(TeacherLossWeights)})
-        if unknown:
-            raise ValueError(f'unknown loss weight(s) {", ".join(unknown)}')
-        values['loss_weights'] = TeacherLossWeights(**weights)
-        folders = values.get('data', ())
-        folders = [folders] if isinstance(folders, str) else folders
-        values['data'] = tuple(str(base / folder) for folder in folders)
-        for name in ('out_dir', 'init_weights'):
-            if values.get(name):
-                values[name] = str(base / values[name])
-        return cls(**values)
+        paths = ('out_dir', 'init_weights')
+        return cls(**run_values(cls, data, base, TeacherLossWeights, ('data',), paths))
 
 
 @dataclass(frozen=True)
@@ -255,8 +226,8 @@ def train_teacher(
         file=sys.stderr,
     )
     bar = tqdm(total=last_step - first_step, desc='teacher', unit='step', disable=not progress)
+    log = StepLog(out_dir, config.log_every, config.checkpoint_every, last_step, metadata, bar)
     terms: dict[str, Tensor] = {}
-    window_start, window_steps, window_losses = time.perf_counter(), 0, Counter()
     for step, indices in zip(range(first_step, last_step), batches, strict=True):
         rate = learning_rate(config.learning_rate, config.warmup_steps, config.steps, step)
         for group in optimizer.param_groups:
@@ -268,24 +239,7 @@ def train_teacher(
         terms['total'].backward()
         gradient_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), 5.0)
         optimizer.step()
-        window_losses.update({name: value.item() for name, value in terms.items()})
-        window_steps += 1
-        done = step + 1
-        bar.update()
-        if done % config.log_every == 0 or done == last_step:
-            elapsed = time.perf_counter() - window_start
-            row = {
-                'step': done,
-                'learning_rate': rate,
-                'gradient_norm': float(gradient_norm),
-                'samples_per_s': window_steps * config.batch_size / max(elapsed, 1e-9),
-                **{f'loss_{name}': total / window_steps for name, total in window_losses.items()},
-            }
-            write_metrics(metrics_path, row)
-            bar.set_postfix(loss=f'{row["loss_total"]:.3f}')
-            window_start, window_steps, window_losses = time.perf_counter(), 0, Counter()
-        if done % config.checkpoint_every == 0 or done == last_step:
-            save_checkpoint(checkpoint_path(checkpoints, done), network, optimizer, done, metadata)
+        log.after(step + 1, terms, len(indices), rate, gradient_norm, network, optimizer)
     bar.close()
     weights = out_dir / TEACHER_WEIGHTS
     sha = ''

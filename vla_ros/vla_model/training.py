@@ -21,12 +21,11 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -49,6 +48,7 @@ from vla_model.losses import (
     rationale_loss,
 )
 from vla_model.network import OUTPUT_NAMES, VlaNet
+from vla_model.run_files import read_run_file, run_values, schedule_problems
 
 MODEL_SIZES = {'student': student, 'teacher': teacher}
 
@@ -83,13 +83,11 @@ class TrainConfig:
             problems.append(f'model must be one of {", ".join(MODEL_SIZES)}, got {self.model!r}')
         if not self.bags:
             problems.append('bags must name at least one bag or pattern')
-        for name in ('clip_length', 'batch_size', 'steps', 'checkpoint_every', 'log_every'):
-            if getattr(self, name) < 1:
-                problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
-        if self.warmup_steps < 0 or self.num_workers < 0:
-            problems.append('warmup_steps and num_workers must be >= 0')
-        if not self.learning_rate > 0 or not self.weight_decay >= 0:
-            problems.append('learning_rate must be > 0 and weight_decay >= 0')
+        problems += schedule_problems(
+            self, ('clip_length', 'batch_size', 'steps', 'checkpoint_every', 'log_every')
+        )
+        if self.num_workers < 0:
+            problems.append('num_workers must be >= 0')
         if not 0.0 <= self.map_prior_dropout <= 1.0:
             problems.append(f'map_prior_dropout must be in [0, 1], got {self.map_prior_dropout}')
         if problems:
@@ -98,29 +96,13 @@ class TrainConfig:
     @classmethod
     def from_file(cls, path: Path) -> TrainConfig:
         """Read a YAML run file; unknown keys and bad values are refused by name."""
-        if not path.is_file():
-            raise FileNotFoundError(f'training configuration {path} does not exist')
-        data = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
-        try:
-            return cls.from_dict(data, path.parent)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f'training configuration {path}: {error}') from None
+        return read_run_file(path, cls.from_dict, 'training configuration')
 
     @classmethod
     def from_dict(cls, data: dict, base: Path) -> TrainConfig:
         """Build from a parsed mapping; relative paths are taken from `base`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f'unknown key(s) {", ".join(unknown)}; known: {", ".join(known)}')
-        values = dict(data)
-        values['loss_weights'] = LossWeights(**values.get('loss_weights', {}))
-        bags = values.get('bags', ())
-        values['bags'] = tuple(str(base / b) for b in ([bags] if isinstance(bags, str) else bags))
-        for name in ('out_dir', 'cache_dir', 'rig_file', 'init_weights', 'teacher_weights'):
-            if values.get(name):
-                values[name] = str(base / values[name])
-        return cls(**values)
+        paths = ('out_dir', 'cache_dir', 'rig_file', 'init_weights', 'teacher_weights')
+        return cls(**run_values(cls, data, base, LossWeights, ('bags',), paths))
 
     def bag_paths(self) -> list[Path]:
         """Expand the bag patterns; a pattern that matches nothing is an error."""
@@ -344,6 +326,67 @@ def write_metrics(path: Path, row: dict) -> None:
         handle.write(json.dumps(row) + '\n')
 
 
+class StepLog:
+    """What a training loop writes after each step, on the main process only.
+
+    Window means of the losses to metrics.jsonl every `log_every` steps, a checkpoint every
+    `checkpoint_every`, both at the last step.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        log_every: int,
+        checkpoint_every: int,
+        last_step: int,
+        metadata: dict[str, str],
+        bar,
+        main: bool = True,
+    ) -> None:
+        self.metrics_path = out_dir / 'metrics.jsonl'
+        self.checkpoints = out_dir / 'checkpoints'
+        self.log_every, self.checkpoint_every = log_every, checkpoint_every
+        self.last_step, self.metadata, self.bar, self.main = last_step, metadata, bar, main
+        self._reset()
+
+    def _reset(self) -> None:
+        self._start, self._samples, self._steps = time.perf_counter(), 0, 0
+        self._losses: Counter = Counter()
+
+    def after(
+        self,
+        done: int,
+        terms: dict[str, Tensor],
+        samples: int,
+        rate: float,
+        gradient_norm: Tensor,
+        network: nn.Module,
+        optimizer: torch.optim.Optimizer,
+    ) -> None:
+        """Account for the step that brought the run to `done` steps."""
+        self._samples += samples
+        self._losses.update({name: value.item() for name, value in terms.items()})
+        self._steps += 1
+        self.bar.update()
+        if not self.main:
+            return
+        if done % self.log_every == 0 or done == self.last_step:
+            elapsed = time.perf_counter() - self._start
+            row = {
+                'step': done,
+                'learning_rate': rate,
+                'gradient_norm': float(gradient_norm),
+                'samples_per_s': self._samples / max(elapsed, 1e-9),
+                **{f'loss_{name}': total / self._steps for name, total in self._losses.items()},
+            }
+            write_metrics(self.metrics_path, row)
+            self.bar.set_postfix(loss=f'{row["loss_total"]:.3f}')
+            self._reset()
+        if done % self.checkpoint_every == 0 or done == self.last_step:
+            path = checkpoint_path(self.checkpoints, done)
+            save_checkpoint(path, network, optimizer, done, self.metadata)
+
+
 def plot_metrics(metrics_path: Path, out_path: Path) -> None:
     """Plot every loss term and the learning rate over steps."""
     import matplotlib
@@ -438,10 +481,17 @@ def train(
         unit='step',
         disable=not (progress and dist.main),
     )
+    log = StepLog(
+        out_dir,
+        config.log_every,
+        config.checkpoint_every,
+        last_step,
+        metadata,
+        bar,
+        dist.main,
+    )
     terms: dict[str, Tensor] = {}
     step = first_step
-    window_start, window_samples, window_steps = time.perf_counter(), 0, 0
-    window_losses: Counter = Counter()
     for step, batch in enumerate(loader, start=first_step):
         batch = {name: value.to(device) for name, value in batch.items()}
         drop_map_prior(batch, config.map_prior_dropout, config.seed, step, dist.rank)
@@ -460,26 +510,8 @@ def train(
         terms['total'].backward()
         gradient_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
-        window_samples += len(batch['images']) * dist.world
-        window_losses.update({name: value.item() for name, value in terms.items()})
-        window_steps += 1
-        done = step + 1
-        bar.update()
-        if dist.main and (done % config.log_every == 0 or done == last_step):
-            elapsed = time.perf_counter() - window_start
-            row = {
-                'step': done,
-                'learning_rate': rate,
-                'gradient_norm': float(gradient_norm),
-                'samples_per_s': window_samples / max(elapsed, 1e-9),
-                **{f'loss_{name}': total / window_steps for name, total in window_losses.items()},
-            }
-            write_metrics(metrics_path, row)
-            bar.set_postfix(loss=f'{row["loss_total"]:.3f}')
-            window_start, window_samples, window_steps = time.perf_counter(), 0, 0
-            window_losses = Counter()
-        if dist.main and (done % config.checkpoint_every == 0 or done == last_step):
-            save_checkpoint(checkpoint_path(checkpoints, done), network, optimizer, done, metadata)
+        samples = len(batch['images']) * dist.world
+        log.after(step + 1, terms, samples, rate, gradient_norm, network, optimizer)
     bar.close()
     weights = out_dir / f'{model_config.name}.safetensors'
     sha = ''

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The recipe of driving model v2 (issue 16, in progress), from a set-up checkout:
+#   scripts/train_model_v2.sh [DATA_DIR]      (default: data/v2)
+# Stage 1, the privileged teacher (docs/TRAINING.md, "Model v2"):
+#   1. the expert drives 800 episodes without cameras (training seeds 100000+, training
+#      wording); its own future labels every kept state, and every 10th state is also labelled
+#      under two other instructions (counterfactuals),
+#   2. the teacher trains on them (vla_ros/config/train_teacher.yaml),
+#   3. a DAgger round: the teacher drives 400 episodes through the safety monitor and the
+#      controller, the expert labels every state it reaches; the teacher is fine-tuned on all
+#      of it (vla_ros/config/train_teacher_dagger.yaml),
+#   4. the teacher and the expert drive the held-out evaluation (seeds 100+, test wording).
+# Every step resumes: recorded episodes are skipped, training continues from its last
+# checkpoint. Each stage's wall time on two cores is in vla_ros/models/MODEL_CARD.md.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+vla="$root/.venv/bin/vla"
+data=$(mkdir -p "${1:-data/v2}" && cd "${1:-data/v2}" && pwd)
+config="$root/vla_ros/config"
+
+"$vla" teacher record "$data/teacher/r0" --episodes 800 --seed-start 100000 --no-progress
+cp "$config/train_teacher.yaml" "$data/train_teacher.yaml"
+(cd "$data" && "$vla" teacher train train_teacher.yaml --no-progress)
+
+"$vla" teacher record "$data/teacher/r1" --episodes 400 --seed-start 200000 \
+  --driver-weights "$data/teacher/train0/teacher.safetensors" --no-progress
+cp "$config/train_teacher_dagger.yaml" "$data/train_teacher_dagger.yaml"
+(cd "$data" && "$vla" teacher train train_teacher_dagger.yaml --no-progress)
+teacher="$data/teacher/train1/teacher.safetensors"
+
+evaluate() {  # driver name scenarios... (20 episodes each, held-out seeds and wording)
+  local driver=$1 name=$2
+  shift 2
+  local weights=()
+  [ "$driver" = teacher ] && weights=(--weights "$teacher")
+  "$vla" sim eval --driver "$driver" "${weights[@]}" --scenarios "$@" --episodes 20 \
+    --seed-start 100 --split test --json "$data/eval/${driver}_$name.json"
+}
+mkdir -p "$data/eval"
+for driver in expert teacher; do
+  evaluate "$driver" nominal highway merge roundabout intersection exit
+  evaluate "$driver" long_tail cut_in hard_braking_lead stalled_vehicle slow_truck \
+    dense_traffic pull_over stop_behind_lead debris crossing_pedestrian
+done
