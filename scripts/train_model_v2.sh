@@ -6,12 +6,13 @@
 #      wording); its own future labels every kept state, and every 10th state is also labelled
 #      under two other instructions (counterfactuals),
 #   2. the teacher trains on them (vla_ros/config/train_teacher.yaml),
-#   3. a DAgger round: the teacher drives 400 episodes through the safety monitor and the
-#      controller, the expert labels every state it reaches; the teacher is fine-tuned on all
-#      of it (vla_ros/config/train_teacher_dagger.yaml),
+#   3. a DAgger round: the teacher drives 250 episodes through the safety monitor and the
+#      controller, the expert labels every 3rd state it reaches (every 15th under two other
+#      instructions too); the teacher is fine-tuned on all of it
+#      (vla_ros/config/train_teacher_dagger.yaml),
 #   4. the teacher and the expert drive the held-out evaluation (seeds 100+, test wording).
 # Every step resumes: recorded episodes are skipped, training continues from its last
-# checkpoint. Each stage's wall time on two cores is in vla_ros/models/MODEL_CARD.md.
+# checkpoint. Each stage's data and wall time on two cores: docs/TRAINING.md, "Measured".
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,8 +24,9 @@ config="$root/vla_ros/config"
 cp "$config/train_teacher.yaml" "$data/train_teacher.yaml"
 (cd "$data" && "$vla" teacher train train_teacher.yaml --no-progress)
 
-"$vla" teacher record "$data/teacher/r1" --episodes 400 --seed-start 200000 \
-  --driver-weights "$data/teacher/train0/teacher.safetensors" --no-progress
+"$vla" teacher record "$data/teacher/r1" --episodes 250 --seed-start 200000 --keep-every 3 \
+  --counterfactual-every 15 --driver-weights "$data/teacher/train0/teacher.safetensors" \
+  --no-progress
 cp "$config/train_teacher_dagger.yaml" "$data/train_teacher_dagger.yaml"
 (cd "$data" && "$vla" teacher train train_teacher_dagger.yaml --no-progress)
 teacher="$data/teacher/train1/teacher.safetensors"

@@ -23,7 +23,7 @@ from vla_model.privileged_dataset import (
     prepare_dataset,
 )
 from vla_model.teacher_network import PrivilegedTeacher, TeacherConfig
-from vla_model.teacher_training import TeacherTrainConfig, train_teacher
+from vla_model.teacher_training import TeacherTrainConfig, noisy_embeddings, train_teacher
 from vla_sim.expert_lookahead import expert_rollout
 from vla_sim.instructions import ALL_PARAPHRASES, Intent, Split
 from vla_sim.scenarios import get_scenario
@@ -276,3 +276,18 @@ def test_sim_eval_drives_the_teacher_and_refuses_a_missing_one(tmp_path):
     assert missing.returncode == 1
     assert missing.stderr.strip().endswith('none does not exist')
     assert run_vla('sim', 'eval', '--driver', 'teacher').returncode == 1
+
+
+def test_instruction_noise_moves_embeddings_near_not_onto_the_training_wording():
+    rng = np.random.default_rng(0)
+    embedding = rng.standard_normal((64, 384)).astype(np.float32)
+    embedding /= np.linalg.norm(embedding, axis=1, keepdims=True)
+    slot = np.tile(np.array([[1.0, 0.5]], np.float32), (64, 1))
+    rows = torch.from_numpy(np.concatenate([embedding, slot], axis=1))
+    moved = noisy_embeddings(rows, 384, 0.75, seed=3)
+    assert torch.equal(moved, noisy_embeddings(rows, 384, 0.75, seed=3))  # resumable
+    assert not torch.equal(moved, noisy_embeddings(rows, 384, 0.75, seed=4))
+    np.testing.assert_allclose(moved[:, :384].norm(dim=1), 1.0, atol=1e-5)
+    cosine = (moved[:, :384] * rows[:, :384]).sum(dim=1)
+    assert cosine.min() > 0.79 and cosine.max() < 1.0  # 1 / sqrt(1 + 0.75^2) = 0.8
+    assert torch.equal(moved[:, 384:], rows[:, 384:])  # the speed slot is not noise
