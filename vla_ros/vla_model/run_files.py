@@ -6,6 +6,7 @@ refused the same way: unknown keys and bad values name themselves and the file.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -43,7 +44,7 @@ def run_values(
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f'unknown key(s) {", ".join(unknown)}; known: {", ".join(known)}')
+        raise ValueError(f'unknown key(s) {", ".join(unknown)}; known: {", ".join(sorted(known))}')
     values = dict(data)
     weights = values.get('loss_weights', {})
     unknown = sorted(set(weights) - {f.name for f in fields(loss_weights)})
@@ -72,3 +73,10 @@ def schedule_problems(run: object, at_least_one: tuple[str, ...]) -> list[str]:
     if not run.learning_rate > 0 or not run.weight_decay >= 0:
         problems.append('learning_rate must be > 0 and weight_decay >= 0')
     return problems
+
+
+def add_run_file_arguments(parser: argparse.ArgumentParser, example: str) -> None:
+    """Add a training command's arguments: the run file, --steps and --no-progress."""
+    parser.add_argument('config', type=Path, help=f'training run file (YAML), see {example}')
+    parser.add_argument('--steps', type=int, help="override the run file's steps")
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')

@@ -37,7 +37,12 @@ from vla_model.privileged_dataset import (
     instruction_table,
     load_samples,
 )
-from vla_model.run_files import read_run_file, run_values, schedule_problems
+from vla_model.run_files import (
+    add_run_file_arguments,
+    read_run_file,
+    run_values,
+    schedule_problems,
+)
 from vla_model.teacher_network import PrivilegedTeacher, TeacherConfig
 from vla_model.training import (
     Distributed,
@@ -292,11 +297,7 @@ def train_teacher(
 
 def add_teacher_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `vla teacher train`'s arguments."""
-    parser.add_argument(
-        'config', type=Path, help='teacher run file (YAML), see config/train_teacher.yaml'
-    )
-    parser.add_argument('--steps', type=int, help="override the run file's steps")
-    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    add_run_file_arguments(parser, 'config/train_teacher.yaml')
 
 
 def run_teacher_train(args: argparse.Namespace) -> int:

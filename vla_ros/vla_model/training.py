@@ -48,7 +48,12 @@ from vla_model.losses import (
     rationale_loss,
 )
 from vla_model.network import OUTPUT_NAMES, VlaNet
-from vla_model.run_files import read_run_file, run_values, schedule_problems
+from vla_model.run_files import (
+    add_run_file_arguments,
+    read_run_file,
+    run_values,
+    schedule_problems,
+)
 
 MODEL_SIZES = {'student': student, 'teacher': teacher}
 
@@ -536,11 +541,7 @@ def train(
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `vla train`'s arguments."""
-    parser.add_argument(
-        'config', type=Path, help='training run file (YAML), see config/train_student.yaml'
-    )
-    parser.add_argument('--steps', type=int, help="override the run file's steps")
-    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    add_run_file_arguments(parser, 'config/train_student.yaml')
 
 
 def run_train(args: argparse.Namespace) -> int:
