@@ -157,6 +157,20 @@ def test_the_same_state_under_other_words_has_other_answers(rig):
     assert abs(done[0][-1, 1]) < 0.5
 
 
+def test_a_fresh_expert_keeps_the_lane_another_driver_left_the_car_in(rig):
+    """When the teacher changed lanes, the ego's target lane is still the one it started in."""
+    core = core_of('highway', rig, instruction=instruction_for(Intent.KEEP_LANE, None, 0))
+    for _ in range(10):
+        core.step(core.expert_decision().command)
+    start, end, lane = core.world.ego.lane_index
+    core.world.ego.target_lane_index = (start, end, lane + 1)  # stale: set before the change
+    label, _ = expert_rollout(
+        core, TeacherConfig().plan, instruction_for(Intent.KEEP_LANE, None, 1)
+    )
+    assert abs(label[-1, 1]) < 0.5  # not a lane over, where the stale target lane is
+    assert core.world.ego.target_lane_index == (start, end, lane + 1)  # the episode untouched
+
+
 @pytest.fixture(scope='module')
 def tiny_dataset(tmp_path_factory) -> Path:
     """Two short recorded episodes: expert labels and counterfactuals."""

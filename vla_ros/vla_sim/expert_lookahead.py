@@ -7,7 +7,8 @@ the plan's step times, in base_link now, are the label. The copy is independent 
 the world's scripted events are objects that move to the copy with their vehicles.
 
 Given another instruction, a fresh expert for it drives the copy instead, from the ego's current
-command (so its rate limits start where the car is): the counterfactual label "had you been told
+command and lane (so its rate limits start where the car is, and it changes lanes only by its
+own decision): the counterfactual label "had you been told
 this now", which teaches the model that the same scene asks for different plans under
 different words.
 """
@@ -50,6 +51,10 @@ def expert_rollout(
     else:
         world = copy.deepcopy(core.world)
         world.ego.route = list(world.navigation_route) or None
+        # The lane the ego is in is where a fresh expert starts: a target lane left on the ego
+        # by whoever steered before (the expert's last change, or none since the episode began
+        # while another driver changed lanes) would make it steer back there.
+        world.ego.target_lane_index = world.ego.lane_index
         expert = Expert(world, instruction, period_s=core.config.step_s)
         expert.last_command = world.ego.command
         expert.home_lane = core.expert.home_lane
