@@ -14,7 +14,7 @@ the right) reaches the planner.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -63,10 +63,6 @@ class TeacherConfig:
             return cls(**values, plan=plan)
         except TypeError as error:
             raise ValueError(f'not a teacher configuration of this version: {error}') from None
-
-    def with_plan(self, **overrides) -> TeacherConfig:
-        """Return a copy whose plan head has `overrides`."""
-        return replace(self, plan=replace(self.plan, **overrides))
 
 
 class PrivilegedTeacher(nn.Module):

@@ -165,6 +165,7 @@ class SampleBuffer:
         }
         self.texts: list[str] = []
         self.intents: list[str] = []
+        self._text_index: dict[tuple[str, str], int] = {}
 
     def __len__(self) -> int:
         return len(self.columns['source'])
@@ -180,12 +181,12 @@ class SampleBuffer:
     ) -> None:
         """Keep one labelled sample."""
         key = (instruction.text, instruction.intent.value)
-        pairs = list(zip(self.texts, self.intents, strict=True))
-        if key not in pairs:
+        if key not in self._text_index:
+            self._text_index[key] = len(self.texts)
             self.texts.append(instruction.text)
             self.intents.append(instruction.intent.value)
-            pairs.append(key)
-        values = (raster, state, pairs.index(key), trajectory, rationale, SOURCES.index(source))
+        index = self._text_index[key]
+        values = (raster, state, index, trajectory, rationale, SOURCES.index(source))
         for column, value in zip(self.columns.values(), values, strict=True):
             column.append(value)
 
