@@ -2,11 +2,11 @@
 # The recipe of driving model v2 (issue 16, in progress), from a set-up checkout:
 #   scripts/train_model_v2.sh [DATA_DIR]      (default: data/v2)
 # Stage 1, the privileged teacher (docs/TRAINING.md, "Model v2"):
-#   1. the expert drives 800 episodes without cameras (training seeds 100000+, training
+#   1. the expert drives 900 episodes without cameras (training seeds 100000+, training
 #      wording); its own future labels every kept state, and every 10th state is also labelled
 #      under two other instructions (counterfactuals),
 #   2. the teacher trains on them (vla_ros/config/train_teacher.yaml),
-#   3. a DAgger round: the teacher drives 250 episodes through the safety monitor and the
+#   3. a DAgger round: the teacher drives 300 episodes through the safety monitor and the
 #      controller, the expert labels every 3rd state it reaches (every 15th under two other
 #      instructions too); the teacher is fine-tuned on all of it
 #      (vla_ros/config/train_teacher_dagger.yaml),
@@ -20,11 +20,11 @@ vla="$root/.venv/bin/vla"
 data=$(mkdir -p "${1:-data/v2}" && cd "${1:-data/v2}" && pwd)
 config="$root/vla_ros/config"
 
-"$vla" teacher record "$data/teacher/r0" --episodes 800 --seed-start 100000 --no-progress
+"$vla" teacher record "$data/teacher/r0" --episodes 900 --seed-start 100000 --no-progress
 cp "$config/train_teacher.yaml" "$data/train_teacher.yaml"
 (cd "$data" && "$vla" teacher train train_teacher.yaml --no-progress)
 
-"$vla" teacher record "$data/teacher/r1" --episodes 250 --seed-start 200000 --keep-every 3 \
+"$vla" teacher record "$data/teacher/r1" --episodes 300 --seed-start 200000 --keep-every 3 \
   --counterfactual-every 15 --driver-weights "$data/teacher/train0/teacher.safetensors" \
   --no-progress
 cp "$config/train_teacher_dagger.yaml" "$data/train_teacher_dagger.yaml"

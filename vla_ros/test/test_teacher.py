@@ -105,10 +105,16 @@ def test_the_raster_draws_vehicles_with_their_velocity_where_they_are(rig):
 
 
 def test_the_route_is_drawn_where_the_map_has_one_and_does_not_follow_the_instruction(rig):
-    roundabout = teacher_raster(*(lambda c: (c, c.frame))(core_of('roundabout', rig)))
-    assert roundabout[CHANNEL['route']].sum() > 10
+    core = core_of('roundabout', rig)
+    roundabout = teacher_raster(core, core.frame)
+    route, grid = roundabout[CHANNEL['route_lanes']], core.bev_grid
+    # Lane surfaces, not centre-lines: the ego stands on its route, which is lanes wide.
+    ego_row, ego_col = int(-grid.x_range[0] / grid.cell_m), int(-grid.y_range[0] / grid.cell_m)
+    assert route[ego_row, ego_col] == 1.0
+    assert (route.sum(axis=1) >= 3).sum() > 10
+    assert route.sum() <= roundabout[CHANNEL['drivable']].sum()
     highway = teacher_raster(*(lambda c: (c, c.frame))(core_of('highway', rig)))
-    assert highway[CHANNEL['route']].sum() == 0
+    assert highway[CHANNEL['route_lanes']].sum() == 0
     rasters = []
     for intent in (Intent.TAKE_EXIT, Intent.KEEP_LANE):
         core = core_of('exit', rig, instruction=instruction_for(intent, None, 0))
@@ -117,7 +123,7 @@ def test_the_route_is_drawn_where_the_map_has_one_and_does_not_follow_the_instru
         rasters.append(teacher_raster(core, core.frame))
     # The exit is a fact of the map, seen under either instruction; the route is not the intent.
     for raster in rasters:
-        assert raster[CHANNEL['route']].sum() == 0
+        assert raster[CHANNEL['route_lanes']].sum() == 0
         assert raster[CHANNEL['exit_lane']].sum() > 20
 
 

@@ -34,7 +34,7 @@ PRIVILEGED_CHANNELS = (
     'vehicle',
     'vehicle_vx',
     'vehicle_vy',
-    'route',
+    'route_lanes',
     'exit_lane',
 )
 """The privileged teacher's ground-truth raster (vla_sim.privileged_bev), in order: 0/1 masks,

@@ -3,8 +3,8 @@
 What a perfect perception stack and an HD map would give (Learning by Cheating's privileged
 agent, Roach's BEV input), in base_link on the neural map's grid, so the teacher's plans and the
 student's share a frame: road surface, painted lines, lane centre-lines, every vehicle's box and
-its velocity, the lanes of the route the world was built with (roundabouts and junctions: where
-to leave), and exit lanes (a fact of the map; whether to take one is the instruction's to say).
+its velocity, the surfaces of the lanes on the route the world was built with (roundabouts and
+junctions: where to leave; a surface, not a line, so the way through is as wide as it is), and exit lanes (a fact of the map; whether to take one is the instruction's to say).
 Nothing here depends on the instruction, so the teacher must read the words to know what to do.
 """
 
@@ -18,7 +18,6 @@ from vla_sim.bev_ground_truth import (
     SUBPIXEL_BITS,
     BevGrid,
     grid_cells,
-    line_mask,
     surface_mask,
 )
 from vla_sim.scene import Scene, footprint
@@ -57,13 +56,10 @@ def privileged_raster(
     """
     centres = scene.road.centres
     segments = {(step[0], step[1]) for step in route}
-    route_lines = [c.points for c in centres if c.lane_id[:2] in segments]
     # RoadGeometry lists one surface per lane, in the order of its centre-lines.
-    exit_surfaces = [
-        surface
-        for surface, centre in zip(scene.road.surfaces, centres, strict=True)
-        if centre.lane_id[1] == EXIT_NODE
-    ]
+    lanes = list(zip(scene.road.surfaces, centres, strict=True))
+    route_surfaces = [surface for surface, centre in lanes if centre.lane_id[:2] in segments]
+    exit_surfaces = [surface for surface, centre in lanes if centre.lane_id[1] == EXIT_NODE]
     vx, vy = _velocity_layers(scene, grid)
     layers = {
         'drivable': bev['drivable'],
@@ -72,7 +68,7 @@ def privileged_raster(
         'vehicle': bev['vehicle'],
         'vehicle_vx': vx,
         'vehicle_vy': vy,
-        'route': line_mask(route_lines, scene, grid),
+        'route_lanes': surface_mask(route_surfaces, scene, grid),
         'exit_lane': surface_mask(exit_surfaces, scene, grid),
     }
     return np.stack([np.asarray(layers[name], np.float32) for name in PRIVILEGED_CHANNELS])

@@ -66,8 +66,8 @@ FAMILIES: dict[str, tuple[float, tuple[Intent, ...]]] = {
     'dense_traffic': (1.0, _HIGHWAY_INTENTS),
     'exit': (2.0, (Intent.TAKE_EXIT, Intent.KEEP_LANE, Intent.CHANGE_LANE_LEFT, Intent.SET_SPEED)),
     'merge': (1.0, (Intent.KEEP_LANE, Intent.SET_SPEED, Intent.FOLLOW_LEAD)),
-    'roundabout': (1.5, (Intent.KEEP_LANE, Intent.FOLLOW_LEAD)),
-    'intersection': (1.5, (Intent.KEEP_LANE, Intent.FOLLOW_LEAD)),
+    'roundabout': (3.0, (Intent.KEEP_LANE, Intent.FOLLOW_LEAD)),
+    'intersection': (3.0, (Intent.KEEP_LANE, Intent.FOLLOW_LEAD)),
     'pull_over': (1.0, (Intent.PULL_OVER,)),
     'stop_behind_lead': (1.0, (Intent.STOP_BEHIND_LEAD, Intent.KEEP_LANE)),
     'cut_in': (0.5, _EVENT_INTENTS),
@@ -77,7 +77,8 @@ FAMILIES: dict[str, tuple[float, tuple[Intent, ...]]] = {
     'debris': (0.5, _EVENT_INTENTS),
     'crossing_pedestrian': (0.5, _EVENT_INTENTS),
 }
-"""Scenario -> (sampling weight, intents its episodes are recorded under)."""
+"""Scenario -> (sampling weight, intents its episodes are recorded under). Junctions weigh
+more: their episodes are short and their geometry the hardest to learn."""
 SPOKEN_SPEEDS_KMH = tuple(range(30, 105, 5))
 """SET_SPEED targets of the training data: wider than any scenario's, in the 5 km/h steps
 people say."""
