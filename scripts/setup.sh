@@ -4,7 +4,11 @@
 # installed in development mode. No sourcing is needed afterwards: .venv/bin/python is enough.
 #
 # Idempotent: every step records a hash of its inputs and is skipped when they are unchanged.
-# Environment: PYTHON (interpreter to build the venv from, default python3.11), VLA_VENV.
+# Environment: PYTHON (interpreter to build the venv from, default python3.11), VLA_VENV,
+# VLA_ROS_EXTRAS (folder of the ROS packages PyPI lacks: launch, launch_ros, ros2cli,
+# message_filters, tf_transformations wheels and the composition_interfaces source; default
+# ../shared/ros-extras beside the checkout; without it set-up still succeeds, and the tests
+# that need them skip saying so).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,6 +17,7 @@ PYTHON=${PYTHON:-python3.11}
 REQUIRED_PYTHON=3.11
 STAMPS=$VENV/.vla-setup
 COLCON_DIR=$ROOT/.colcon
+EXTRAS=${VLA_ROS_EXTRAS:-$ROOT/../shared/ros-extras}
 
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
@@ -104,30 +109,82 @@ fix_wheel_cmake_paths() {
     -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$np_include#g"
 }
 
-# Build vla_msgs into the venv prefix: its libraries land in $VENV/lib, which the wheels'
-# bootstrapper puts on LD_LIBRARY_PATH, and its Python module in the venv's site-packages.
-build_vla_msgs() {
+# colcon_build PACKAGE_DIR BUILD_NAME: build one package into the venv prefix. Its libraries land
+# in $VENV/lib, which the wheels' bootstrapper puts on LD_LIBRARY_PATH, and its Python module in
+# the venv's site-packages.
+colcon_build() {
+  local source=$1 build=$COLCON_DIR/$2
   # A build directory configured against other ROS wheels (or another venv) is stale: start over.
-  local underlay="$VENV $ROS_HASH" marker=$COLCON_DIR/build/.underlay
-  if [ -d "$COLCON_DIR/build" ] && [ "$(cat "$marker" 2> /dev/null)" != "$underlay" ]; then
-    log "discarding $COLCON_DIR/build: it was configured for another underlay"
-    rm -rf "$COLCON_DIR/build"
+  local underlay="$VENV $ROS_HASH" marker=$build/.underlay
+  if [ -d "$build" ] && [ "$(cat "$marker" 2> /dev/null)" != "$underlay" ]; then
+    log "discarding $build: it was configured for another underlay"
+    rm -rf "$build"
   fi
   (
     cd "$ROOT"
     export AMENT_PREFIX_PATH=$VENV CMAKE_PREFIX_PATH=$VENV
     "$VENV/bin/colcon" --log-base "$COLCON_DIR/log" build \
-      --base-paths "$ROOT/vla_msgs" --build-base "$COLCON_DIR/build" \
+      --base-paths "$source" --build-base "$build" \
       --install-base "$VENV" --merge-install \
       --event-handlers console_cohesion- status- \
-      --cmake-args "-DPython3_EXECUTABLE=$VENV/bin/python" -DBUILD_TESTING=OFF > "$COLCON_DIR/build.log" 2>&1 \
-      || { tail -n 40 "$COLCON_DIR/build.log" >&2; die "colcon build of vla_msgs failed; full log: $COLCON_DIR/build.log"; }
+      --cmake-args "-DPython3_EXECUTABLE=$VENV/bin/python" -DBUILD_TESTING=OFF > "$build.log" 2>&1 \
+      || { tail -n 40 "$build.log" >&2; die "colcon build of $(basename "$source") failed; full log: $build.log"; }
   )
   printf '%s' "$underlay" > "$marker"
 }
 
+build_vla_msgs() { colcon_build "$ROOT/vla_msgs" build; }
+
 install_vla_ros() {
   pip_install --no-deps --no-build-isolation --editable "$ROOT/vla_ros"
+}
+
+# vla_ros in the venv's ament index, as colcon --symlink-install would put it, so that
+# `ros2 launch vla_ros ...`, `ros2 run vla_ros ...` and launch_ros find its launch files and
+# executables (lib/vla_ros/<name>, links to the editable install's .venv/bin scripts).
+register_vla_ros() {
+  local index=$VENV/share/ament_index/resource_index/packages share=$VENV/share/vla_ros
+  local lib=$VENV/lib/vla_ros name file
+  # ros2 launch walks share/<package> without following linked folders: link files, not folders.
+  rm -rf "$share/launch" "$lib"
+  mkdir -p "$index" "$share/launch" "$lib"
+  : > "$index/vla_ros"
+  ln -sfn "$ROOT/vla_ros/package.xml" "$share/package.xml"
+  for file in "$ROOT"/vla_ros/launch/*.launch.py; do
+    ln -sfn "$file" "$share/launch/$(basename "$file")"
+  done
+  for name in $("$VENV/bin/python" -c 'from importlib.metadata import distribution
+print(*(p.name for p in distribution("vla_ros").entry_points if p.group == "console_scripts"))'); do
+    ln -sfn "$VENV/bin/$name" "$lib/$name"
+  done
+}
+
+# The ros-extras wheels and the PyPI packages they import; then `ros2`, launch and the nodes find
+# the venv's packages with no sourcing: a .pth file defaults AMENT_PREFIX_PATH to the venv.
+install_ros_extras() {
+  pip_install -r "$ROOT/scripts/requirements-ros-extras.txt"
+  pip_install --no-deps "$EXTRAS"/wheels/*.whl
+  local site
+  site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  printf '%s\n' "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" \
+    > "$site/vla_ament_prefix_path.pth"
+}
+
+# launch_ros needs the composition_interfaces messages, which no wheel carries: build the source.
+build_composition_interfaces() {
+  colcon_build "$EXTRAS/interfaces/composition_interfaces" extras-build
+}
+
+ros_extras() {
+  if [ ! -d "$EXTRAS/wheels" ]; then
+    log "ros-extras not found at $EXTRAS (set VLA_ROS_EXTRAS): launch, launch_ros, ros2cli, message_filters and tf_transformations not installed; the tests of ros2 launch and ros2cli skip"
+    return
+  fi
+  EXTRAS=$(cd "$EXTRAS" && pwd)
+  run_step ros_extras "$(inputs_hash "$EXTRAS/wheels" "$ROOT/scripts/requirements-ros-extras.txt" \
+    "$ROOT/scripts/constraints.txt")" install_ros_extras
+  run_step composition_interfaces "$(printf '%s %s' "$(inputs_hash "$EXTRAS/interfaces")" \
+    "$ROS_HASH" | sha256sum | cut -d' ' -f1)" build_composition_interfaces
 }
 
 main() {
@@ -150,7 +207,13 @@ main() {
   # The editable install maps top-level packages and copies config/: re-run it when they change.
   run_step vla_ros "$(inputs_hash "$ROOT/vla_ros/setup.py" "$ROOT/vla_ros/setup.cfg" \
     "$ROOT/vla_ros/package.xml" "$ROOT"/vla_ros/*/__init__.py "$ROOT"/vla_ros/config)" install_vla_ros
+  run_step vla_ros_index "$(inputs_hash "$ROOT/vla_ros/setup.py" "$ROOT/scripts/setup.sh" \
+    "$ROOT/vla_ros/launch")" register_vla_ros
+  ros_extras
   log "environment ready in $((SECONDS - start)) s: $VENV"
 }
 
-main "$@"
+# Sourcing the script (the tests do) defines the steps without running them.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi

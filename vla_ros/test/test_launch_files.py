@@ -1,251 +1,364 @@
-"""The launch files and bring-ups, checked without `launch`/`launch_ros` (not installable here).
+"""The launch files under the real `ros2 launch`, and the running pipeline seen through ros2cli.
 
-Each launch file's generate_launch_description() runs against stand-in `launch` and `launch_ros`
-modules with the constructor signatures of the real ones (Humble and later); the stand-ins record
-the actions, and the test resolves the launch configurations as `ros2 launch` would, then checks
-every node against the node's own declared parameter table: each executable is an installed
-entry point, each parameter file exists and names only declared parameters, with values of the
-declared type inside the declared range, and every declared parameter is set.
+launch, launch_ros and ros2cli come from ../shared/ros-extras (scripts/setup.sh installs them;
+without it these tests skip saying so). Every launch here is `ros2 launch vla_ros <file>` as a
+subprocess, what a user types, in the test run's own ROS domain; every check is what a ROS user
+would run against the live graph: `ros2 node list`, `ros2 topic echo|hz|list`, `ros2 param`,
+`ros2 interface show`. After each launch, every node process it started must be gone.
 """
 
-import importlib
-import importlib.metadata
-import math
-import runpy
-import sys
-import types
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from vla_ros.bringup import ARGUMENT_NAMES, file_parameters, load_bringup, node_overrides
-from vla_ros.bringup_runner import NODE_CLASSES, parse_assignments
+from repo_paths import REPO_ROOT, require_ros_extras, tool
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-LAUNCH_DIR = PACKAGE_ROOT / 'launch'
-EXECUTE_PROCESS_OPTIONS = {'output', 'emulate_tty', 'respawn', 'respawn_delay', 'prefix', 'cwd'}
+require_ros_extras()
 
+from lifecycle_msgs.srv import GetState  # noqa: E402
+from rosbags.rosbag2 import Reader  # noqa: E402
+from vla_msgs.msg import ControlCommand, SafetyStatus, Trajectory, VlaPlan  # noqa: E402
 
-class LaunchDescription:
-    """Stand-in of launch.LaunchDescription: keeps its entities."""
+from vla_perception.synchronizer import stamp_to_ns  # noqa: E402
+from vla_ros.bag_types import make_typestore  # noqa: E402
+from vla_ros.qos import RELIABLE  # noqa: E402
+from vla_ros.testing import RosHarness  # noqa: E402
+from vla_ros.topics import CONTROL_COMMAND_TOPIC  # noqa: E402
 
-    def __init__(self, initial_entities=None):
-        self.entities = list(initial_entities or [])
-
-
-class DeclareLaunchArgument:
-    """Stand-in of launch.actions.DeclareLaunchArgument."""
-
-    def __init__(self, name, *, default_value=None, description=None, choices=None):
-        self.name, self.default_value, self.description = name, default_value, description
-
-
-class LaunchConfiguration:
-    """Stand-in of launch.substitutions.LaunchConfiguration."""
-
-    def __init__(self, variable_name, *, default=None):
-        self.variable_name = variable_name
+STARTUP_S = 180.0  # five interpreters importing torch and loading the model on two busy cores
+PIPELINE_NODES = {
+    'sensor_sync_node',
+    'vla_inference_node',
+    'safety_monitor_node',
+    'trajectory_output_node',
+}
+REPLAY_DIR = REPO_ROOT / 'vla_ros' / 'replay_regression'
+BAG = REPLAY_DIR / 'inputs' / 'nominal'
 
 
-class ParameterValue:
-    """Stand-in of launch_ros.parameter_descriptions.ParameterValue."""
+@dataclass
+class Launch:
+    """A running `ros2 launch`, its output in a file (a pipe could fill and block it)."""
 
-    def __init__(self, value, *, value_type=None):
-        self.value, self.value_type = value, value_type
+    process: subprocess.Popen
+    log: Path
 
+    def output(self) -> str:
+        """Return what launch and its nodes have printed so far."""
+        return self.log.read_text(encoding='utf-8', errors='replace')
 
-class Node:
-    """Stand-in of launch_ros.actions.Node: the keyword arguments of the real one."""
+    def node_pids(self) -> list[int]:
+        """Return the pids launch reported starting ('process started with pid [N]')."""
+        return [
+            int(pid) for pid in re.findall(r'process started with pid \[(\d+)\]', self.output())
+        ]
 
-    def __init__(
-        self,
-        *,
-        executable,
-        package=None,
-        name=None,
-        namespace=None,
-        exec_name=None,
-        parameters=None,
-        remappings=None,
-        ros_arguments=None,
-        arguments=None,
-        **kwargs,
-    ):
-        assert set(kwargs) <= EXECUTE_PROCESS_OPTIONS, f'not an ExecuteProcess option: {kwargs}'
-        self.executable, self.package, self.name = executable, package, name
-        self.namespace, self.parameters, self.ros_arguments = namespace, parameters, ros_arguments
+    def wait(self, timeout_s: float) -> int:
+        """Wait for launch to end; return its exit code."""
+        return self.process.wait(timeout=timeout_s)
 
+    def interrupt(self, timeout_s: float = 60.0) -> int:
+        """Ctrl-C: SIGINT to `ros2 launch` only; it must stop its nodes itself."""
+        self.process.send_signal(signal.SIGINT)
+        return self.wait(timeout_s)
 
-def stand_in_modules() -> dict[str, types.ModuleType]:
-    modules = {}
-    for name, members in {
-        'launch': {'LaunchDescription': LaunchDescription},
-        'launch.actions': {'DeclareLaunchArgument': DeclareLaunchArgument},
-        'launch.substitutions': {'LaunchConfiguration': LaunchConfiguration},
-        'launch_ros': {},
-        'launch_ros.actions': {'Node': Node},
-        'launch_ros.parameter_descriptions': {'ParameterValue': ParameterValue},
-    }.items():
-        module = types.ModuleType(name)
-        module.__dict__.update(members)
-        modules[name] = module
-    return modules
+    def kill(self) -> None:
+        """Leave nothing behind whatever a test did (its assertions have run by now)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for pid in self.node_pids():
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
-def describe(launch_file: str, monkeypatch: pytest.MonkeyPatch) -> LaunchDescription:
-    for name, module in stand_in_modules().items():
-        monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.delitem(sys.modules, 'vla_ros.launch_actions', raising=False)
-    return runpy.run_path(str(LAUNCH_DIR / launch_file))['generate_launch_description']()
+def alive(pid: int) -> bool:
+    """Return True while a process with this pid exists and is not a zombie."""
+    try:
+        with open(f'/proc/{pid}/stat', encoding='ascii') as stat:
+            return stat.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
 
 
-def resolve(value, arguments: dict[str, str]):
-    """Expand substitutions as ros2 launch does (ParameterValue typed by YAML rules)."""
-    if isinstance(value, LaunchConfiguration):
-        assert value.variable_name in arguments, f'undeclared {value.variable_name}'
-        return arguments[value.variable_name]
-    if isinstance(value, ParameterValue):
-        text = resolve(value.value, arguments)
-        typed = yaml.safe_load(text)
-        assert isinstance(typed, value.value_type), f'{text!r} is not a {value.value_type}'
-        return typed
-    if isinstance(value, dict):
-        return {key: resolve(item, arguments) for key, item in value.items()}
-    if isinstance(value, list):
-        return [resolve(item, arguments) for item in value]
-    return value
+def assert_no_node_left(launch: Launch) -> None:
+    """Every node process the launch started is gone (a few seconds' grace for their exit)."""
+    pids = launch.node_pids()
+    deadline = time.monotonic() + 10.0
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in pids if alive(pid)], f'nodes left running:\n{launch.output()}'
 
 
-def node_specs(executable: str) -> dict[str, object]:
-    module = importlib.import_module(NODE_CLASSES[executable].split(':')[0])
-    return {spec.name: spec for spec in module.PARAMETERS}
+def start_launch(tmp_path: Path, launch_file: str, *arguments: str) -> Launch:
+    """Start `ros2 launch vla_ros <launch_file> name:=value...`."""
+    log = tmp_path / f'{launch_file}.log'
+    with log.open('w', encoding='utf-8') as sink:
+        process = subprocess.Popen(
+            [tool('ros2'), 'launch', 'vla_ros', launch_file, *arguments],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    return Launch(process, log)
 
 
-def check_value(executable: str, name: str, value: object) -> None:
-    specs = node_specs(executable)
-    if name == 'use_sim_time':
-        assert isinstance(value, bool)
-        return
-    assert name in specs, f'{executable} declares no parameter {name}'
-    spec = specs[name]
-    assert type(value) is type(spec.default), f'{executable} {name}: {value!r} not a {spec}'
-    if spec.minimum is not None:
-        assert spec.minimum <= value <= spec.maximum, f'{executable} {name}: {value} out of range'
-    if isinstance(value, float):
-        assert math.isfinite(value)
+def ros2(*arguments: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
+    """Run one ros2cli command; return its result with text output."""
+    return subprocess.run(
+        [tool('ros2'), *arguments], capture_output=True, text=True, timeout=timeout_s
+    )
 
 
-def launched_nodes(description: LaunchDescription, overrides: dict[str, str] | None = None):
-    declared = [e for e in description.entities if isinstance(e, DeclareLaunchArgument)]
-    assert [a.name for a in declared] == list(ARGUMENT_NAMES)
-    assert all(a.description for a in declared)
-    arguments = {a.name: a.default_value for a in declared} | (overrides or {})
-    return arguments, [
-        (entity, resolve(entity.parameters, arguments), resolve(entity.ros_arguments, arguments))
-        for entity in description.entities
-        if isinstance(entity, Node)
-    ]
+def listed(*arguments: str) -> set[str]:
+    """Return the lines of `ros2 <noun> list` without the daemon (nothing outlives the test)."""
+    result = ros2(*arguments, 'list', '--no-daemon', '--spin-time', '5')
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+def param(verb: str, *arguments: str) -> str:
+    """Return what `ros2 param get|set` prints; no daemon: it would still be discovering."""
+    result = ros2('param', verb, '--no-daemon', '--spin-time', '5', *arguments)
+    return (result.stdout + result.stderr).strip()
+
+
+def echo_once(topic: str, message_type: str) -> dict:
+    """Return the first message `ros2 topic echo --once` prints on `topic`, as parsed YAML."""
+    result = ros2(
+        'topic',
+        'echo',
+        '--once',
+        '--no-daemon',
+        '--timeout',
+        '60',
+        topic,
+        message_type,
+        timeout_s=90.0,
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout.split('\n---')[0])
+
+
+def topic_rate(topic: str, listen_s: float = 8.0) -> float:
+    """Return the last average rate `ros2 topic hz` prints after listening for `listen_s`."""
+    process = subprocess.Popen(
+        [tool('ros2'), 'topic', 'hz', topic],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(listen_s)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=30)
+    rates = re.findall(r'average rate: ([\d.]+)', output)
+    assert rates, output
+    return float(rates[-1])
+
+
+def lifecycle_state(ros: RosHarness, client: object) -> str:
+    """Ask a lifecycle node for its state over its get_state service ('' if it does not answer)."""
+    if not ros.spin_until(client.service_is_ready, 5.0):
+        return ''
+    future = client.call_async(GetState.Request())
+    return future.result().current_state.label if ros.spin_until(future.done, 10.0) else ''
+
+
+def message_fields(message_class: type) -> set[str]:
+    return set(message_class.get_fields_and_field_types())
+
+
+@pytest.fixture(scope='module')
+def sim(module_ros: RosHarness, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launch]:
+    """`ros2 launch vla_ros sim.launch.py`, running until the model's first trajectory."""
+    node = module_ros.node('observer')
+    trajectories: list[Trajectory] = []
+    commands: list[ControlCommand] = []
+    node.create_subscription(Trajectory, '/vla/trajectory', trajectories.append, RELIABLE)
+    node.create_subscription(ControlCommand, CONTROL_COMMAND_TOPIC, commands.append, RELIABLE)
+    launch = start_launch(tmp_path_factory.mktemp('sim'), 'sim.launch.py')
+    launch.trajectories, launch.commands = trajectories, commands
+    module_ros.spin_until(
+        lambda: (
+            any(t.origin == Trajectory.ORIGIN_MODEL for t in trajectories)
+            or launch.process.poll() is not None
+        ),
+        STARTUP_S,
+    )
+    try:
+        yield launch
+    finally:
+        launch.kill()
+
+
+def test_sim_launch_drives_the_simulator_and_the_model_trajectories_arrive(
+    sim: Launch, module_ros: RosHarness
+):
+    assert sim.process.poll() is None, sim.output()
+    assert any(t.origin == Trajectory.ORIGIN_MODEL for t in sim.trajectories), sim.output()
+    # The simulator steps on the controller's commands: more of both keep coming.
+    seen = len(sim.commands)
+    assert module_ros.spin_until(lambda: len(sim.commands) > seen + 5, 30.0)
+
+
+def test_ros2_node_list_shows_the_pipeline_and_the_simulator(sim: Launch):
+    nodes = listed('node')
+    assert {f'/{name}' for name in PIPELINE_NODES | {'sim_bridge_node'}} <= nodes, nodes
+
+
+def test_ros2_topic_echo_prints_a_plan_and_a_safety_status(sim: Launch):
+    plan = echo_once('/vla/plan', 'vla_msgs/msg/VlaPlan')
+    assert set(plan) == message_fields(VlaPlan)
+    assert plan['model_id'] and plan['trajectory']['points'], plan
+    status = echo_once('/vla/safety_status', 'vla_msgs/msg/SafetyStatus')
+    assert set(status) == message_fields(SafetyStatus)
+    assert status['checks'], status
+
+
+def test_ros2_param_set_refuses_a_read_only_limit_and_applies_an_allowed_change(sim: Launch):
+    node = '/safety_monitor_node'
+    refused = param('set', node, 'limits.speed_limit_mps', '50.0')
+    assert refused.startswith('Setting parameter failed') and 'read-only' in refused, refused
+    assert param('get', node, 'limits.speed_limit_mps') == 'Double value is: 36.1'
+    assert param('set', node, 'degraded_max_speed_mps', '12.5') == 'Set parameter successful'
+    assert param('get', node, 'degraded_max_speed_mps') == 'Double value is: 12.5'
+
+
+def test_sigint_ends_the_sim_launch_and_every_node(sim: Launch):
+    assert sim.interrupt() == 0, sim.output()
+    assert_no_node_left(sim)
+
+
+def test_pipeline_under_a_namespace_with_launch_driving_the_inference_lifecycle(
+    ros: RosHarness, tmp_path: Path
+):
+    launch = start_launch(tmp_path, 'pipeline.launch.py', 'namespace:=car1', 'autostart:=false')
+    try:
+        client = ros.node('lifecycle_observer').create_client(
+            GetState, '/car1/vla_inference_node/get_state'
+        )
+        active = ros.spin_until(lambda: lifecycle_state(ros, client) == 'active', STARTUP_S)
+        assert active, launch.output()
+        # The node does not configure itself: only launch_ros's ChangeState events moved it.
+        autostart = param('get', '/car1/vla_inference_node', 'autostart')
+        assert autostart == 'Boolean value is: False', autostart
+        # Leave out this test's observers and launch_ros's own node (it calls the lifecycle).
+        nodes = {
+            name
+            for name in listed('node')
+            if 'observer' not in name and not name.startswith('/launch_ros_')
+        }
+        assert nodes >= {f'/car1/{name}' for name in PIPELINE_NODES}, nodes
+        assert not [name for name in nodes if not name.startswith('/car1/')], nodes
+        topics = listed('topic')
+        own = [t for t in topics if '/vla/' in t]
+        assert '/car1/vla/trajectory' in own and '/car1/vla/plan' in own, topics
+        assert all(t.startswith('/car1/vla/') for t in own), topics
+        # No plans come without sensors: the monitor cycles on its 10 Hz watchdog.
+        rate = topic_rate('/car1/vla/trajectory')
+        assert 8.0 < rate < 12.0, rate
+        assert launch.interrupt() == 0, launch.output()
+        assert_no_node_left(launch)
+    finally:
+        launch.kill()
+
+
+def frame_stamps(bag: Path) -> set[int]:
+    """Return the stamps of the front camera's images in a bag."""
+    typestore = make_typestore()
+    with Reader(bag) as reader:
+        connections = [c for c in reader.connections if c.topic.endswith('/front/image_raw')]
+        return {
+            stamp_to_ns(typestore.deserialize_cdr(raw, c.msgtype).header.stamp)
+            for c, _, raw in reader.messages(connections=connections)
+        }
+
+
+def test_replay_launch_plans_on_a_replayed_bag_clock(ros: RosHarness, tmp_path: Path):
+    node = ros.node('observer')
+    plans: list[VlaPlan] = []
+    node.create_subscription(VlaPlan, '/vla/plan', plans.append, RELIABLE)
+    launch = start_launch(
+        tmp_path, 'replay.launch.py', 'use_sim_time:=true', f'rig_file:={REPLAY_DIR / "rig.yaml"}'
+    )
+    try:
+        loaded = ros.spin_until(lambda: node.count_publishers('/vla/plan') > 0, STARTUP_S)
+        assert loaded, launch.output()
+        sim_time = param('get', '/sensor_sync_node', 'use_sim_time')
+        assert sim_time == 'Boolean value is: True', sim_time
+        player = subprocess.run(
+            [tool('vla'), 'replay', str(BAG), '--live', '--rate', '0.5', '--no-progress'],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert player.returncode == 0, player.stderr
+        ros.spin_until(lambda: False, 3.0)
+        assert launch.interrupt() == 0, launch.output()
+        assert_no_node_left(launch)
+    finally:
+        launch.kill()
+    planned = {stamp_to_ns(plan.header.stamp) for plan in plans}
+    assert len(planned) >= 5, f'{len(planned)} plans:\n{launch.output()}'
+    assert planned <= frame_stamps(BAG), 'plans must be stamped with the bag frames'
+
+
+def test_a_wrong_weights_hash_ends_the_launch_with_the_nodes_reason(tmp_path: Path):
+    launch = start_launch(tmp_path, 'pipeline.launch.py', f'weights_sha256:={"f" * 64}')
+    try:
+        assert launch.wait(STARTUP_S) == 1
+        output = launch.output()
+        assert re.search(r'vla_inference_node: autostart: cannot configure: .* refusing', output)
+        assert 'vla_inference_node-2 exited with code 1' in output, output
+        assert_no_node_left(launch)
+    finally:
+        launch.kill()
 
 
 @pytest.mark.parametrize(
-    ('launch_file', 'bringup', 'use_sim_time'),
+    ('arguments', 'reason'),
     [
-        ('pipeline.launch.py', 'pipeline', False),
-        ('replay.launch.py', 'pipeline', True),
-        ('sim.launch.py', 'sim', True),
+        (['speed:=3'], "pipeline.launch.py has no argument 'speed'; its arguments: autostart"),
+        (['namespace:=car 1!'], 'Invalid namespace: namespace must not contain characters'),
+        (
+            ['params_file:={tmp}/wrong_type.yaml'],
+            "safety_monitor_node: Trying to set parameter 'rate_hz' to '20' of type 'INTEGER', "
+            "expecting type 'DOUBLE'",
+        ),
+        (['params_file:={tmp}/missing.yaml'], 'params_file {tmp}/missing.yaml does not exist'),
     ],
+    ids=['unknown-argument', 'illegal-namespace', 'wrong-type-in-parameter-file', 'no-such-file'],
 )
-def test_every_node_of_a_launch_file_is_installed_and_fully_configured(
-    launch_file: str, bringup: str, use_sim_time: bool, monkeypatch: pytest.MonkeyPatch
+def test_bad_launch_input_is_refused_with_one_line_and_no_node_left(
+    arguments: list[str], reason: str, tmp_path: Path
 ):
-    entry_points = {
-        point.name: point.value
-        for point in importlib.metadata.distribution('vla_ros').entry_points
-        if point.group == 'console_scripts'
-    }
-    arguments, nodes = launched_nodes(describe(launch_file, monkeypatch))
-    assert [node.executable for node, _, _ in nodes] == [
-        node.executable for node in load_bringup(bringup).nodes
-    ]
-    assert Path(arguments['weights_path']).is_file() and Path(arguments['onnx_path']).is_file()
-    for node, parameters, ros_arguments in nodes:
-        assert node.package == 'vla_ros' and node.executable in entry_points
-        assert node.name == node.executable
-        assert ros_arguments == ['--log-level', 'info']
-        *files, overrides = parameters
-        set_names = set(overrides)
-        for file in files:
-            path = Path(file)
-            assert path.is_file(), f'{launch_file}: {node.executable}: no {path}'
-            for name, value in file_parameters(path, node.name).items():
-                check_value(node.executable, name, value)
-                set_names.add(name)
-        for name, value in overrides.items():
-            if name != 'use_sim_time':
-                check_value(node.executable, name, value)
-        assert set_names - {'use_sim_time'} == set(node_specs(node.executable)), (
-            f'{node.executable}: parameters neither in its file nor set by the bring-up'
-        )
-        is_clock = node.executable == 'sim_bridge_node'
-        assert overrides.get('use_sim_time', None) == (None if is_clock else use_sim_time)
-
-
-def test_launch_arguments_reach_the_nodes_that_take_them(monkeypatch: pytest.MonkeyPatch):
-    given = {
-        'namespace': 'car1',
-        'backend': 'torch',
-        'rig_file': '/etc/rig.yaml',
-        'log_level': 'debug',
-        'use_sim_time': 'true',
-    }
-    _, nodes = launched_nodes(describe('pipeline.launch.py', monkeypatch), given)
-    by_name = {node.executable: (node, parameters[-1], ros) for node, parameters, ros in nodes}
-    assert by_name['vla_inference_node'][1]['backend'] == 'torch'
-    assert by_name['sensor_sync_node'][1]['rig_file'] == '/etc/rig.yaml'
-    assert 'backend' not in by_name['sensor_sync_node'][1]
-    for node, overrides, ros_arguments in by_name.values():
-        assert resolve(node.namespace, given) == 'car1'
-        assert overrides['use_sim_time'] is True and ros_arguments == ['--log-level', 'debug']
-
-
-def test_the_single_process_table_runs_the_entry_points_classes():
-    entry_points = {
-        point.name: point.value.split(':')[0]
-        for point in importlib.metadata.distribution('vla_ros').entry_points
-        if point.group == 'console_scripts' and point.name.endswith('_node')
-    }
-    assert {name: path.split(':')[0] for name, path in NODE_CLASSES.items()} == entry_points
-    for path in NODE_CLASSES.values():
-        module, name = path.split(':')
-        assert hasattr(importlib.import_module(module), name), path
-
-
-def test_bad_bringups_and_arguments_are_refused_by_name(tmp_path: Path):
-    with pytest.raises(FileNotFoundError, match="no bring-up named 'nope'.*pipeline, sim"):
-        load_bringup('nope')
-    broken = tmp_path / 'broken.yaml'
-    broken.write_text('nodes:\n  - parameters: []\n', encoding='utf-8')
-    with pytest.raises(ValueError, match='broken.yaml: bad bring-up'):
-        load_bringup(str(broken))
-    twice = tmp_path / 'twice.yaml'
-    twice.write_text(
-        'use_sim_time: false\ninclude: pipeline\nnodes:\n  - executable: sensor_sync_node\n'
+    # An integer where the node declares a double: the usual slip in a hand-written file.
+    (tmp_path / 'wrong_type.yaml').write_text(
+        '/**/safety_monitor_node:\n  ros__parameters:\n    rate_hz: 20\n', encoding='utf-8'
     )
-    with pytest.raises(ValueError, match='listed twice'):
-        load_bringup(str(twice))
-    with pytest.raises(ValueError, match="'speed' is not a bring-up argument"):
-        parse_assignments(['speed:=3'])
-    with pytest.raises(ValueError, match='name:=value'):
-        parse_assignments(['backend=torch'])
-    with pytest.raises(ValueError, match='log_level must be one of'):
-        parse_assignments(['log_level:=loud'])
-    assert parse_assignments(['backend:=torch']) == {'backend': 'torch'}
+    launch = start_launch(
+        tmp_path, 'pipeline.launch.py', *(a.format(tmp=tmp_path) for a in arguments)
+    )
+    try:
+        assert launch.wait(STARTUP_S) == 1, launch.output()
+        assert reason.format(tmp=tmp_path) in launch.output(), launch.output()
+        assert_no_node_left(launch)
+    finally:
+        launch.kill()
 
 
-def test_the_clock_node_never_gets_sim_time():
-    sim = load_bringup('sim')
-    overrides = {node.name: node_overrides(node, lambda name: name) for node in sim.nodes}
-    assert 'use_sim_time' not in overrides['sim_bridge_node']
-    assert overrides['sim_bridge_node'] == {'rig_file': 'rig_file'}
-    assert overrides['safety_monitor_node'] == {'use_sim_time': 'use_sim_time'}
+def test_ros2_interface_show_prints_the_message_file():
+    shown = ros2('interface', 'show', 'vla_msgs/msg/TrajectoryPoint')
+    assert shown.returncode == 0, shown.stderr
+    # Nested types are expanded below their field, indented by a tab: the rest is the file.
+    own_lines = [line for line in shown.stdout.splitlines() if not line.startswith('\t')]
+    path = REPO_ROOT / 'vla_msgs' / 'msg' / 'TrajectoryPoint.msg'
+    assert own_lines == path.read_text(encoding='utf-8').splitlines()

@@ -35,3 +35,17 @@ def test_missing_python_is_refused_with_the_fix(tmp_path):
     assert "'python3.11-not-installed' was not found" in result.stderr
     assert 'set PYTHON=/path/to/python3.11' in result.stderr
     assert not (tmp_path / 'venv').exists()
+
+
+def test_without_ros_extras_setup_goes_on_and_says_what_is_missing(tmp_path):
+    missing = tmp_path / 'no-ros-extras'
+    script = f'source {SETUP}; EXTRAS={missing}; ros_extras; echo "went on"'
+    result = subprocess.run(['bash', '-c', script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines == [
+        f'[setup] ros-extras not found at {missing} (set VLA_ROS_EXTRAS): launch, launch_ros, '
+        'ros2cli, message_filters and tf_transformations not installed; the tests of ros2 '
+        'launch and ros2cli skip',
+        'went on',
+    ]
