@@ -24,7 +24,7 @@ from vla_model.instruction_encoder import (
     InstructionEncoder,
     check_instruction,
 )
-from vla_model.network import INPUT_NAMES, VlaNet
+from vla_model.network import INPUT_NAMES, VlaNet, warp
 from vla_perception.rig import RigConfig
 
 CONFIG = student()
@@ -115,7 +115,7 @@ def hot_cell_after_warp(net: VlaNet, x: float, y: float, motion: tuple[float, fl
     centres = cell_centres(CONFIG)
     row, col = np.unravel_index(np.argmin(np.linalg.norm(centres - [x, y], axis=-1)), (rows, cols))
     previous[0, 0, row, col] = 1.0
-    warped = net.warp(previous, torch.tensor([motion], dtype=torch.float32))[0, 0].numpy()
+    warped = warp(net, previous, torch.tensor([motion], dtype=torch.float32))[0, 0].numpy()
     return centres[np.unravel_index(np.argmax(warped), (rows, cols))], warped.max()
 
 

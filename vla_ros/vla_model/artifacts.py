@@ -10,9 +10,10 @@ from pathlib import Path
 
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from vla_model.config import ModelConfig
-from vla_model.network import VlaNet
+from vla_model.student_network import build_network
 from vla_model.teacher_network import PrivilegedTeacher, TeacherConfig
 
 TEACHER_METADATA_KEY = 'teacher_config'
@@ -44,7 +45,7 @@ def verify(path: Path, expected_sha256: str | None) -> str:
     return actual
 
 
-def save_weights(model: VlaNet, path: Path) -> str:
+def save_weights(model: nn.Module, path: Path) -> str:
     """Write the weights and the model configuration as safetensors; return the file's SHA-256."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
@@ -52,14 +53,14 @@ def save_weights(model: VlaNet, path: Path) -> str:
     return sha256_file(path)
 
 
-def load_weights(path: Path, expected_sha256: str | None = None) -> VlaNet:
+def load_weights(path: Path, expected_sha256: str | None = None) -> nn.Module:
     """Build the network a safetensors file describes and load its weights, in eval mode."""
     verify(path, expected_sha256)
     with safe_open(str(path), framework='pt') as handle:
         metadata = handle.metadata() or {}
     if 'config' not in metadata:
         raise ArtifactError(f'model file {path} has no model configuration in its metadata')
-    model = VlaNet(ModelConfig.from_json(metadata['config']))
+    model = build_network(ModelConfig.from_json(metadata['config']))
     model.load_state_dict(load_file(str(path)))
     return model.eval()
 

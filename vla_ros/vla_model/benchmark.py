@@ -15,13 +15,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vla_model.config import ModelConfig, student, teacher
 from vla_model.export import example_inputs, export_onnx
-from vla_model.network import INPUT_NAMES, VlaNet
+from vla_model.network import INPUT_NAMES
+from vla_model.student_network import build_network
 from vla_ros.reports import write_json
 
 WARM_UP = 5
 
 
-def gflops(model: VlaNet, inputs: dict[str, np.ndarray]) -> float:
+def gflops(model: torch.nn.Module, inputs: dict[str, np.ndarray]) -> float:
     """Return the floating-point operations of one forward pass, in GFLOPs (multiply-add = 2)."""
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
@@ -46,7 +47,7 @@ def measure(config: ModelConfig, repeats: int, workdir: Path) -> dict:
     from vla_planning.backends import OnnxRuntimeBackend, TorchBackend
 
     torch.manual_seed(0)
-    model = VlaNet(config).eval()
+    model = build_network(config).eval()
     inputs = example_inputs(config)
     backends = {
         'pytorch': TorchBackend(model),

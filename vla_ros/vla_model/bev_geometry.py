@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_model.config import ModelConfig
+from vla_perception.rig import RigConfig
 
 
 @dataclass(frozen=True)
@@ -110,3 +111,30 @@ def view_weight(seen: np.ndarray, camera_valid: np.ndarray, heights: int) -> np.
 def warp_grid_base(config: ModelConfig) -> np.ndarray:
     """Return the cell centres (rows, cols, 2) as float32: what the ego warp transforms."""
     return cell_centres(config).astype(np.float32)
+
+
+def rig_cameras(rig: RigConfig, config: ModelConfig) -> list[CameraGeometry]:
+    """Return a rig's cameras from the intrinsics the simulator renders them with.
+
+    The rendered images must be the model's size (the default rig's are): training data of the
+    simulator is never resized.
+    """
+    cameras = []
+    for camera in rig.cameras:
+        intrinsics = camera.intrinsics
+        if intrinsics is None:
+            raise ValueError(f'camera {camera.name} of the rig has no intrinsics to render with')
+        if (intrinsics.width, intrinsics.height) != (config.image_width, config.image_height):
+            raise ValueError(
+                f'camera {camera.name} renders {intrinsics.width}x{intrinsics.height}; the '
+                f'model takes {config.image_width}x{config.image_height}'
+            )
+        k = np.array(
+            [[intrinsics.fx, 0.0, intrinsics.cx], [0.0, intrinsics.fy, intrinsics.cy], [0, 0, 1]]
+        )
+        cameras.append(
+            CameraGeometry(
+                k, rotation_from_quaternion(camera.rotation), np.array(camera.translation)
+            )
+        )
+    return cameras

@@ -57,7 +57,8 @@ class ModelConfig:
     num_cameras: int = 6
     image_height: int = 256  # px, the SensorFrame output size
     image_width: int = 448
-    backbone_channels: tuple[int, ...] = (24, 48, 64)  # stride-4 stem, then stride 2 each: 16
+    backbone_channels: tuple[int, ...] = (24, 48, 64)  # stem, then stride 2 each: 16 px a cell
+    stem_stride: int = 4  # the patchify stem's kernel and stride, px (8: a quarter of the pixels)
     bev_channels: int = 64
     # BEV grid in base_link (x forward, y left), metres; cell centres at min + (i + 0.5) * cell.
     bev_x_range: tuple[float, float] = (-16.0, 48.0)
@@ -71,6 +72,9 @@ class ModelConfig:
     horizon_steps: int = 6
     step_s: float = 0.5  # trajectory points every step_s, up to horizon_steps * step_s
     planner_hidden: int = 256
+    # pooled: v1's planner on the pooled BEV features; neural_map: v2's, the privileged teacher
+    # reading the network's own neural map (vla_model.student_network)
+    planner: str = 'pooled'
     rationales: tuple[str, ...] = RATIONALES
     bev_classes: tuple[str, ...] = BEV_CLASSES
     ego_state_dim: int = 3  # the first EGO_STATE_FIELDS: v1 takes speed, yaw rate, acceleration
@@ -83,7 +87,7 @@ class ModelConfig:
     @property
     def feature_stride(self) -> int:
         """Pixels of input image per backbone feature cell."""
-        return 4 * 2 ** (len(self.backbone_channels) - 1)
+        return self.stem_stride * 2 ** (len(self.backbone_channels) - 1)
 
     @property
     def feature_size(self) -> tuple[int, int]:

@@ -37,7 +37,9 @@ def example_inputs(config: ModelConfig, batch: int = 1, seed: int = 0) -> dict[s
             (batch, config.bev_channels, rows, cols), dtype=np.float32
         ),
         'ego_motion': np.array([[1.2, 0.1, 0.02]] * batch, dtype=np.float32),
-        'ego_state': np.array([[12.0, 0.01, -0.5]] * batch, dtype=np.float32),
+        'ego_state': np.array(
+            [[12.0, 0.01, -0.5, 3.0][: config.ego_state_dim]] * batch, np.float32
+        ),
         'instruction': rng.standard_normal(
             (batch, config.instruction_input_dim), dtype=np.float32
         ),

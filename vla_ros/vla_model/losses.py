@@ -86,18 +86,57 @@ def rationale_loss(logits: Tensor, target: Tensor) -> Tensor:
     return functional.cross_entropy(logits[valid], target[valid])
 
 
+def plan_distillation_loss(
+    student_trajectories: Tensor,
+    student_scores: Tensor,
+    teacher_trajectories: Tensor,
+    teacher_scores: Tensor,
+    weighted: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Match the teacher's candidates (smooth L1, candidate by candidate) and scores (KL).
+
+    Both refine the same anchors, so candidate k answers for candidate k. `weighted`: each
+    candidate counts by the teacher's probability for it, so the student spends its capacity on
+    the plans the teacher would drive, not on ones it never picks.
+    """
+    errors = functional.smooth_l1_loss(
+        student_trajectories, teacher_trajectories, reduction='none'
+    ).mean(dim=(-2, -1))
+    teacher_log = functional.log_softmax(teacher_scores, -1)
+    weights = teacher_log.exp() if weighted else torch.full_like(errors, 1.0 / errors.shape[-1])
+    score = functional.kl_div(
+        functional.log_softmax(student_scores, -1),
+        teacher_log,
+        reduction='batchmean',
+        log_target=True,
+    )
+    return (errors * weights).sum(-1).mean(), score
+
+
 def distillation_loss(
     student: dict[str, Tensor], teacher: dict[str, Tensor]
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Match the teacher's candidates, score distribution (KL) and neural map (soft BCE)."""
-    trajectory = functional.smooth_l1_loss(student['trajectories'], teacher['trajectories'])
-    score = functional.kl_div(
-        functional.log_softmax(student['scores'], -1),
-        functional.log_softmax(teacher['scores'], -1),
-        reduction='batchmean',
-        log_target=True,
+    trajectory, score = plan_distillation_loss(
+        student['trajectories'], student['scores'], teacher['trajectories'], teacher['scores']
     )
     bev = functional.binary_cross_entropy_with_logits(
         student['bev_semantics'], torch.sigmoid(teacher['bev_semantics'])
     )
     return trajectory, score, bev
+
+
+def velocity_loss(predicted: Tensor, target: Tensor, vehicle: Tensor) -> Tensor:
+    """Smooth L1 of the velocity layers (B, 2, rows, cols) on the cells with a vehicle."""
+    cells = vehicle.expand_as(target) > 0.5
+    if not cells.any():
+        return predicted.sum() * 0.0
+    return functional.smooth_l1_loss(predicted[cells], target[cells])
+
+
+def mask_iou(logits: Tensor, target: Tensor) -> Tensor:
+    """Return the intersection over union of (logits > 0) with a 0/1 target, over all cells."""
+    predicted = logits > 0.0
+    truth = target > 0.5
+    union = (predicted | truth).sum()
+    return (predicted & truth).sum() / union.clamp(min=1)

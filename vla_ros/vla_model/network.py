@@ -40,15 +40,15 @@ def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Seque
 class Backbone(nn.Module):
     """A small convolutional image encoder shared by all cameras.
 
-    A 4x4 stride-4 "patchify" stem (as ConvNeXt) instead of full-resolution 3x3 convolutions,
+    A stride-4 (or 8) "patchify" stem (as ConvNeXt) instead of full-resolution 3x3 convolutions,
     which cost most of the arithmetic for six cameras; then one stride-2 stage per further width.
     """
 
-    def __init__(self, channels: tuple[int, ...], out_channels: int) -> None:
+    def __init__(self, channels: tuple[int, ...], out_channels: int, stem_stride: int = 4) -> None:
         super().__init__()
         stem, *widths = channels
         stages = [
-            nn.Conv2d(3, stem, 4, 4, bias=False),
+            nn.Conv2d(3, stem, stem_stride, stem_stride, bias=False),
             nn.BatchNorm2d(stem),
             nn.ReLU(inplace=True),
         ]
@@ -71,7 +71,7 @@ class VlaNet(nn.Module):
         super().__init__()
         self.config = config
         channels = config.bev_channels
-        self.backbone = Backbone(config.backbone_channels, channels)
+        self.backbone = Backbone(config.backbone_channels, channels, config.stem_stride)
         self.temporal = conv_block(2 * channels, channels)
         self.map_prior = nn.Conv2d(config.map_prior_channels + 1, channels, 1)
         self.film = nn.Linear(config.instruction_input_dim, 2 * channels)
@@ -96,15 +96,7 @@ class VlaNet(nn.Module):
         self.scores = nn.Linear(hidden, config.num_anchors)
         self.rationale = nn.Linear(hidden, len(config.rationales))
         self.register_buffer('anchors', torch.from_numpy(make_anchors(config)), persistent=False)
-        self.register_buffer(
-            'cell_centres', torch.from_numpy(warp_grid_base(config)), persistent=False
-        )
-        self.register_buffer(
-            'pixel_mean', torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False
-        )
-        self.register_buffer(
-            'pixel_std', torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False
-        )
+        register_view_buffers(self, config)
 
     def forward(
         self,
@@ -128,20 +120,9 @@ class VlaNet(nn.Module):
         Returns trajectories (B, K, T, 3) x, y, heading in base_link; scores (B, K) logits;
         bev_semantics (B, classes, rows, cols) logits; rationale (B, R) logits; bev_features.
         """
-        batch, cameras, height, width, _ = images.shape
-        rows, cols = self.config.bev_size
-        pixels = images.permute(0, 1, 4, 2, 3).reshape(batch * cameras, 3, height, width)
-        pixels = (pixels.float() / 255.0 - self.pixel_mean) / self.pixel_std
-        features = self.backbone(pixels)
-        channels, feature_h, feature_w = features.shape[1:]
-        flat = features.reshape(batch, cameras, channels, feature_h * feature_w)
-        flat = flat.permute(0, 2, 1, 3).reshape(batch, channels, cameras * feature_h * feature_w)
-        flat = functional.pad(flat, (0, 1))  # the zero feature that unseen samples point to
-        gathered = flat.index_select(2, lut_index.reshape(-1))
-        gathered = gathered.reshape(batch, channels, lut_index.shape[0], lut_index.shape[1])
-        bev = (gathered * lut_weight).sum(-1).reshape(batch, channels, rows, cols)
-
-        bev = self.temporal(torch.cat([bev, self.warp(previous_bev, ego_motion)], 1))
+        bev = lift(self, images, lut_index, lut_weight)
+        batch, _, rows, cols = bev.shape
+        bev = self.temporal(torch.cat([bev, warp(self, previous_bev, ego_motion)], 1))
         present = map_prior_present.reshape(batch, 1, 1, 1)
         prior_input = torch.cat([map_prior * present, present.expand(batch, 1, rows, cols)], 1)
         bev = bev + self.map_prior(prior_input)
@@ -159,21 +140,55 @@ class VlaNet(nn.Module):
             bev,
         )
 
-    def warp(self, previous_bev: Tensor, ego_motion: Tensor) -> Tensor:
-        """Resample the previous BEV into this frame: each cell reads where it was then."""
-        x, y = self.cell_centres[..., 0], self.cell_centres[..., 1]
-        dx, dy, dyaw = (ego_motion[:, i].reshape(-1, 1, 1) for i in range(3))
-        cos, sin = torch.cos(dyaw), torch.sin(dyaw)
-        x_before = cos * x - sin * y + dx
-        y_before = sin * x + cos * y + dy
-        (x_min, x_max), (y_min, y_max) = self.config.bev_x_range, self.config.bev_y_range
-        grid = torch.stack(
-            [
-                2.0 * (y_before - y_min) / (y_max - y_min) - 1.0,
-                2.0 * (x_before - x_min) / (x_max - x_min) - 1.0,
-            ],
-            dim=-1,
-        )
-        return functional.grid_sample(
-            previous_bev, grid, mode='bilinear', padding_mode='zeros', align_corners=False
-        )
+
+def register_view_buffers(module: nn.Module, config: ModelConfig) -> None:
+    """Give `module` the constants `lift` and `warp` read (not saved with the weights)."""
+    module.register_buffer(
+        'cell_centres', torch.from_numpy(warp_grid_base(config)), persistent=False
+    )
+    module.register_buffer(
+        'pixel_mean', torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False
+    )
+    module.register_buffer(
+        'pixel_std', torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False
+    )
+
+
+def lift(network: nn.Module, images: Tensor, lut_index: Tensor, lut_weight: Tensor) -> Tensor:
+    """Encode each camera with `network.backbone` and gather the features into the BEV grid.
+
+    images (B, N, H, W, 3) uint8 RGB; lut_index / lut_weight (cells, samples) from
+    build_view_lut. Returns (B, C, rows, cols).
+    """
+    batch, cameras, height, width, _ = images.shape
+    rows, cols = network.config.bev_size
+    pixels = images.permute(0, 1, 4, 2, 3).reshape(batch * cameras, 3, height, width)
+    pixels = (pixels.float() / 255.0 - network.pixel_mean) / network.pixel_std
+    features = network.backbone(pixels)
+    channels, feature_h, feature_w = features.shape[1:]
+    flat = features.reshape(batch, cameras, channels, feature_h * feature_w)
+    flat = flat.permute(0, 2, 1, 3).reshape(batch, channels, cameras * feature_h * feature_w)
+    flat = functional.pad(flat, (0, 1))  # the zero feature that unseen samples point to
+    gathered = flat.index_select(2, lut_index.reshape(-1))
+    gathered = gathered.reshape(batch, channels, lut_index.shape[0], lut_index.shape[1])
+    return (gathered * lut_weight).sum(-1).reshape(batch, channels, rows, cols)
+
+
+def warp(network: nn.Module, previous_bev: Tensor, ego_motion: Tensor) -> Tensor:
+    """Resample the previous BEV into this frame: each cell reads where it was then."""
+    x, y = network.cell_centres[..., 0], network.cell_centres[..., 1]
+    dx, dy, dyaw = (ego_motion[:, i].reshape(-1, 1, 1) for i in range(3))
+    cos, sin = torch.cos(dyaw), torch.sin(dyaw)
+    x_before = cos * x - sin * y + dx
+    y_before = sin * x + cos * y + dy
+    (x_min, x_max), (y_min, y_max) = network.config.bev_x_range, network.config.bev_y_range
+    grid = torch.stack(
+        [
+            2.0 * (y_before - y_min) / (y_max - y_min) - 1.0,
+            2.0 * (x_before - x_min) / (x_max - x_min) - 1.0,
+        ],
+        dim=-1,
+    )
+    return functional.grid_sample(
+        previous_bev, grid, mode='bilinear', padding_mode='zeros', align_corners=False
+    )

@@ -63,8 +63,11 @@ class DatasetSettings:
         )
 
 
-def prepare_dataset(folder: Path, settings: DatasetSettings) -> None:
-    """Create `folder` with its manifest, or check an existing one was made with `settings`."""
+def prepare_dataset(folder: Path, settings: object) -> None:
+    """Create `folder` with its manifest, or check an existing one was made with `settings`.
+
+    `settings`: a dataclass (DatasetSettings, or a data set kind's own that nests it).
+    """
     manifest = folder / MANIFEST
     wanted = json.loads(json.dumps(asdict(settings)))
     if manifest.is_file():

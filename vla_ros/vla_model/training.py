@@ -367,10 +367,16 @@ class StepLog:
         gradient_norm: Tensor,
         network: nn.Module,
         optimizer: torch.optim.Optimizer,
+        measures: dict[str, Tensor] | None = None,
     ) -> None:
-        """Account for the step that brought the run to `done` steps."""
+        """Account for the step that brought the run to `done` steps.
+
+        `measures`: quality figures that are not losses (a batch's IoU), averaged like them and
+        written under their own names.
+        """
         self._samples += samples
-        self._losses.update({name: value.item() for name, value in terms.items()})
+        self._losses.update({f'loss_{name}': value.item() for name, value in terms.items()})
+        self._losses.update({name: value.item() for name, value in (measures or {}).items()})
         self._steps += 1
         self.bar.update()
         if not self.main:
@@ -382,7 +388,7 @@ class StepLog:
                 'learning_rate': rate,
                 'gradient_norm': float(gradient_norm),
                 'samples_per_s': self._samples / max(elapsed, 1e-9),
-                **{f'loss_{name}': total / self._steps for name, total in self._losses.items()},
+                **{name: total / self._steps for name, total in self._losses.items()},
             }
             write_metrics(self.metrics_path, row)
             self.bar.set_postfix(loss=f'{row["loss_total"]:.3f}')
@@ -393,7 +399,7 @@ class StepLog:
 
 
 def plot_metrics(metrics_path: Path, out_path: Path) -> None:
-    """Plot every loss term and the learning rate over steps."""
+    """Plot every loss term, the quality measures (if any) and the learning rate over steps."""
     import matplotlib
 
     matplotlib.use('Agg')
@@ -404,13 +410,22 @@ def plot_metrics(metrics_path: Path, out_path: Path) -> None:
         return
     steps = [row['step'] for row in rows]
     names = [name for name in rows[-1] if name.startswith('loss_')]
-    figure, (losses, rate) = pyplot.subplots(2, 1, figsize=(8, 7), sharex=True)
+    measures = [name for name in rows[-1] if name.startswith('iou_')]
+    panels = 3 if measures else 2
+    figure, axes = pyplot.subplots(panels, 1, figsize=(8, 3.5 * panels), sharex=True)
+    losses, rate = axes[0], axes[-1]
     for name in names:
         losses.plot(steps, [row.get(name, np.nan) for row in rows], label=name[5:])
     losses.set_yscale('log')
     losses.set_ylabel('loss')
     losses.legend(fontsize=8)
     losses.grid(alpha=0.3)
+    if measures:
+        for name in measures:
+            axes[1].plot(steps, [row.get(name, np.nan) for row in rows], label=name)
+        axes[1].set_ylabel('batch IoU')
+        axes[1].legend(fontsize=8)
+        axes[1].grid(alpha=0.3)
     rate.plot(steps, [row['learning_rate'] for row in rows])
     rate.set_xlabel('step')
     rate.set_ylabel('learning rate')

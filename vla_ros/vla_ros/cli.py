@@ -120,11 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `vla` with every sub-command."""
     from vla_model.distillation import add_distill_arguments, run_distill
     from vla_model.open_loop_eval import add_eval_bags_arguments, run_eval_bags
+    from vla_model.student_training import add_student_train_arguments, run_student_train
     from vla_model.teacher_training import add_teacher_train_arguments, run_teacher_train
     from vla_model.training import add_train_arguments, run_train
     from vla_ros.bringup_runner import add_run_arguments, run_bringup
     from vla_ros.replay_command import add_replay_arguments, run_replay
     from vla_ros.replay_regression import add_replay_test_arguments, run_replay_test
+    from vla_sim.camera_data import add_student_record_arguments, run_student_record
     from vla_sim.demo import add_demo_arguments, run_demo
     from vla_sim.recorder import add_record_arguments, run_record
     from vla_sim.sim_eval_command import add_sim_eval_arguments, run_sim_eval
@@ -267,6 +269,26 @@ def build_parser() -> argparse.ArgumentParser:
         'train the privileged teacher on recorded data (resumes from its last checkpoint)',
         add_teacher_train_arguments,
         run_teacher_train,
+    )
+    student = commands.add_parser(
+        'student', help='the camera student of model v2: record its rendered data, train it'
+    )
+    student_commands = student.add_subparsers(
+        dest='student_command', metavar='STUDENT_COMMAND', required=True
+    )
+    _module_command(
+        student_commands,
+        'record',
+        "render the cameras where states are kept, beside the teacher's raster (JPEG shards)",
+        add_student_record_arguments,
+        run_student_record,
+    )
+    _module_command(
+        student_commands,
+        'train',
+        'distil the camera student from the teacher (resumes from its last checkpoint)',
+        add_student_train_arguments,
+        run_student_train,
     )
     for name, help_text, add_arguments, handler in (
         (

@@ -4,8 +4,9 @@ What a perfect perception stack and an HD map would give (Learning by Cheating's
 agent, Roach's BEV input), in base_link on the neural map's grid, so the teacher's plans and the
 student's share a frame: road surface, painted lines, lane centre-lines, every vehicle's box and
 its velocity, the surfaces of the lanes on the route the world was built with (roundabouts and
-junctions: where to leave; a surface, not a line, so the way through is as wide as it is), and exit lanes (a fact of the map; whether to take one is the instruction's to say).
-Nothing here depends on the instruction, so the teacher must read the words to know what to do.
+junctions: where to leave; a surface, not a line, so the way through is as wide as it is), and
+exit lanes (a fact of the map; whether to take one is the instruction's to say). Nothing here
+depends on the instruction, so the teacher must read the words to know what to do.
 """
 
 from __future__ import annotations

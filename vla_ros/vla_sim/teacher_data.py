@@ -18,6 +18,7 @@ import argparse
 import functools
 import random
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,24 @@ def teacher_raster(core: SimulationCore, frame: SimFrame) -> np.ndarray:
     )
 
 
+class TextTable:
+    """A shard's instructions, each (text, intent) stored once and referred to by index."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.intents: list[str] = []
+        self._index: dict[tuple[str, str], int] = {}
+
+    def index(self, instruction: InstructionSample) -> int:
+        """Return the instruction's index, adding it the first time."""
+        key = (instruction.text, instruction.intent.value)
+        if key not in self._index:
+            self._index[key] = len(self.texts)
+            self.texts.append(instruction.text)
+            self.intents.append(instruction.intent.value)
+        return self._index[key]
+
+
 class SampleBuffer:
     """Samples collected for one shard."""
 
@@ -164,9 +183,7 @@ class SampleBuffer:
             key: []
             for key in ('raster', 'ego_state', 'text_index', 'trajectory', 'rationale', 'source')
         }
-        self.texts: list[str] = []
-        self.intents: list[str] = []
-        self._text_index: dict[tuple[str, str], int] = {}
+        self.table = TextTable()
 
     def __len__(self) -> int:
         return len(self.columns['source'])
@@ -181,12 +198,7 @@ class SampleBuffer:
         source: str,
     ) -> None:
         """Keep one labelled sample."""
-        key = (instruction.text, instruction.intent.value)
-        if key not in self._text_index:
-            self._text_index[key] = len(self.texts)
-            self.texts.append(instruction.text)
-            self.intents.append(instruction.intent.value)
-        index = self._text_index[key]
+        index = self.table.index(instruction)
         values = (raster, state, index, trajectory, rationale, SOURCES.index(source))
         for column, value in zip(self.columns.values(), values, strict=True):
             column.append(value)
@@ -203,8 +215,8 @@ class SampleBuffer:
             trajectory=np.stack(columns['trajectory']).astype(np.float32),
             rationale=np.asarray(columns['rationale'], np.int8),
             source=np.asarray(columns['source'], np.uint8),
-            texts=self.texts,
-            intents=self.intents,
+            texts=self.table.texts,
+            intents=self.table.intents,
         )
 
 
@@ -283,6 +295,24 @@ def record_episode(
     return len(buffer)
 
 
+def counterfactual_instructions(
+    task: EpisodeTask, rng: random.Random, count: int
+) -> list[tuple[InstructionSample, float]]:
+    """Return up to `count` other instructions of the scenario family, each with its age.
+
+    A lane change is asked once and done once: only its fresh request (age 0) has a known
+    answer; other requests may have been given any time before.
+    """
+    others = [i for i in FAMILIES[task.scenario][1] if i is not task.intent]
+    drawn = []
+    for intent in rng.sample(others, min(count, len(others))):
+        seed = rng.randrange(1 << 30)
+        instruction = instruction_for(intent, draw_target_speed(intent, rng), seed)
+        age = 0.0 if intent in LANE_CHANGES else rng.uniform(0.0, MAX_INSTRUCTION_AGE_S)
+        drawn.append((instruction, age))
+    return drawn
+
+
 def _add_counterfactuals(
     core: SimulationCore,
     frame: SimFrame,
@@ -294,12 +324,7 @@ def _add_counterfactuals(
     plan: ModelConfig,
 ) -> None:
     """Label the state under other instructions of the scenario family."""
-    others = [i for i in FAMILIES[task.scenario][1] if i is not task.intent]
-    for intent in rng.sample(others, min(settings.counterfactuals, len(others))):
-        seed = rng.randrange(1 << 30)
-        instruction = instruction_for(intent, draw_target_speed(intent, rng), seed)
-        # A lane change is asked once and done once: only its fresh request has a known answer.
-        age = 0.0 if intent in LANE_CHANGES else rng.uniform(0.0, MAX_INSTRUCTION_AGE_S)
+    for instruction, age in counterfactual_instructions(task, rng, settings.counterfactuals):
         label, rationale = expert_rollout(core, plan, instruction)
         buffer.add(
             raster, ego_state(frame, age, plan), instruction, label, rationale, 'counterfactual'
@@ -307,7 +332,7 @@ def _add_counterfactuals(
 
 
 @functools.cache
-def _worker_driver(weights: Path | None) -> TeacherDriver | None:
+def worker_driver(weights: Path | None) -> TeacherDriver | None:
     """One teacher per worker process, loaded on its first episode."""
     from vla_sim.teacher_driver import TeacherDriver
 
@@ -316,9 +341,30 @@ def _worker_driver(weights: Path | None) -> TeacherDriver | None:
     return TeacherDriver(weights)
 
 
+def record_episodes(
+    record: Callable[[tuple], int], jobs: list[tuple], workers: int, progress: bool, label: str
+) -> int:
+    """Run `record(job)` for every job over `workers` processes; return the samples written."""
+    from tqdm import tqdm
+
+    samples = 0
+    bar = tqdm(total=len(jobs), unit='episode', disable=not progress, desc=label)
+    if workers <= 1:
+        for job in jobs:
+            samples += record(job)
+            bar.update()
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            for count in pool.map(record, jobs):
+                samples += count
+                bar.update()
+    bar.close()
+    return samples
+
+
 def _record(args: tuple[EpisodeTask, Path, RecordSettings, Path | None]) -> int:
     task, out_dir, settings, weights = args
-    driver = _worker_driver(weights)
+    driver = worker_driver(weights)
     config = driver.config if driver is not None else TeacherConfig()
     return record_episode(task, out_dir, config, settings, driver)
 
@@ -336,26 +382,14 @@ def record_dataset(
 
     `driver_weights`: a teacher drives (on-policy, DAgger) and the expert labels its states.
     """
-    from tqdm import tqdm
-
     settings = settings or RecordSettings()
     config = TeacherConfig()
     prepare_dataset(out_dir, DatasetSettings.of(config))
     tasks = episode_tasks(episodes, seed_start)
     todo = [t for t in tasks if not (out_dir / t.shard_name).is_file()]
-    samples = 0
     label = 'on-policy data' if driver_weights else 'teacher data'
-    bar = tqdm(total=len(todo), unit='episode', disable=not progress, desc=label)
-    if workers <= 1:
-        for task in todo:
-            samples += _record((task, out_dir, settings, driver_weights))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            for count in pool.map(_record, [(t, out_dir, settings, driver_weights) for t in todo]):
-                samples += count
-                bar.update()
-    bar.close()
+    jobs = [(task, out_dir, settings, driver_weights) for task in todo]
+    samples = record_episodes(_record, jobs, workers, progress, label)
     return {'episodes': len(tasks), 'recorded': len(todo), 'samples': samples}
 
 

@@ -1,0 +1,291 @@
+"""Model v2's camera student: its rendered data, its network, its distillation, training."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+from vla_model.artifacts import ArtifactError, load_weights, save_teacher, save_weights
+from vla_model.benchmark import gflops
+from vla_model.camera_dataset import (
+    CAMERA_SOURCES,
+    CameraDatasetSettings,
+    load_camera_samples,
+)
+from vla_model.checkpoint import latest_checkpoint
+from vla_model.config import PRIVILEGED_CHANNELS, VELOCITY_SCALE_MPS
+from vla_model.driving_labels import in_frame_of
+from vla_model.export import example_inputs, export_onnx
+from vla_model.losses import mask_iou, plan_distillation_loss, velocity_loss
+from vla_model.network import INPUT_NAMES, OUTPUT_NAMES
+from vla_model.privileged_dataset import DatasetError, prepare_dataset
+from vla_model.student_network import (
+    NEURAL_MAP_CLASSES,
+    NeuralMapStudent,
+    build_network,
+    student_v2,
+)
+from vla_model.student_training import StudentTrainConfig, train_student
+from vla_model.teacher_network import PrivilegedTeacher, TeacherConfig
+from vla_sim.camera_data import CameraRecordSettings, record_camera_episode
+from vla_sim.camera_renderer import CameraRenderer
+from vla_sim.instructions import Intent
+from vla_sim.scenarios import get_scenario
+from vla_sim.simulation import SimConfig, SimulationCore
+from vla_sim.teacher_data import (
+    FAMILIES,
+    LANE_CHANGES,
+    EpisodeTask,
+    instruction_for,
+    teacher_raster,
+)
+
+CHANNEL = {name: index for index, name in enumerate(PRIVILEGED_CHANNELS)}
+KEEP = 40
+TASK = EpisodeTask('highway', 3, Intent.KEEP_LANE, None)
+
+
+@pytest.fixture(scope='module')
+def camera_data(tmp_path_factory, rig) -> Path:
+    folder = tmp_path_factory.mktemp('cameras')
+    prepare_dataset(folder, CameraDatasetSettings.of(TeacherConfig(), rig))
+    settings = CameraRecordSettings(keep_every=KEEP, counterfactuals=3)
+    assert record_camera_episode(TASK, folder, TeacherConfig(), settings) > 3
+    return folder
+
+
+@pytest.fixture(scope='module')
+def teacher_file(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp('teacher') / 'teacher.safetensors'
+    save_teacher(PrivilegedTeacher(TeacherConfig()).eval(), path)
+    return path
+
+
+def samples_of(folder: Path, rig):
+    return load_camera_samples([folder], CameraDatasetSettings.of(TeacherConfig(), rig))
+
+
+def test_a_kept_state_holds_both_frames_and_what_the_teacher_reads(camera_data, rig):
+    samples = samples_of(camera_data, rig)
+    assert samples.source.tolist() == [CAMERA_SOURCES.index('expert')] * len(samples)
+    # Drive the same seeded episode again and compare each kept state with the truth there.
+    core = SimulationCore(
+        get_scenario(TASK.scenario),
+        TASK.seed,
+        rig,
+        SimConfig(render=False),
+        instruction=instruction_for(TASK.intent, None, TASK.seed),
+    )
+    renderer = CameraRenderer(rig)
+    poses, frames = [], {}
+    while not core.done:
+        pose = core.frame.ego.pose
+        poses.append((pose.x, pose.y, pose.yaw))
+        if core.steps % KEEP in (0, KEEP - 1):
+            frames[core.steps] = (
+                renderer.render(core.frame.scene),
+                teacher_raster(core, core.frame),
+            )
+        core.step(core.expert_decision().command)
+    poses.append((core.frame.ego.pose.x, core.frame.ego.pose.y, core.frame.ego.pose.yaw))
+    poses = np.asarray(poses)
+    rasters = samples.rasters(np.arange(len(samples)), PRIVILEGED_CHANNELS)
+    for state in range(len(samples)):
+        step = KEEP * (state + 1)  # step 0 has no frame before it
+        images = samples.images(state, len(rig.names))
+        for frame, at in enumerate((step - 1, step)):
+            rendered = np.stack([frames[at][0][name] for name in rig.names])
+            assert np.abs(images[frame].astype(float) - rendered).mean() < 3.0  # JPEG
+        masks = [CHANNEL[n] for n in PRIVILEGED_CHANNELS if n not in ('vehicle_vx', 'vehicle_vy')]
+        np.testing.assert_array_equal(rasters[state, masks], frames[step][1][masks])
+        np.testing.assert_allclose(
+            rasters[state, CHANNEL['vehicle_vx']],
+            frames[step][1][CHANNEL['vehicle_vx']],
+            atol=0.125 / VELOCITY_SCALE_MPS,
+        )
+        np.testing.assert_allclose(
+            samples.ego_motion[state],
+            in_frame_of(poses[step - 1], poses[step : step + 1])[0],
+            atol=1e-4,
+        )
+        if samples.trajectory_valid[state]:
+            future = poses[step + 5 * np.arange(1, 7)]
+            np.testing.assert_allclose(
+                samples.trajectory[state], in_frame_of(poses[step], future), atol=1e-4
+            )
+    assert samples.trajectory_valid[:-1].all()
+
+
+def test_other_instructions_are_stored_with_each_state(camera_data, rig):
+    samples = samples_of(camera_data, rig)
+    family = {intent.value for intent in FAMILIES[TASK.scenario][1]}
+    lane_changes = {intent.value for intent in LANE_CHANGES}
+    for own, others, ages in zip(
+        samples.text_index, samples.counterfactual_index, samples.counterfactual_age, strict=True
+    ):
+        assert samples.intents[own] == TASK.intent.value
+        intents = [samples.intents[i] for i in others if i >= 0]
+        assert len(intents) == 3 and TASK.intent.value not in intents
+        assert set(intents) <= family
+        for intent, age in zip(intents, ages, strict=False):
+            assert age == 0.0 if intent in lane_changes else 0.0 <= age <= 10.0
+
+
+def test_a_data_set_of_another_rig_is_refused(camera_data, rig):
+    moved = replace(rig.cameras[0], translation=(1.8, 0.0, 1.5))
+    other = replace(rig, cameras=(moved, *rig.cameras[1:]))
+    with pytest.raises(DatasetError, match='rig_sha256'):
+        samples_of(camera_data, other)
+
+
+def test_the_student_keeps_v1s_interface_at_under_a_gigaflop():
+    config = student_v2()
+    torch.manual_seed(0)
+    model = build_network(config).eval()
+    assert isinstance(model, NeuralMapStudent)
+    inputs = example_inputs(config)
+    with torch.inference_mode():
+        outputs = model(*(torch.from_numpy(inputs[name]) for name in INPUT_NAMES))
+    shapes = dict(zip(OUTPUT_NAMES, (tuple(o.shape) for o in outputs), strict=True))
+    rows, cols = config.bev_size
+    assert shapes == {
+        'trajectories': (1, config.num_anchors, config.horizon_steps, 3),
+        'scores': (1, config.num_anchors),
+        'bev_semantics': (1, len(NEURAL_MAP_CLASSES), rows, cols),
+        'rationale': (1, len(config.rationales)),
+        'bev_features': (1, config.bev_channels, rows, cols),
+    }
+    assert gflops(model, inputs) <= 1.0
+
+
+def test_the_student_exports_and_onnx_runtime_agrees(tmp_path):
+    config = student_v2()
+    torch.manual_seed(0)
+    model = build_network(config).eval()
+    inputs = example_inputs(config)
+    path = export_onnx(model, tmp_path / 'student.onnx')
+    session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    exported = session.run(list(OUTPUT_NAMES), inputs)
+    with torch.inference_mode():
+        reference = model(*(torch.from_numpy(inputs[name]) for name in INPUT_NAMES))
+    for got, expected in zip(exported, reference, strict=True):
+        np.testing.assert_allclose(got, expected.numpy(), rtol=1e-3, atol=1e-3)
+    save_weights(model, tmp_path / 'student.safetensors')
+    assert isinstance(load_weights(tmp_path / 'student.safetensors'), NeuralMapStudent)
+
+
+def test_the_planner_reads_the_map_in_the_teachers_channels():
+    config = student_v2(bev_classes=('drivable', 'lane_marking', 'vehicle'))
+    model = NeuralMapStudent(config)
+    rows, cols = config.bev_size
+    logits = torch.full((1, 3, rows, cols), -20.0)
+    logits[0, 0] = 20.0  # all drivable
+    logits[0, 2, 5, 5] = 20.0  # one vehicle cell
+    velocity = torch.full((1, 2, rows, cols), 0.7)
+    raster = model.planner_raster(logits, velocity)[0]
+    assert raster.shape[0] == len(PRIVILEGED_CHANNELS)
+    assert torch.allclose(raster[CHANNEL['drivable']], torch.ones(rows, cols))
+    assert raster[CHANNEL['vehicle_vx'], 5, 5] == pytest.approx(0.7)
+    assert raster[CHANNEL['vehicle_vx']].sum() == pytest.approx(0.7, abs=1e-3)  # only there
+    assert raster[CHANNEL['exit_lane']].abs().sum() == 0  # not predicted: nothing
+
+
+def test_a_new_student_plans_as_its_teacher_on_the_same_map():
+    torch.manual_seed(0)
+    teacher = PrivilegedTeacher(TeacherConfig()).eval()
+    model = NeuralMapStudent(student_v2()).eval()
+    model.planner.load_state_dict(teacher.state_dict())
+    raster = torch.rand(2, len(PRIVILEGED_CHANNELS), *student_v2().bev_size)
+    ego, instruction = torch.rand(2, 4), torch.rand(2, student_v2().instruction_input_dim)
+    with torch.inference_mode():
+        for got, expected in zip(
+            model.planner(raster, ego, instruction), teacher(raster, ego, instruction), strict=True
+        ):
+            assert torch.equal(got, expected)
+
+
+def test_plan_distillation_matches_the_plans_the_teacher_would_drive():
+    torch.manual_seed(0)
+    teacher = torch.randn(1, 4, 6, 3)
+    scores = torch.tensor([[10.0, 0.0, -10.0, -10.0]])
+    trajectory, score = plan_distillation_loss(teacher, scores, teacher, scores, weighted=True)
+    assert trajectory.item() == 0.0 and score.abs().item() < 1e-6
+    # Wrong where the teacher never drives: weighted, it barely counts; unweighted, it does.
+    student = teacher.clone()
+    student[0, 3] += 5.0
+    weighted, _ = plan_distillation_loss(student, scores, teacher, scores, weighted=True)
+    uniform, _ = plan_distillation_loss(student, scores, teacher, scores, weighted=False)
+    assert weighted.item() < 1e-6 < uniform.item()
+    wrong_best = teacher.clone()
+    wrong_best[0, 0] += 5.0
+    assert plan_distillation_loss(wrong_best, scores, teacher, scores, weighted=True)[0] > 4.0
+
+
+def test_velocity_and_iou_look_only_where_they_should():
+    target = torch.zeros(1, 2, 4, 4)
+    vehicle = torch.zeros(1, 1, 4, 4)
+    vehicle[0, 0, 1, 1] = 1.0
+    target[0, :, 1, 1] = 1.0
+    predicted = torch.full((1, 2, 4, 4), 9.0)  # wrong everywhere but where a vehicle is
+    predicted[0, :, 1, 1] = 1.0
+    assert velocity_loss(predicted, target, vehicle).item() == 0.0
+    logits = torch.full((4, 4), -1.0)
+    logits[1, 1] = logits[2, 2] = 1.0
+    assert mask_iou(logits, vehicle[0, 0]).item() == pytest.approx(0.5)
+
+
+def run_file(tmp_path: Path, data: Path, teacher: Path, **overrides) -> StudentTrainConfig:
+    values = {
+        'data': [str(data)],
+        'teacher_weights': str(teacher),
+        'out_dir': str(tmp_path / 'run'),
+        'steps': 4,
+        'batch_size': 2,
+        'warmup_steps': 1,
+        'checkpoint_every': 2,
+        'log_every': 1,
+        **overrides,
+    }
+    return StudentTrainConfig.from_dict(values, tmp_path)
+
+
+def test_student_training_fits_and_a_stopped_run_resumes_exactly(
+    camera_data, teacher_file, tmp_path
+):
+    straight = train_student(run_file(tmp_path / 'a', camera_data, teacher_file), progress=False)
+    partial = run_file(tmp_path / 'b', camera_data, teacher_file)
+    train_student(partial, progress=False, stop_after=2)
+    assert latest_checkpoint(Path(partial.out_dir) / 'checkpoints').name.endswith(
+        '0000002.safetensors'
+    )
+    resumed = train_student(partial, progress=False)
+    assert resumed.sha256 == straight.sha256 and resumed.sha256
+    rows = [
+        json.loads(r) for r in (Path(partial.out_dir) / 'metrics.jsonl').read_text().splitlines()
+    ]
+    assert [row['step'] for row in rows] == [1, 2, 3, 4]
+    assert {'loss_bev', 'loss_trajectory', 'loss_expert', 'iou_vehicle'} <= set(rows[-1])
+    assert (Path(partial.out_dir) / 'training.png').is_file()
+    student = load_weights(straight.weights, straight.sha256)
+    assert isinstance(student, NeuralMapStudent) and student.config == student_v2()
+
+
+def test_a_student_run_with_a_bad_file_or_another_teacher_is_refused(camera_data, tmp_path):
+    with pytest.raises(ValueError, match='unknown key'):
+        StudentTrainConfig.from_dict(
+            {'data': ['x'], 'teacher_weights': 't', 'out_dir': 'o', 'stepz': 3}, tmp_path
+        )
+    with pytest.raises(ValueError, match='map_prior_share'):
+        StudentTrainConfig.from_dict(
+            {'data': ['x'], 'teacher_weights': 't', 'out_dir': 'o', 'map_prior_share': 2},
+            tmp_path,
+        )
+    other = tmp_path / 'other.safetensors'
+    save_teacher(PrivilegedTeacher(TeacherConfig(widths=(16, 32, 64))), other)
+    with pytest.raises(ArtifactError, match='another configuration'):
+        train_student(run_file(tmp_path, camera_data, other), progress=False)

@@ -1,0 +1,180 @@
+"""Model v2's camera student: cameras to a neural map, and the teacher's planner on that map.
+
+Learning by Cheating's student, shaped so that the two halves can each be taught the cheap way:
+- **perception** (backbone, view look-up table, temporal fusion, map prior, BEV encoder, as in
+  VlaNet) ends in a neural map drawn in the privileged teacher's raster channels: the mask
+  classes as logits (the `bev_semantics` output, `ModelConfig.bev_classes`) and each vehicle's
+  velocity. It does not read the instruction: what is on the road does not depend on the words.
+  Its labels are the simulator's ground-truth raster, dense on every frame.
+- **planning** is a PrivilegedTeacher reading that map (probabilities, the velocities where a
+  vehicle is, and zeros for a channel the map does not predict), so it starts as the trained
+  teacher and is fine-tuned on the student's own maps against the teacher's answers on the true
+  ones. Only this small half reads the instruction, so one frame's perception serves many
+  instructions in training.
+Inputs and outputs are VlaNet's (vla_model.network.INPUT_NAMES / OUTPUT_NAMES): the export,
+the hash pins, the backends and the inference node are unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+from torch import Tensor, nn
+
+from vla_model.config import (
+    PRIVILEGED_CHANNELS,
+    VELOCITY_CHANNELS,
+    ModelConfig,
+)
+from vla_model.network import Backbone, VlaNet, conv_block, lift, register_view_buffers, warp
+from vla_model.teacher_network import PrivilegedTeacher, TeacherConfig
+
+NEURAL_MAP_CLASSES = (
+    'drivable',
+    'lane_marking',
+    'vehicle',
+    'lane_centreline',
+    'route_lanes',
+    'exit_lane',
+)
+"""The v2 neural map's mask classes: v1's three first (the published map), then the rest of the
+teacher's raster that cameras can see."""
+
+
+def student_v2(**overrides) -> ModelConfig:
+    """Return model v2's student: 0.83 GFLOP a frame, a quarter of v1's pixels per cell."""
+    return replace(
+        ModelConfig(
+            name='vla-student-v2',
+            planner='neural_map',
+            stem_stride=8,
+            backbone_channels=(32, 64),
+            bev_channels=40,
+            speed_slot=True,
+            ego_state_dim=4,
+            bev_classes=NEURAL_MAP_CLASSES,
+        ),
+        **overrides,
+    )
+
+
+PLAN_FIELDS = (
+    'bev_x_range',
+    'bev_y_range',
+    'bev_cell_m',
+    'instruction_dim',
+    'speed_slot',
+    'num_anchors',
+    'horizon_steps',
+    'step_s',
+    'rationales',
+    'ego_state_dim',
+)
+"""What a student and the teacher that plans for it must agree on: grid, inputs, plan head."""
+
+
+def planner_config(config: ModelConfig) -> TeacherConfig:
+    """Return the configuration of the teacher that plans for a student of `config`."""
+    teacher = TeacherConfig()
+    different = [
+        name for name in PLAN_FIELDS if getattr(config, name) != getattr(teacher.plan, name)
+    ]
+    if different:
+        raise ValueError(f'the student and its planner differ in {", ".join(different)}')
+    return teacher
+
+
+class NeuralMapStudent(nn.Module):
+    """The v2 camera student (see the module docstring)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        missing = set(config.bev_classes) - set(PRIVILEGED_CHANNELS)
+        if missing:
+            raise ValueError(f'neural map classes {sorted(missing)} are not teacher channels')
+        self.config = config
+        channels = config.bev_channels
+        self.backbone = Backbone(config.backbone_channels, channels, config.stem_stride)
+        self.temporal = conv_block(2 * channels, channels)
+        self.map_prior = nn.Conv2d(config.map_prior_channels + 1, channels, 1)
+        self.bev_encoder = nn.Sequential(
+            conv_block(channels, channels), conv_block(channels, channels)
+        )
+        self.semantics = nn.Conv2d(channels, len(config.bev_classes), 1)
+        self.velocity = nn.Conv2d(channels, len(VELOCITY_CHANNELS), 1)
+        self.planner = PrivilegedTeacher(planner_config(config))
+        # Where each teacher channel comes from: a mask class, a velocity layer, or nothing.
+        self._sources = [
+            ('mask', config.bev_classes.index(name))
+            if name in config.bev_classes
+            else ('velocity', VELOCITY_CHANNELS.index(name))
+            if name in VELOCITY_CHANNELS
+            else ('none', 0)
+            for name in self.planner.config.channels
+        ]
+        self._vehicle = config.bev_classes.index('vehicle')
+        register_view_buffers(self, config)
+
+    def neural_map(
+        self,
+        images: Tensor,
+        lut_index: Tensor,
+        lut_weight: Tensor,
+        previous_bev: Tensor,
+        ego_motion: Tensor,
+        map_prior: Tensor,
+        map_prior_present: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Return the map's class logits, its velocity layers and the BEV features."""
+        bev = lift(self, images, lut_index, lut_weight)
+        batch, _, rows, cols = bev.shape
+        bev = self.temporal(torch.cat([bev, warp(self, previous_bev, ego_motion)], 1))
+        present = map_prior_present.reshape(batch, 1, 1, 1)
+        prior_input = torch.cat([map_prior * present, present.expand(batch, 1, rows, cols)], 1)
+        bev = self.bev_encoder(bev + self.map_prior(prior_input))
+        return self.semantics(bev), self.velocity(bev), bev
+
+    def planner_raster(self, logits: Tensor, velocity: Tensor) -> Tensor:
+        """Return the teacher's input drawn from the neural map (see the module docstring)."""
+        probabilities = torch.sigmoid(logits)
+        vehicle = probabilities[:, self._vehicle : self._vehicle + 1]
+        layers = []
+        for kind, index in self._sources:
+            if kind == 'mask':
+                layers.append(probabilities[:, index : index + 1])
+            elif kind == 'velocity':
+                layers.append(velocity[:, index : index + 1] * vehicle)
+            else:
+                layers.append(torch.zeros_like(vehicle))
+        return torch.cat(layers, 1)
+
+    def forward(
+        self,
+        images: Tensor,
+        lut_index: Tensor,
+        lut_weight: Tensor,
+        previous_bev: Tensor,
+        ego_motion: Tensor,
+        ego_state: Tensor,
+        instruction: Tensor,
+        map_prior: Tensor,
+        map_prior_present: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Run one frame; inputs and outputs as VlaNet.forward's."""
+        logits, velocity, bev = self.neural_map(
+            images, lut_index, lut_weight, previous_bev, ego_motion, map_prior, map_prior_present
+        )
+        trajectories, scores, rationale = self.planner(
+            self.planner_raster(logits, velocity), ego_state, instruction
+        )
+        return trajectories, scores, logits, rationale, bev
+
+
+def build_network(config: ModelConfig) -> nn.Module:
+    """Return the network `config` describes: v1's VlaNet, or the v2 neural-map student."""
+    if config.planner == 'neural_map':
+        return NeuralMapStudent(config)
+    if config.planner != 'pooled':
+        raise ValueError(f'unknown planner {config.planner!r}: pooled or neural_map')
+    return VlaNet(config)
