@@ -40,6 +40,17 @@ PIPELINE_NODES = {
     'safety_monitor_node',
     'trajectory_output_node',
 }
+# Inputs named absolutely by the rig and parameter files, and ROS's own: outside any namespace.
+ABSOLUTE_TOPICS = (
+    '/sensing/',
+    '/localization/',
+    '/perception/',
+    '/map/',
+    '/diagnostics',
+    '/rosout',
+    '/parameter_events',
+    '/clock',
+)
 REPLAY_DIR = REPO_ROOT / 'vla_ros' / 'replay_regression'
 BAG = REPLAY_DIR / 'inputs' / 'nominal'
 
@@ -123,6 +134,20 @@ def listed(*arguments: str) -> set[str]:
     result = ros2(*arguments, 'list', '--no-daemon', '--spin-time', '5')
     assert result.returncode == 0, result.stderr
     return set(result.stdout.split())
+
+
+def node_topics(node: str) -> set[str]:
+    """Return the topics a node publishes or subscribes to, from `ros2 node info`."""
+    result = ros2('node', 'info', '--no-daemon', '--spin-time', '5', node)
+    assert result.returncode == 0, result.stderr
+    topics, section = set(), ''
+    for line in result.stdout.splitlines():
+        if line.startswith('  ') and not line.startswith('    '):
+            section = line.strip()
+        elif section in ('Subscribers:', 'Publishers:') and line.strip():
+            topics.add(line.strip().split(':')[0])
+    assert topics, result.stdout
+    return topics
 
 
 def param(verb: str, *arguments: str) -> str:
@@ -258,10 +283,10 @@ def test_pipeline_under_a_namespace_with_launch_driving_the_inference_lifecycle(
         }
         assert nodes >= {f'/car1/{name}' for name in PIPELINE_NODES}, nodes
         assert not [name for name in nodes if not name.startswith('/car1/')], nodes
-        topics = listed('topic')
-        own = [t for t in topics if '/vla/' in t]
-        assert '/car1/vla/trajectory' in own and '/car1/vla/plan' in own, topics
-        assert all(t.startswith('/car1/vla/') for t in own), topics
+        topics = {topic for name in PIPELINE_NODES for topic in node_topics(f'/car1/{name}')}
+        assert {'/car1/vla/sensor_frame', '/car1/vla/plan', '/car1/vla/trajectory'} <= topics
+        outside = {t for t in topics if not t.startswith('/car1/')}
+        assert all(t.startswith(ABSOLUTE_TOPICS) for t in outside), outside
         # No plans come without sensors: the monitor cycles on its 10 Hz watchdog.
         rate = topic_rate('/car1/vla/trajectory')
         assert 8.0 < rate < 12.0, rate
