@@ -29,7 +29,13 @@ def run_vla(*args: str, timeout: float = 300.0) -> subprocess.CompletedProcess:
 
 
 ROS_EXTRAS = Path(os.environ.get('VLA_ROS_EXTRAS', REPO_ROOT.parent / 'shared' / 'ros-extras'))
-ROS_EXTRAS_MODULES = ('launch_ros', 'ros2cli', 'message_filters', 'composition_interfaces')
+ROS_EXTRAS_MODULES = (
+    'launch_ros',
+    'ros2cli',
+    'message_filters',
+    'tf_transformations',
+    'composition_interfaces',
+)
 
 
 def require_ros_extras() -> None:

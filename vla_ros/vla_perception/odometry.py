@@ -16,8 +16,12 @@ from vla_perception.synchronizer import stamp_to_ns
 
 
 def quaternion_yaw(x: float, y: float, z: float, w: float) -> float:
-    """Yaw (rotation about z) of a quaternion of any norm, rad."""
-    return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
+    """Yaw (rotation about z) of a quaternion of any norm, rad.
+
+    w² + x² - y² - z² rather than the unit-only 1 - 2(y² + z²): both scale with the norm squared,
+    so their angle does not depend on it (a test checks this against tf_transformations).
+    """
+    return float(np.arctan2(2 * (w * z + x * y), w * w + x * x - y * y - z * z))
 
 
 def yaw_of(orientation: object) -> float:
