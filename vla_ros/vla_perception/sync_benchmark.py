@@ -8,6 +8,10 @@ the node, matching, decoding, resizing and publishing the frame. CPU time is the
 own (user + system, from /proc). The bare cost is ImagePreprocessor.prepare on the same six
 images, measured in this process in the same run: the ratio says what the node adds to the work
 that cannot be avoided.
+
+Then, in the same run, message_filters' ApproximateTimeSynchronizer beside the node's core on the
+same recorded inputs, as recorded and under three faults (`sync_baseline`); it needs
+message_filters (a full ROS 2 install, or ros-extras in the .venv).
 """
 
 import os
@@ -262,8 +266,42 @@ def run_transport(
     )
 
 
+BASELINE_COLUMNS = [  # (title, SyncOutcome field) of the side-by-side table
+    ('condition', 'fault'),
+    ('synchroniser', 'synchroniser'),
+    ('frames', 'frames'),
+    ('complete', 'complete_frames'),
+    ('after fault', 'frames_after_fault'),
+    ('resets', 'resets'),
+    ('p50 ms', 'latency_p50_ms'),
+    ('p99 ms', 'latency_p99_ms'),
+    ('stamp err ms', 'stamp_error_p99_ms'),
+]
+
+
+def run_baseline() -> dict[str, object] | None:
+    """Compare with message_filters on recorded inputs; print the table; None without it."""
+    from vla_perception.sync_baseline import compare
+
+    try:
+        outcomes, facts = compare()
+    except ModuleNotFoundError as error:
+        print(f'message_filters baseline skipped: {error} (ros-extras, see README)')
+        return None
+    print(
+        f'\nthe core beside message_filters ApproximateTimeSynchronizer (queue '
+        f'{facts["message_filters"]["queue_size"]}, slop {facts["message_filters"]["slop_s"]} s) '
+        f'on {facts["recording"]} x{facts["loops"]} ({facts["image_messages"]} images, '
+        f'{facts["duration_s"]} s); faults start a third of the way in'
+    )
+    print(' '.join(f'{title:>16}' for title, _ in BASELINE_COLUMNS))
+    for outcome in outcomes:
+        print(' '.join(f'{getattr(outcome, field):>16}' for _, field in BASELINE_COLUMNS))
+    return {**facts, 'outcomes': [asdict(outcome) for outcome in outcomes]}
+
+
 def run(duration_s: float, json_path: Path | None) -> list[SyncBenchmarkResult]:
-    """Run both transports, print a table, and write JSON if asked."""
+    """Run both transports and the message_filters baseline, print tables, write JSON if asked."""
     node_command = [sys.executable, '-m', 'vla_perception.sensor_sync_node']
     os.environ.setdefault(
         'FASTDDS_DEFAULT_PROFILES_FILE', str(vla_ros_file('config/fastdds_large_data.xml'))
@@ -282,6 +320,7 @@ def run(duration_s: float, json_path: Path | None) -> list[SyncBenchmarkResult]:
     print(' '.join(f'{title:>11}' for title, _ in COLUMNS))
     for result in results:
         print(' '.join(f'{getattr(result, field):>11}' for _, field in COLUMNS))
+    baseline = run_baseline()
     if json_path is not None:
         write_json(
             json_path,
@@ -293,6 +332,7 @@ def run(duration_s: float, json_path: Path | None) -> list[SyncBenchmarkResult]:
                 'rate_hz': RATE_HZ,
                 'cpus': os.cpu_count(),
                 'results': [asdict(r) for r in results],
+                'baseline': baseline,
             },
         )
     return results
