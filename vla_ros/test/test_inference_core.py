@@ -9,7 +9,9 @@ import torch
 from test_vla_model import rig_cameras
 from vla_model.config import student
 from vla_model.export import export_onnx
+from vla_model.instruction_features import speed_slot
 from vla_model.network import VlaNet
+from vla_model.student_network import build_network, student_v2
 from vla_planning.backends import OnnxRuntimeBackend, TorchBackend, select_backend
 from vla_planning.inference_core import (
     FrameInput,
@@ -169,3 +171,20 @@ def test_backend_selection_without_export_and_refusals(model):
         select_backend('cuda', model, None)
     with pytest.raises(ValueError, match='onnxruntime needs an ONNX export'):
         select_backend('onnxruntime', model, None)
+
+
+def test_a_v2_student_reads_the_instructions_age_and_spoken_speed():
+    config = student_v2()
+    torch.manual_seed(1)
+    v2 = InferenceCore(config, Recording(TorchBackend(build_network(config).eval())), fake_encoder)
+    v2.set_instruction('Set your speed to 50 km/h.', given_ns=1_000 * MS)
+    for stamp_ms, age_s in ((1_000, 0.0), (3_500, 2.5), (30_000, 10.0)):  # capped at 10 s
+        v2.step(frame(stamp_ms))
+        assert v2.backend.inputs['ego_state'][0].tolist() == pytest.approx([10.0, 0, 0, age_s])
+    slot = v2.backend.inputs['instruction'][0, config.instruction_dim :]
+    assert slot.tolist() == pytest.approx(speed_slot('Set your speed to 50 km/h.').tolist())
+    v2.set_instruction('keep your lane')  # no stamp: given with the next frame
+    v2.step(frame(31_000))
+    v2.step(frame(31_100))
+    assert v2.backend.inputs['ego_state'][0, 3] == pytest.approx(0.1)
+    assert v2.backend.inputs['instruction'][0, config.instruction_dim] == 0.0  # no speed said

@@ -19,7 +19,8 @@ from vla_model.bev_geometry import (
     rotation_from_quaternion,
     view_weight,
 )
-from vla_model.config import ModelConfig
+from vla_model.config import MAX_INSTRUCTION_AGE_S, ModelConfig
+from vla_model.instruction_features import instruction_input
 from vla_perception.health import Health
 from vla_perception.sensor_sync import SyncedFrame
 from vla_planning.backends import Backend
@@ -217,13 +218,32 @@ class InferenceCore:
         self._lut_seen: np.ndarray | None = None  # (cells, samples): the sample sees the cell
         self._no_map_prior = np.zeros((1, config.map_prior_channels, rows, cols), np.float32)
         self.instruction_text = ''
-        self._instruction = encode_instruction('')
+        self._instruction = self._instruction_input('')
+        self._instruction_given_ns: int | None = None
         self.resets = 0
 
-    def set_instruction(self, text: str) -> None:
-        """Use this instruction from the next frame on (embedded once, then cached)."""
-        self._instruction = self.encode_instruction(text)
+    def set_instruction(self, text: str, given_ns: int | None = None) -> None:
+        """Use this instruction from the next frame on (embedded once, then cached).
+
+        `given_ns`: when it was given (its message's stamp); None or 0: with the next frame.
+        A v2 model reads the instruction's age (EGO_STATE_FIELDS), which tells "change lane"
+        just said from the same words after the change is made.
+        """
+        self._instruction = self._instruction_input(text)
         self.instruction_text = text
+        self._instruction_given_ns = given_ns or None
+
+    def _instruction_input(self, text: str) -> np.ndarray:
+        """Return the network's instruction input: the embedding, and the speed slot if used."""
+        return instruction_input(self.encode_instruction(text), text, self.config.speed_slot)
+
+    def _ego_state(self, frame: FrameInput) -> np.ndarray:
+        """Return the ego-state input: the first `ego_state_dim` of EGO_STATE_FIELDS."""
+        if self._instruction_given_ns is None:
+            self._instruction_given_ns = frame.stamp_ns
+        age_s = (frame.stamp_ns - self._instruction_given_ns) / NS_PER_S
+        state = (*frame.ego_state, min(max(age_s, 0.0), MAX_INSTRUCTION_AGE_S))
+        return np.asarray([state[: self.config.ego_state_dim]], np.float32)
 
     def step(self, frame: FrameInput, map_prior: np.ndarray | None = None) -> Plan:
         """Plan one frame; raise InvalidModelOutputError on NaN/Inf outputs (and reset state).
@@ -246,7 +266,7 @@ class InferenceCore:
             'images': frame.images[None],
             'previous_bev': self._previous_bev,
             'ego_motion': motion[None],
-            'ego_state': np.asarray([frame.ego_state], np.float32),
+            'ego_state': self._ego_state(frame),
             'instruction': self._instruction[None].astype(np.float32),
             'map_prior': self._no_map_prior
             if map_prior is None

@@ -356,7 +356,7 @@ class VlaInferenceNode(LifecycleNode):
         if problems:
             self.get_logger().warning(f'instruction {message.id!r} is {"; ".join(problems)}')
         if self.core is not None:
-            self.core.set_instruction(message.text)
+            self.core.set_instruction(message.text, stamp_to_ns(message.header.stamp))
 
     def _on_frame(self, message: SensorFrame) -> None:
         # A newer frame replaces one not yet planned; the gap in sequence numbers counts it

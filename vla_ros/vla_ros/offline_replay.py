@@ -187,7 +187,7 @@ class OfflinePipeline:
         if topic == INSTRUCTION_TOPIC:
             self.instruction = Instruction(id=message.id, text=message.text)
             if self.inference is not None:
-                self.inference.set_instruction(message.text)
+                self.inference.set_instruction(message.text, stamp_to_ns(message.header.stamp))
         if topic in self.map_layers:
             try:
                 self.map_priors.add(self.map_layers[topic], message)

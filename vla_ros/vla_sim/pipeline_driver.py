@@ -205,7 +205,7 @@ class PipelineDriver:
         self._instruction: Instruction = instruction_message(
             core.instruction, core.stamp_ns, core.seed
         )
-        self._inference.set_instruction(self._instruction.text)
+        self._inference.set_instruction(self._instruction.text, core.stamp_ns)
         self._previous_speed: tuple[int, float] | None = None
         self._map_priors = MapPriorBuffer(self.model_config, inference['map_prior_max_offset_s'])
         self._map_grid = core.bev_grid
