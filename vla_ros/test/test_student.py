@@ -289,3 +289,10 @@ def test_a_student_run_with_a_bad_file_or_another_teacher_is_refused(camera_data
     save_teacher(PrivilegedTeacher(TeacherConfig(widths=(16, 32, 64))), other)
     with pytest.raises(ArtifactError, match='another configuration'):
         train_student(run_file(tmp_path, camera_data, other), progress=False)
+
+
+def test_the_recipes_run_file_is_valid():
+    path = Path(__file__).resolve().parents[1] / 'config' / 'train_student_v2.yaml'
+    run = StudentTrainConfig.from_file(path)
+    assert run.teacher_weights.endswith('teacher/train1/teacher.safetensors')
+    assert len(run.data) == 2 and 0.0 < run.map_prior_share < 1.0
