@@ -228,8 +228,13 @@ def test_model_benchmark_command_prints_and_writes_both_backends(tmp_path):
     result = run_vla('bench', 'model', '--repeats', '3', '--json', str(path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'ORT speedup' in result.stdout
-    measured = json.loads(path.read_text())['results'][0]
+    report = json.loads(path.read_text())
+    measured, v2 = report['results']
     assert measured['model'] == 'vla-student' and measured['gflops'] > 0
+    assert v2['model'] == 'vla-student-v2' and v2['gflops'] < measured['gflops']
+    assert report['v2_to_v1_onnxruntime_p50'] == pytest.approx(
+        v2['onnxruntime']['p50_ms'] / measured['onnxruntime']['p50_ms'], rel=0.01
+    )
     assert 0 < measured['onnxruntime']['p50_ms'] <= measured['onnxruntime']['p99_ms']
     assert measured['onnxruntime_speedup'] == pytest.approx(
         measured['pytorch']['p50_ms'] / measured['onnxruntime']['p50_ms'], rel=0.01

@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from vla_model.config import ModelConfig, student, teacher
 from vla_model.export import example_inputs, export_onnx
 from vla_model.network import INPUT_NAMES
-from vla_model.student_network import build_network
+from vla_model.student_network import build_network, student_v2
 from vla_ros.reports import write_json
 
 WARM_UP = 5
@@ -72,8 +72,12 @@ def measure(config: ModelConfig, repeats: int, workdir: Path) -> dict:
 
 
 def run(repeats: int, json_path: Path | None, include_teacher: bool) -> list[dict]:
-    """Measure the student (and the teacher), print a table, write JSON if asked."""
-    configs = [student(), teacher()] if include_teacher else [student()]
+    """Measure v1's student and v2's (and v1's teacher), print a table, write JSON if asked.
+
+    Both students in one run, so the ratio of their latencies (issue 16: v2's ONNX Runtime p50
+    at most half v1's) is measured under the same load.
+    """
+    configs = [student(), student_v2()] + ([teacher()] if include_teacher else [])
     print(
         f'batch 1, {configs[0].num_cameras} cameras {configs[0].image_width}x'
         f'{configs[0].image_height}, {repeats} runs after {WARM_UP} warm-up; '
@@ -92,6 +96,16 @@ def run(repeats: int, json_path: Path | None, include_teacher: bool) -> list[dic
             f'{r["onnxruntime"]["p50_ms"]:>9} {r["onnxruntime"]["p99_ms"]:>8} '
             f'{r["onnxruntime_speedup"]:>12}'
         )
+    ratio = results[1]['onnxruntime']['p50_ms'] / results[0]['onnxruntime']['p50_ms']
+    print(f'{results[1]["model"]} / {results[0]["model"]}, ONNX Runtime p50: {ratio:.2f}')
     if json_path is not None:
-        write_json(json_path, {'benchmark': 'model', 'cpus': os.cpu_count(), 'results': results})
+        write_json(
+            json_path,
+            {
+                'benchmark': 'model',
+                'cpus': os.cpu_count(),
+                'results': results,
+                'v2_to_v1_onnxruntime_p50': round(ratio, 3),
+            },
+        )
     return results

@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         'model', help='the driving network per backend: latency, parameters, GFLOPs'
     )
     model.add_argument('--repeats', type=int, default=50, help='timed runs per backend')
-    model.add_argument('--teacher', action='store_true', help='also measure the teacher')
+    model.add_argument('--teacher', action='store_true', help="also measure v1's teacher")
     model.add_argument('--json', type=Path, help='also write the results to this JSON file')
     model.set_defaults(handler=_bench_model)
     safety = benchmarks.add_parser(
