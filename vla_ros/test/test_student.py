@@ -9,6 +9,7 @@ import onnxruntime
 import pytest
 import torch
 
+from repo_paths import run_vla
 from vla_model.artifacts import ArtifactError, load_weights, save_teacher, save_weights
 from vla_model.benchmark import gflops
 from vla_model.camera_dataset import (
@@ -22,6 +23,7 @@ from vla_model.driving_labels import in_frame_of
 from vla_model.export import example_inputs, export_onnx
 from vla_model.losses import mask_iou, plan_distillation_loss, velocity_loss
 from vla_model.network import INPUT_NAMES, OUTPUT_NAMES
+from vla_model.neural_map_eval import DISTANCE_BANDS_M, band_masks, iou_table, neural_map_iou
 from vla_model.privileged_dataset import DatasetError, prepare_dataset
 from vla_model.student_network import (
     NEURAL_MAP_CLASSES,
@@ -296,3 +298,40 @@ def test_the_recipes_run_file_is_valid():
     run = StudentTrainConfig.from_file(path)
     assert run.teacher_weights.endswith('teacher/train1/teacher.safetensors')
     assert len(run.data) == 2 and 0.0 < run.map_prior_share < 1.0
+
+
+class DrivableEverywhere(NeuralMapStudent):
+    """A student whose map says: all road, nothing else (its IoU is known from the truth)."""
+
+    def neural_map(self, images, *args):
+        """Return certain road everywhere, no other class, no velocity, empty features."""
+        rows, cols = self.config.bev_size
+        logits = torch.full((len(images), len(self.config.bev_classes), rows, cols), -10.0)
+        logits[:, self.config.bev_classes.index('drivable')] = 10.0
+        bev = torch.zeros(len(images), self.config.bev_channels, rows, cols)
+        return logits, torch.zeros(len(images), 2, rows, cols), bev
+
+
+def test_map_iou_is_measured_per_class_and_distance_band(camera_data, rig):
+    samples = samples_of(camera_data, rig)
+    model = DrivableEverywhere(student_v2()).eval()
+    iou = neural_map_iou(model, samples, rig, map_prior=False, progress=False)
+    rasters = samples.rasters(np.arange(len(samples)), PRIVILEGED_CHANNELS)
+    bands = band_masks(model)
+    for band, (low, high) in zip(bands, DISTANCE_BANDS_M, strict=True):
+        road = rasters[:, CHANNEL['drivable']][:, band].sum()
+        expected = road / (band.sum() * len(samples))  # predicted everywhere: union = band
+        assert iou['drivable'][f'{low:g}-{high:g} m'] == pytest.approx(expected, abs=1e-4)
+        assert iou['vehicle'][f'{low:g}-{high:g} m'] == 0.0
+    table = iou_table({'off': iou})
+    assert '| drivable | off |' in table and '0-30 m' in table
+
+
+def test_map_iou_refuses_a_v1_model(tmp_path, camera_data):
+    from vla_model.config import student
+    from vla_model.network import VlaNet
+
+    save_weights(VlaNet(student()).eval(), tmp_path / 'v1.safetensors')
+    result = run_vla('student', 'map-iou', str(tmp_path / 'v1.safetensors'), str(camera_data))
+    assert result.returncode == 1
+    assert 'is not a v2 student' in result.stderr

@@ -119,6 +119,7 @@ def _module_command(
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `vla` with every sub-command."""
     from vla_model.distillation import add_distill_arguments, run_distill
+    from vla_model.neural_map_eval import add_map_iou_arguments, run_map_iou
     from vla_model.open_loop_eval import add_eval_bags_arguments, run_eval_bags
     from vla_model.student_training import add_student_train_arguments, run_student_train
     from vla_model.teacher_training import add_teacher_train_arguments, run_teacher_train
@@ -271,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
         run_teacher_train,
     )
     student = commands.add_parser(
-        'student', help='the camera student of model v2: record its rendered data, train it'
+        'student',
+        help='the camera student of model v2: record its data, train it, measure its map',
     )
     student_commands = student.add_subparsers(
         dest='student_command', metavar='STUDENT_COMMAND', required=True
@@ -289,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
         'distil the camera student from the teacher (resumes from its last checkpoint)',
         add_student_train_arguments,
         run_student_train,
+    )
+    _module_command(
+        student_commands,
+        'map-iou',
+        'the neural map against the ground truth on held-out states: IoU per class and distance',
+        add_map_iou_arguments,
+        run_map_iou,
     )
     for name, help_text, add_arguments, handler in (
         (

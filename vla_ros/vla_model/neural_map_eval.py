@@ -1,0 +1,154 @@
+"""`vla student map-iou`: the v2 student's neural map against the simulator's truth, by distance.
+
+On held-out camera states (`vla student record` with evaluation seeds), each state's frame
+before runs first, as the inference core would have run it, then the state's own. A class is
+predicted where its probability exceeds one half; intersections and unions are summed over all
+states before dividing, per class and per band of distance from base_link, so a band where a
+class is rare weighs by its cells, not by its frames. Mapped (the HD-map layers given) and
+map-free are measured on the same states.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vla_model.bev_geometry import build_view_lut, cell_centres, rig_cameras, view_weight
+from vla_model.camera_dataset import CameraDatasetSettings, CameraSamples, load_camera_samples
+from vla_model.config import MAP_PRIOR_LAYERS
+from vla_model.student_network import NeuralMapStudent
+from vla_model.teacher_network import TeacherConfig
+from vla_perception.rig import RigConfig, default_rig_path
+from vla_ros.reports import write_json
+
+DISTANCE_BANDS_M = ((0.0, 10.0), (10.0, 20.0), (20.0, 30.0), (30.0, 60.0), (0.0, 30.0))
+"""Bands of distance from base_link, metres; the last is the issue's goal's ("within 30 m")."""
+MEASURED_CLASSES = ('drivable', 'lane_marking', 'vehicle')
+
+
+def band_masks(model: NeuralMapStudent) -> np.ndarray:
+    """Return (bands, rows, cols) bool: the cells of each distance band."""
+    distance = np.linalg.norm(cell_centres(model.config), axis=-1)
+    return np.stack([(distance >= low) & (distance < high) for low, high in DISTANCE_BANDS_M])
+
+
+@torch.inference_mode()
+def neural_map_iou(
+    model: NeuralMapStudent,
+    samples: CameraSamples,
+    rig: RigConfig,
+    map_prior: bool,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict[str, dict[str, float]]:
+    """Return class -> band name -> IoU over all states (see the module docstring)."""
+    from tqdm import tqdm
+
+    config = model.config
+    channels = TeacherConfig().channels
+    lut = build_view_lut(config, rig_cameras(rig, config))
+    lut_index = torch.from_numpy(lut.index)
+    weight = torch.from_numpy(
+        view_weight(lut.weight > 0, np.ones(config.num_cameras, bool), len(config.lut_heights_m))
+    )
+    bands = torch.from_numpy(band_masks(model))
+    classes = [config.bev_classes.index(name) for name in MEASURED_CLASSES]
+    intersection = torch.zeros(len(classes), len(bands))
+    union = torch.zeros(len(classes), len(bands))
+    empty = torch.zeros((1, config.bev_channels, *config.bev_size))
+    for start in tqdm(
+        range(0, len(samples), batch_size), desc='neural map', unit='batch', disable=not progress
+    ):
+        index = np.arange(start, min(start + batch_size, len(samples)))
+        rasters = torch.from_numpy(samples.rasters(index, channels))
+        images = torch.from_numpy(np.stack([samples.images(i, config.num_cameras) for i in index]))
+        layer = [channels.index(name) for name in MAP_PRIOR_LAYERS]
+        present = torch.full((len(index), 1), float(map_prior))
+        prior = rasters[:, layer] * present[:, :, None, None]
+        _, _, previous = model.neural_map(
+            images[:, 0],
+            lut_index,
+            weight,
+            empty.expand(len(index), -1, -1, -1),
+            torch.zeros(len(index), 3),
+            prior,
+            present,
+        )
+        logits, _, _ = model.neural_map(
+            images[:, 1],
+            lut_index,
+            weight,
+            previous,
+            torch.from_numpy(samples.ego_motion[index]),
+            prior,
+            present,
+        )
+        predicted = logits[:, classes] > 0.0  # (B, classes, rows, cols)
+        truth = rasters[:, [channels.index(config.bev_classes[c]) for c in classes]] > 0.5
+        for b, band in enumerate(bands):
+            intersection[:, b] += ((predicted & truth) & band).sum(dim=(0, 2, 3))
+            union[:, b] += ((predicted | truth) & band).sum(dim=(0, 2, 3))
+    iou = intersection / union.clamp(min=1)
+    return {
+        name: {
+            _band_name(band): round(float(iou[c, b]), 4) for b, band in enumerate(DISTANCE_BANDS_M)
+        }
+        for c, name in enumerate(MEASURED_CLASSES)
+    }
+
+
+def _band_name(band: tuple[float, float]) -> str:
+    return f'{band[0]:g}-{band[1]:g} m'
+
+
+def iou_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Return a Markdown table: one row per class and mode, one column per band."""
+    names = [_band_name(band) for band in DISTANCE_BANDS_M]
+    lines = [
+        '| class | map prior | ' + ' | '.join(names) + ' |',
+        '|---|---|' + '---|' * len(names),
+    ]
+    for mode, by_class in results.items():
+        for name, by_band in by_class.items():
+            cells = ' | '.join(f'{by_band[band]:.3f}' for band in names)
+            lines.append(f'| {name} | {mode} | {cells} |')
+    return '\n'.join(lines)
+
+
+def add_map_iou_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `vla student map-iou`'s arguments."""
+    parser.add_argument('weights', type=Path, help='v2 student weights (safetensors)')
+    parser.add_argument('data', type=Path, nargs='+', help='held-out camera data set folders')
+    parser.add_argument('--json', type=Path, help='also write the IoUs here')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def run_map_iou(args: argparse.Namespace) -> int:
+    """Run `vla student map-iou`; bad input is one line on stderr and exit code 1."""
+    from vla_model.artifacts import ArtifactError, load_weights
+    from vla_model.privileged_dataset import DatasetError
+
+    try:
+        model = load_weights(args.weights)
+        if not isinstance(model, NeuralMapStudent):
+            raise ArtifactError(f'{args.weights} is not a v2 student (it has no neural map head)')
+        rig = RigConfig.from_file(default_rig_path())
+        samples = load_camera_samples(
+            list(args.data), CameraDatasetSettings.of(TeacherConfig(), rig)
+        )
+    except (FileNotFoundError, ValueError, DatasetError, ArtifactError) as error:
+        print(f'vla student map-iou: {error}', file=sys.stderr)
+        return 1
+    results = {
+        mode: neural_map_iou(model, samples, rig, mode == 'on', progress=not args.no_progress)
+        for mode in ('on', 'off')
+    }
+    print(f'{len(samples)} states of {", ".join(map(str, args.data))}')
+    print(iou_table(results))
+    if args.json is not None:
+        write_json(args.json, {'states': len(samples), 'iou': results})
+    return 0
