@@ -25,8 +25,10 @@ import numpy as np
 from vla_model.privileged_dataset import (
     DatasetError,
     DatasetSettings,
+    TextTables,
     decode_rasters,
     prepare_dataset,
+    read_shard,
     write_shard,
 )
 from vla_model.teacher_network import TeacherConfig
@@ -175,31 +177,19 @@ ARRAY_FIELDS = (
 
 def load_camera_samples(folders: list[Path], settings: CameraDatasetSettings) -> CameraSamples:
     """Read every shard of the camera data sets into memory, texts merged into one table."""
-    parts, jpeg, texts, intents, index_of = [], [], [], [], {}
+    parts, jpeg, tables = [], [], TextTables()
     for folder in folders:
         if not (folder / 'dataset.json').is_file():
             raise DatasetError(f'{folder} is not a camera data set (no dataset.json)')
         prepare_dataset(folder, settings)
         for shard in sorted(folder.glob('*.npz')):
-            try:
-                with np.load(shard) as data:
-                    part = {key: data[key] for key in data.files}
-            except (OSError, ValueError, KeyError) as error:
-                raise DatasetError(f'shard {shard} cannot be read: {error}') from None
-            remap = []
-            for key in zip(part['texts'].tolist(), part['intents'].tolist(), strict=True):
-                if key not in index_of:
-                    index_of[key] = len(texts)
-                    texts.append(key[0])
-                    intents.append(key[1])
-                remap.append(index_of[key])
-            remap = np.asarray(remap + [-1], np.int32)  # index -1 stays -1
+            part = read_shard(shard)
+            remap = tables.remap(part)
             part['text_index'] = remap[part['text_index']]
             part['counterfactual_index'] = remap[part['counterfactual_index']]
             per_state = int(part['images_per_state'])
             offsets, buffer = part['jpeg_offsets'], part['jpeg']
-            for state in range(len(part['text_index'])):
-                first = state * per_state
+            for first in range(0, len(offsets) - 1, per_state):
                 jpeg.append(
                     [buffer[offsets[i] : offsets[i + 1]] for i in range(first, first + per_state)]
                 )
@@ -209,6 +199,6 @@ def load_camera_samples(folders: list[Path], settings: CameraDatasetSettings) ->
     return CameraSamples(
         **{name: np.concatenate([p[name] for p in parts]) for name in ARRAY_FIELDS},
         jpeg=jpeg,
-        texts=texts,
-        intents=intents,
+        texts=tables.texts,
+        intents=tables.intents,
     )

@@ -6,6 +6,7 @@ and the step number are the whole state.
 """
 
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -74,3 +75,28 @@ def load_checkpoint(
             group['params'] = params
         optimizer.load_state_dict({'state': optimizer_state, 'param_groups': groups})
     return int(metadata['step']), metadata
+
+
+def resume(
+    folder: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    metadata: dict[str, str],
+    what: str,
+) -> int:
+    """Restore the run from its latest checkpoint in `folder`; return its step (0: none yet).
+
+    A checkpoint whose metadata 'config' is not `metadata`'s belongs to another network: it is
+    refused (ValueError naming it), never overwritten.
+    """
+    found_path = latest_checkpoint(folder)
+    if found_path is None:
+        return 0
+    step, found = load_checkpoint(found_path, model, optimizer)
+    if found.get('config') != metadata['config']:
+        raise ValueError(
+            f'checkpoint {found_path} is of another {what} configuration: give this run another '
+            'out_dir'
+        )
+    print(f'resuming from {found_path} (step {step})', file=sys.stderr)
+    return step

@@ -163,29 +163,47 @@ def _shards(folders: list[Path], settings: DatasetSettings) -> list[Path]:
     return shards
 
 
+def read_shard(shard: Path) -> dict[str, np.ndarray]:
+    """Return a shard's arrays; one that cannot be read is refused by name."""
+    try:
+        with np.load(shard) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, KeyError) as error:
+        raise DatasetError(f'shard {shard} cannot be read: {error}') from None
+
+
+class TextTables:
+    """Merges the shards' instruction tables into one, each (text, intent) once."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.intents: list[str] = []
+        self._index: dict[tuple[str, str], int] = {}
+
+    def remap(self, part: dict[str, np.ndarray]) -> np.ndarray:
+        """Return the shard's text indices in the merged table (index -1 stays -1)."""
+        remap = []
+        for key in zip(part['texts'].tolist(), part['intents'].tolist(), strict=True):
+            if key not in self._index:
+                self._index[key] = len(self.texts)
+                self.texts.append(key[0])
+                self.intents.append(key[1])
+            remap.append(self._index[key])
+        return np.asarray(remap + [-1], np.int32)
+
+
 def load_samples(folders: list[Path], settings: DatasetSettings) -> Samples:
     """Read every shard of the data sets into memory, texts merged into one table."""
-    parts, texts, intents, index_of = [], [], [], {}
+    parts, tables = [], TextTables()
     for shard in _shards(folders, settings):
-        try:
-            with np.load(shard) as data:
-                part = {key: data[key] for key in data.files}
-        except (OSError, ValueError, KeyError) as error:
-            raise DatasetError(f'shard {shard} cannot be read: {error}') from None
-        remap = []
-        for text, intent in zip(part['texts'].tolist(), part['intents'].tolist(), strict=True):
-            if (text, intent) not in index_of:
-                index_of[text, intent] = len(texts)
-                texts.append(text)
-                intents.append(intent)
-            remap.append(index_of[text, intent])
-        part['text_index'] = np.asarray(remap, np.int32)[part['text_index']]
+        part = read_shard(shard)
+        part['text_index'] = tables.remap(part)[part['text_index']]
         parts.append(part)
     fields = ('masks', 'velocity', 'ego_state', 'text_index', 'trajectory', 'rationale', 'source')
     return Samples(
         **{name: np.concatenate([p[name] for p in parts]) for name in fields},
-        texts=texts,
-        intents=intents,
+        texts=tables.texts,
+        intents=tables.intents,
     )
 
 

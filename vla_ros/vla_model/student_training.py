@@ -40,7 +40,7 @@ from vla_model.camera_dataset import (
     CameraSamples,
     load_camera_samples,
 )
-from vla_model.checkpoint import latest_checkpoint, load_checkpoint
+from vla_model.checkpoint import resume
 from vla_model.config import MAP_PRIOR_LAYERS, VELOCITY_CHANNELS, ModelConfig
 from vla_model.losses import (
     mask_iou,
@@ -351,17 +351,8 @@ def train_student(
         weight_decay=run.weight_decay,
     )
     out_dir = Path(run.out_dir)
-    first_step = 0
-    resume_from = latest_checkpoint(out_dir / 'checkpoints')
     metadata = {'train_config': json.dumps(asdict(run)), 'config': config.to_json()}
-    if resume_from is not None:
-        first_step, found = load_checkpoint(resume_from, network, optimizer)
-        if found.get('config') != metadata['config']:
-            raise ArtifactError(
-                f'checkpoint {resume_from} is of another student configuration: give this run '
-                'another out_dir'
-            )
-        print(f'resuming from {resume_from} (step {first_step})', file=sys.stderr)
+    first_step = resume(out_dir / 'checkpoints', network, optimizer, metadata, 'student')
     last_step = run.steps if stop_after is None else min(run.steps, first_step + stop_after)
     batches = StepBatches(
         len(samples), run.batch_size, run.seed, dist, range(first_step, last_step)

@@ -23,10 +23,7 @@ import torch
 from torch import Tensor
 
 from vla_model.artifacts import ArtifactError, load_teacher, save_teacher
-from vla_model.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-)
+from vla_model.checkpoint import resume
 from vla_model.losses import planning_loss, rationale_loss
 from vla_model.privileged_dataset import (
     SOURCES,
@@ -225,7 +222,6 @@ def train_teacher(
     setup_distributed(dist)
     teacher_config = teacher_config or TeacherConfig()
     out_dir = Path(config.out_dir)
-    checkpoints = out_dir / 'checkpoints'
     samples = load_samples([Path(p) for p in config.data], DatasetSettings.of(teacher_config))
     encoder = InstructionEncoder(cache_size=len(samples.texts) + 1)
     instructions = instruction_table(samples.texts, encoder.encode, teacher_config.plan.speed_slot)
@@ -236,17 +232,8 @@ def train_teacher(
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    first_step = 0
-    resume_from = latest_checkpoint(checkpoints)
     metadata = {'train_config': json.dumps(asdict(config)), 'config': teacher_config.to_json()}
-    if resume_from is not None:
-        first_step, found = load_checkpoint(resume_from, network, optimizer)
-        if found.get('config') != metadata['config']:
-            raise ArtifactError(
-                f'checkpoint {resume_from} is of another teacher configuration: give this run '
-                'another out_dir'
-            )
-        print(f'resuming from {resume_from} (step {first_step})', file=sys.stderr)
+    first_step = resume(out_dir / 'checkpoints', network, optimizer, metadata, 'teacher')
     last_step = config.steps if stop_after is None else min(config.steps, first_step + stop_after)
     batches = StepBatches(
         len(samples), config.batch_size, config.seed, dist, range(first_step, last_step)

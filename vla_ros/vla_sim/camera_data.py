@@ -39,11 +39,13 @@ from vla_sim.simulation import SimConfig, SimulationCore
 from vla_sim.teacher_data import (
     EpisodeTask,
     TextTable,
+    add_recording_arguments,
     counterfactual_instructions,
     ego_state,
     episode_tasks,
     instruction_for,
     record_episodes,
+    run_recording,
     teacher_raster,
     worker_driver,
 )
@@ -189,23 +191,16 @@ def record_camera_dataset(
     settings = settings or CameraRecordSettings()
     rig = RigConfig.from_file(default_rig_path())
     prepare_dataset(out_dir, CameraDatasetSettings.of(TeacherConfig(), rig))
-    tasks = episode_tasks(episodes, seed_start)
-    todo = [t for t in tasks if not (out_dir / t.shard_name).is_file()]
     label = 'camera data, teacher driving' if teacher_weights else 'camera data'
-    jobs = [(task, out_dir, settings, teacher_weights) for task in todo]
-    samples = record_episodes(_record, jobs, workers, progress, label)
-    return {'episodes': len(tasks), 'recorded': len(todo), 'samples': samples}
+    tasks = episode_tasks(episodes, seed_start)
+    return record_episodes(
+        _record, out_dir, tasks, (settings, teacher_weights), workers, progress, label
+    )
 
 
 def add_student_record_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `vla student record`'s arguments."""
-    parser.add_argument('out_dir', type=Path, help='data set folder (created, or resumed)')
-    parser.add_argument('--episodes', type=int, default=300, help='episodes in the data set')
-    parser.add_argument(
-        '--seed-start', type=int, default=300_000, help='first seed (evaluation uses 0-999)'
-    )
-    parser.add_argument('--workers', type=int, default=2, help='processes (default 2)')
-    parser.add_argument('--keep-every', type=int, default=5, help='keep every n-th step')
+    add_recording_arguments(parser, episodes=300, seed_start=300_000, keep_every=5)
     parser.add_argument(
         '--counterfactuals', type=int, default=3, help='other instructions stored per state'
     )
@@ -214,26 +209,21 @@ def add_student_record_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help='this teacher drives (through the monitor and controller) instead of the expert',
     )
-    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
 def run_student_record(args: argparse.Namespace) -> int:
-    """Run `vla student record`; bad input is one line on stderr and exit code 1."""
-    from vla_model.artifacts import ArtifactError
-    from vla_model.privileged_dataset import DatasetError
-
+    """Run `vla student record`."""
     if args.counterfactuals < 0:
         print('vla student record: --counterfactuals must be >= 0', file=sys.stderr)
         return 1
-    for name in ('episodes', 'workers', 'keep_every'):
-        if getattr(args, name) < 1:
-            print(f'vla student record: --{name.replace("_", "-")} must be >= 1', file=sys.stderr)
-            return 1
     if args.teacher_weights is not None and not args.teacher_weights.is_file():
         print(f'vla student record: no teacher weights at {args.teacher_weights}', file=sys.stderr)
         return 1
-    try:
-        counts = record_camera_dataset(
+    return run_recording(
+        'vla student record',
+        args,
+        (),
+        lambda: record_camera_dataset(
             args.out_dir,
             args.episodes,
             args.seed_start,
@@ -241,12 +231,5 @@ def run_student_record(args: argparse.Namespace) -> int:
             CameraRecordSettings(args.keep_every, args.counterfactuals),
             not args.no_progress,
             args.teacher_weights,
-        )
-    except (DatasetError, ArtifactError) as error:
-        print(f'vla student record: {error}', file=sys.stderr)
-        return 1
-    print(
-        f'{counts["recorded"]} episode(s) recorded ({counts["samples"]} states), '
-        f'{counts["episodes"] - counts["recorded"]} already there, in {args.out_dir}'
+        ),
     )
-    return 0

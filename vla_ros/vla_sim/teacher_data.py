@@ -342,11 +342,23 @@ def worker_driver(weights: Path | None) -> TeacherDriver | None:
 
 
 def record_episodes(
-    record: Callable[[tuple], int], jobs: list[tuple], workers: int, progress: bool, label: str
-) -> int:
-    """Run `record(job)` for every job over `workers` processes; return the samples written."""
+    record: Callable[[tuple], int],
+    out_dir: Path,
+    tasks: list[EpisodeTask],
+    extra: tuple,
+    workers: int,
+    progress: bool,
+    label: str,
+) -> dict:
+    """Record the tasks whose shard is not in `out_dir` yet; return the counts.
+
+    `record((task, out_dir, *extra))` runs on `workers` processes; the counts are episodes,
+    recorded and samples.
+    """
     from tqdm import tqdm
 
+    todo = [t for t in tasks if not (out_dir / t.shard_name).is_file()]
+    jobs = [(task, out_dir, *extra) for task in todo]
     samples = 0
     bar = tqdm(total=len(jobs), unit='episode', disable=not progress, desc=label)
     if workers <= 1:
@@ -359,7 +371,7 @@ def record_episodes(
                 samples += count
                 bar.update()
     bar.close()
-    return samples
+    return {'episodes': len(tasks), 'recorded': len(todo), 'samples': samples}
 
 
 def _record(args: tuple[EpisodeTask, Path, RecordSettings, Path | None]) -> int:
@@ -385,23 +397,60 @@ def record_dataset(
     settings = settings or RecordSettings()
     config = TeacherConfig()
     prepare_dataset(out_dir, DatasetSettings.of(config))
-    tasks = episode_tasks(episodes, seed_start)
-    todo = [t for t in tasks if not (out_dir / t.shard_name).is_file()]
     label = 'on-policy data' if driver_weights else 'teacher data'
-    jobs = [(task, out_dir, settings, driver_weights) for task in todo]
-    samples = record_episodes(_record, jobs, workers, progress, label)
-    return {'episodes': len(tasks), 'recorded': len(todo), 'samples': samples}
+    tasks = episode_tasks(episodes, seed_start)
+    return record_episodes(
+        _record, out_dir, tasks, (settings, driver_weights), workers, progress, label
+    )
+
+
+def add_recording_arguments(
+    parser: argparse.ArgumentParser, episodes: int, seed_start: int, keep_every: int
+) -> None:
+    """Add the arguments every episode recorder takes (`vla teacher|student record`)."""
+    parser.add_argument('out_dir', type=Path, help='data set folder (created, or resumed)')
+    parser.add_argument('--episodes', type=int, default=episodes, help='episodes in the data set')
+    parser.add_argument(
+        '--seed-start', type=int, default=seed_start, help='first seed (evaluation uses 0-999)'
+    )
+    parser.add_argument('--workers', type=int, default=2, help='processes (default 2)')
+    parser.add_argument('--keep-every', type=int, default=keep_every, help='keep every n-th step')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def run_recording(
+    command: str,
+    args: argparse.Namespace,
+    at_least_one: tuple[str, ...],
+    record: Callable[[], dict],
+) -> int:
+    """Check the counts in `args`, run `record()` and print what it did.
+
+    Bad input (a count below one, a data set of other settings, unloadable weights) is one
+    line on stderr and exit code 1.
+    """
+    from vla_model.artifacts import ArtifactError
+    from vla_model.privileged_dataset import DatasetError
+
+    for name in ('episodes', 'workers', 'keep_every', *at_least_one):
+        if getattr(args, name) < 1:
+            print(f'{command}: --{name.replace("_", "-")} must be >= 1', file=sys.stderr)
+            return 1
+    try:
+        counts = record()
+    except (DatasetError, ArtifactError, FileNotFoundError) as error:
+        print(f'{command}: {error}', file=sys.stderr)
+        return 1
+    print(
+        f'{counts["recorded"]} episode(s) recorded ({counts["samples"]} samples), '
+        f'{counts["episodes"] - counts["recorded"]} already there, in {args.out_dir}'
+    )
+    return 0
 
 
 def add_teacher_record_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `vla teacher record`'s arguments."""
-    parser.add_argument('out_dir', type=Path, help='data set folder (created, or resumed)')
-    parser.add_argument('--episodes', type=int, default=1000, help='episodes in the data set')
-    parser.add_argument(
-        '--seed-start', type=int, default=100_000, help='first seed (evaluation uses 0-999)'
-    )
-    parser.add_argument('--workers', type=int, default=2, help='processes (default 2)')
-    parser.add_argument('--keep-every', type=int, default=2, help='keep every n-th step')
+    add_recording_arguments(parser, episodes=1000, seed_start=100_000, keep_every=2)
     parser.add_argument(
         '--counterfactual-every', type=int, default=10, help='label other instructions every n'
     )
@@ -411,21 +460,16 @@ def add_teacher_record_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help='on-policy (DAgger): this teacher drives, the expert labels every kept state',
     )
-    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
 def run_teacher_record(args: argparse.Namespace) -> int:
-    """Run `vla teacher record`; bad input is one line on stderr and exit code 1."""
-    from vla_model.artifacts import ArtifactError
-    from vla_model.privileged_dataset import DatasetError
-
-    for name in ('episodes', 'workers', 'keep_every', 'counterfactual_every'):
-        if getattr(args, name) < 1:
-            print(f'vla teacher record: --{name.replace("_", "-")} must be >= 1', file=sys.stderr)
-            return 1
+    """Run `vla teacher record`."""
     settings = RecordSettings(args.keep_every, args.counterfactual_every, args.counterfactuals)
-    try:
-        counts = record_dataset(
+    return run_recording(
+        'vla teacher record',
+        args,
+        ('counterfactual_every',),
+        lambda: record_dataset(
             args.out_dir,
             args.episodes,
             args.seed_start,
@@ -433,12 +477,5 @@ def run_teacher_record(args: argparse.Namespace) -> int:
             settings,
             not args.no_progress,
             args.driver_weights,
-        )
-    except (DatasetError, ArtifactError) as error:
-        print(f'vla teacher record: {error}', file=sys.stderr)
-        return 1
-    print(
-        f'{counts["recorded"]} episode(s) recorded ({counts["samples"]} samples), '
-        f'{counts["episodes"] - counts["recorded"]} already there, in {args.out_dir}'
+        ),
     )
-    return 0
