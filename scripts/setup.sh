@@ -8,7 +8,9 @@
 # VLA_ROS_EXTRAS (folder of the ROS packages PyPI lacks: launch, launch_ros, ros2cli,
 # message_filters, tf_transformations wheels and the composition_interfaces source; default
 # ../shared/ros-extras beside the checkout; without it set-up still succeeds, and the tests
-# that need them skip saying so).
+# that need them skip saying so), VLA_AUTOWARE_MSGS (folder of Autoware's interface packages,
+# default ../shared/autoware-msgs; built into the venv when present, the Autoware tests skip
+# without it).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,6 +20,9 @@ REQUIRED_PYTHON=3.11
 STAMPS=$VENV/.vla-setup
 COLCON_DIR=$ROOT/.colcon
 EXTRAS=${VLA_ROS_EXTRAS:-$ROOT/../shared/ros-extras}
+AUTOWARE_MSGS=${VLA_AUTOWARE_MSGS:-$ROOT/../shared/autoware-msgs}
+AUTOWARE_PACKAGES=(autoware_common_msgs autoware_planning_msgs autoware_control_msgs
+  autoware_perception_msgs autoware_vehicle_msgs autoware_system_msgs)
 
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
@@ -109,11 +114,13 @@ fix_wheel_cmake_paths() {
     -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$np_include#g"
 }
 
-# colcon_build PACKAGE_DIR BUILD_NAME: build one package into the venv prefix. Its libraries land
+# colcon_build SOURCE_DIR BUILD_NAME [COLCON_ARGS...]: build the packages under SOURCE_DIR into the
+# venv prefix. Its libraries land
 # in $VENV/lib, which the wheels' bootstrapper puts on LD_LIBRARY_PATH, and its Python module in
 # the venv's site-packages.
 colcon_build() {
   local source=$1 build=$COLCON_DIR/$2
+  shift 2
   # A build directory configured against other ROS wheels (or another venv) is stale: start over.
   local underlay="$VENV $ROS_HASH" marker=$build/.underlay
   if [ -d "$build" ] && [ "$(cat "$marker" 2> /dev/null)" != "$underlay" ]; then
@@ -126,7 +133,7 @@ colcon_build() {
     "$VENV/bin/colcon" --log-base "$COLCON_DIR/log" build \
       --base-paths "$source" --build-base "$build" \
       --install-base "$VENV" --merge-install \
-      --event-handlers console_cohesion- status- \
+      --event-handlers console_cohesion- status- "$@" \
       --cmake-args "-DPython3_EXECUTABLE=$VENV/bin/python" -DBUILD_TESTING=OFF > "$build.log" 2>&1 \
       || { tail -n 40 "$build.log" >&2; die "colcon build of $(basename "$source") failed; full log: $build.log"; }
   )
@@ -187,6 +194,31 @@ ros_extras() {
     "$ROS_HASH" | sha256sum | cut -d' ' -f1)" build_composition_interfaces
 }
 
+# Autoware's interface packages (autoware_msgs 1.12.0) into the venv prefix, as vla_msgs; they
+# need unique_identifier_msgs from PyPI. One core: they are six rosidl builds of C and C++.
+build_autoware_msgs() {
+  pip_install -r "$ROOT/scripts/requirements-autoware.txt"
+  colcon_build "$AUTOWARE_MSGS" autoware-build --parallel-workers 1 --packages-select \
+    "${AUTOWARE_PACKAGES[@]}"
+}
+
+autoware_msgs() {
+  local name missing=()
+  for name in "${AUTOWARE_PACKAGES[@]}"; do
+    [ -f "$AUTOWARE_MSGS/$name/package.xml" ] || missing+=("$name")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "autoware-msgs not found at $AUTOWARE_MSGS (set VLA_AUTOWARE_MSGS): ${missing[*]} not built; the Autoware adapters stay off and their tests skip"
+    return
+  fi
+  AUTOWARE_MSGS=$(cd "$AUTOWARE_MSGS" && pwd)
+  local paths=()
+  for name in "${AUTOWARE_PACKAGES[@]}"; do paths+=("$AUTOWARE_MSGS/$name"); done
+  run_step autoware_msgs "$(printf '%s %s %s' "$(inputs_hash "${paths[@]}")" "$ROS_HASH" \
+    "$(inputs_hash "$ROOT/scripts/requirements-autoware.txt")" | sha256sum | cut -d' ' -f1)" \
+    build_autoware_msgs
+}
+
 main() {
   local start=$SECONDS
   check_python
@@ -210,6 +242,7 @@ main() {
   run_step vla_ros_index "$(inputs_hash "$ROOT/vla_ros/setup.py" "$ROOT/scripts/setup.sh" \
     "$ROOT/vla_ros/launch")" register_vla_ros
   ros_extras
+  autoware_msgs
   log "environment ready in $((SECONDS - start)) s: $VENV"
 }
 

@@ -38,23 +38,45 @@ ROS_EXTRAS_MODULES = (
 )
 
 
-def require_ros_extras() -> None:
-    """Skip the calling test module where set-up had no ros-extras; fail where it should have.
+def require_installed(modules: tuple[str, ...], folder: Path, variable: str) -> None:
+    """Skip the calling test module where set-up had no `folder`; fail where it should have.
 
-    launch, launch_ros, ros2cli, message_filters and tf_transformations are not on PyPI:
-    scripts/setup.sh installs them from ros-extras when the folder exists. A folder that exists
-    with the packages missing is a broken set-up, not a reason to skip.
+    scripts/setup.sh installs `modules` from `folder` (or the one `variable` names) when the
+    folder exists. A folder that exists with the modules missing is a broken set-up, not a
+    reason to skip.
     """
-    missing = [name for name in ROS_EXTRAS_MODULES if importlib.util.find_spec(name) is None]
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
     if not missing:
         return
-    if ROS_EXTRAS.is_dir():
+    if folder.is_dir():
         pytest.fail(
-            f'{ROS_EXTRAS} exists but {", ".join(missing)} are not installed: run make setup',
+            f'{folder} exists but {", ".join(missing)} are not installed: run make setup',
             pytrace=False,
         )
     pytest.skip(
-        f'no ros-extras at {ROS_EXTRAS} (set VLA_ROS_EXTRAS and run make setup): '
+        f'no {folder.name} at {folder} (set {variable} and run make setup): '
         f'{", ".join(missing)} not installed',
         allow_module_level=True,
     )
+
+
+def require_ros_extras() -> None:
+    """Skip without ros-extras: launch, launch_ros, ros2cli... are not on PyPI."""
+    require_installed(ROS_EXTRAS_MODULES, ROS_EXTRAS, 'VLA_ROS_EXTRAS')
+
+
+AUTOWARE_MSGS = Path(
+    os.environ.get('VLA_AUTOWARE_MSGS', REPO_ROOT.parent / 'shared' / 'autoware-msgs')
+)
+AUTOWARE_PACKAGES = (
+    'autoware_planning_msgs',
+    'autoware_control_msgs',
+    'autoware_perception_msgs',
+    'autoware_vehicle_msgs',
+    'autoware_system_msgs',
+)
+
+
+def require_autoware_msgs() -> None:
+    """Skip without autoware-msgs: Autoware's interface packages are not on PyPI."""
+    require_installed(AUTOWARE_PACKAGES, AUTOWARE_MSGS, 'VLA_AUTOWARE_MSGS')

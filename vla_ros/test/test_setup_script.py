@@ -49,3 +49,17 @@ def test_without_ros_extras_setup_goes_on_and_says_what_is_missing(tmp_path):
         'launch and ros2cli skip',
         'went on',
     ]
+
+
+def test_without_autoware_msgs_setup_goes_on_and_says_what_is_missing(tmp_path):
+    missing = tmp_path / 'no-autoware-msgs'
+    script = f'source {SETUP}; AUTOWARE_MSGS={missing}; autoware_msgs; echo "went on"'
+    result = subprocess.run(['bash', '-c', script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f'[setup] autoware-msgs not found at {missing} (set VLA_AUTOWARE_MSGS): '
+        'autoware_common_msgs autoware_planning_msgs autoware_control_msgs '
+        'autoware_perception_msgs autoware_vehicle_msgs autoware_system_msgs not built; the '
+        'Autoware adapters stay off and their tests skip',
+        'went on',
+    ]
