@@ -110,7 +110,7 @@ class RigDriver:
     def _publish_odometry(self) -> None:
         msg = Odometry(child_frame_id='base_link')
         msg.header.stamp = self.node.get_clock().now().to_msg()
-        msg.header.frame_id = 'odom'
+        msg.header.frame_id = 'map'  # as Autoware's localisation: not the usual odom
         msg.pose.pose.orientation.w = 1.0
         msg.twist.twist.linear.x = 10.0
         self.odometry.publish(msg)
@@ -193,6 +193,8 @@ def test_six_cameras_one_dies_and_comes_back(ros: RosHarness, start_node):
         c.image.encoding == 'rgb8' and len(c.image.data) == 160 * 96 * 3 for c in frame.cameras
     )
     assert frame.cameras[0].camera_info.k[0] == pytest.approx(200.0 * 160 / WIDTH)
+    # The frame's odometry keeps the input's frames (map here), never assumes odom.
+    assert (frame.odometry.header.frame_id, frame.odometry.child_frame_id) == ('map', 'base_link')
 
     assert ros.spin_until(lambda: len(listener.diagnostics) >= 2, 5.0)
     diagnostics = listener.diagnostics[-1]

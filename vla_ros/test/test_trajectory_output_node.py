@@ -33,7 +33,6 @@ from vla_planning.trajectory_output_node import (
     PARAMETERS,
     RED,
     YELLOW,
-    autoware_trajectory,
     display_state,
     stamped_path,
 )
@@ -41,16 +40,6 @@ from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 from vla_ros.testing import RosHarness
 
 TIMEOUT_S = 0.5
-AUTOWARE_POINT_FIELDS = [  # autoware_planning_msgs/TrajectoryPoint, in order
-    'time_from_start',
-    'pose',
-    'longitudinal_velocity_mps',
-    'lateral_velocity_mps',
-    'acceleration_mps2',
-    'heading_rate_rps',
-    'front_wheel_angle_rad',
-    'rear_wheel_angle_rad',
-]
 
 
 def left_curve(stamp, origin: int, radius: float = 40.0, speed: float = 10.0) -> Trajectory:
@@ -195,9 +184,11 @@ def test_path_markers_command_and_a_stop_when_trajectories_stop(
     ), 'the node published nothing'
     assert ros.spin_until(lambda: len(world.commands) >= 30, 5.0)
     # The start-up log line can expire (rosout lifespan 10 s) before a loaded machine matches
-    # this subscriber, so the adapter's state is read from the periodic diagnostics.
+    # this subscriber, so the adapter's state is read from the periodic diagnostics. Off unless
+    # asked for, whether or not the Autoware packages are installed (test_autoware_adapters.py
+    # runs it switched on, and checks it is silent on Autoware's topics when off).
     adapter = {v.key: v.value for v in world.diagnostics[-1].values}['autoware_adapter']
-    assert adapter == 'off: autoware_planning_msgs is not importable'
+    assert adapter == 'off: autoware is false'
 
     # The path is the trajectory, pose for pose, in its frame and at its stamp.
     path = world.paths[-1]
@@ -288,28 +279,6 @@ def test_every_controller_setting_is_a_documented_parameter():
     assert set(CONTROLLER_PARAMETERS) == {f.name for f in fields(ControllerConfig)}
     documented = (REPO_ROOT / 'docs' / 'TRAJECTORY_OUTPUT.md').read_text(encoding='utf-8')
     assert [spec.name for spec in PARAMETERS if f'| `{spec.name}` |' not in documented] == []
-
-
-class StandIn:
-    """Stands in for an autoware_planning_msgs class: takes the fields as keywords."""
-
-    def __init__(self, **fields: object) -> None:
-        self.__dict__.update(fields)
-
-
-def test_the_autoware_adapter_copies_every_field():
-    message = left_curve(Time(sec=3), Trajectory.ORIGIN_MODEL)
-    for index, point in enumerate(message.points):
-        point.lateral_velocity_mps, point.acceleration_mps2 = 0.1 * index, -0.2 * index
-        point.front_wheel_angle_rad, point.rear_wheel_angle_rad = 0.01 * index, -0.01 * index
-    converted = autoware_trajectory(message, StandIn, StandIn)
-    assert converted.header is message.header
-    assert len(converted.points) == len(message.points)
-    for original, copy in zip(message.points, converted.points, strict=True):
-        assert list(copy.__dict__) == AUTOWARE_POINT_FIELDS
-        assert all(
-            getattr(copy, name) == getattr(original, name) for name in AUTOWARE_POINT_FIELDS
-        )
 
 
 def test_a_trajectory_message_becomes_the_controller_arrays():

@@ -68,6 +68,10 @@ class SyncedFrame:
     cameras: tuple[CameraImage, ...]
     odometry: OdometryAtFrame
     last_arrival_ns: int  # caller's clock when the newest image this frame uses arrived
+    # Frames of the input odometry (its header.frame_id and child_frame_id), kept as they came:
+    # `map` under Autoware's localisation, `odom` under a wheel odometry.
+    odometry_frame_id: str = 'odom'
+    odometry_child_frame_id: str = 'base_link'
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ class SensorSyncCore:
             to_ns(config.odometry_timeout_s),
             to_ns(config.sync.time_jump_s),
         )
+        self.odometry_frames = ('odom', 'base_link')  # until the first odometry says otherwise
         # Two-pass area resize: the same geometry at half the cost of one pass at a non-integer
         # ratio; training reads bags through this same core, so it sees identical images.
         self.preprocessor = ImagePreprocessor(
@@ -159,8 +164,12 @@ class SensorSyncCore:
         self.synchronizer.add(camera, stamp_to_ns(msg.header.stamp), now_ns, pending)
 
     def on_odometry(self, msg: object) -> None:
-        """Buffer an odometry message; raise ValueError for non-finite or malformed values."""
+        """Buffer an odometry message; raise ValueError for non-finite or malformed values.
+
+        Its frames are kept for the frames' odometry, which is in the input's frame.
+        """
         self.odometry.add(OdometrySample.from_message(msg))
+        self.odometry_frames = (msg.header.frame_id, msg.child_frame_id)
 
     def step(self, now_ns: int) -> SyncedFrame | None:
         """Return the next frame if one is due, with its images decoded and resized."""
@@ -186,6 +195,8 @@ class SensorSyncCore:
                 (m.sample.receive_ns for m in matched.cameras if m.sample is not None),
                 default=now_ns,
             ),
+            odometry_frame_id=self.odometry_frames[0],
+            odometry_child_frame_id=self.odometry_frames[1],
         )
 
     def _prepare(self, spec: CameraSpec, health: Health, sample, skew_ns: int) -> CameraImage:

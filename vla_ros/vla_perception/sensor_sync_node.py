@@ -158,10 +158,12 @@ def camera_frame_message(camera: CameraImage) -> CameraFrame:
     return message
 
 
-def odometry_message(odometry: OdometryAtFrame, stamp_ns: int) -> Odometry:
-    """Build the frame's odometry (zeros when MISSING): pose in odom, twist in base_link."""
-    message = Odometry(child_frame_id='base_link')
-    message.header.stamp, message.header.frame_id = to_time(stamp_ns), 'odom'
+def odometry_message(
+    odometry: OdometryAtFrame, stamp_ns: int, frame_id: str, child_frame_id: str
+) -> Odometry:
+    """Build the frame's odometry (zeros when MISSING) in the input odometry's frames."""
+    message = Odometry(child_frame_id=child_frame_id)
+    message.header.stamp, message.header.frame_id = to_time(stamp_ns), frame_id
     sample = odometry.sample
     if sample is not None:
         pose, twist = message.pose.pose, message.twist.twist
@@ -185,7 +187,9 @@ def sensor_frame_message(frame: SyncedFrame) -> SensorFrame:
         sample_stamp if frame.odometry.sample else 0,
         frame.odometry.skew_ns,
     )
-    message.odometry = odometry_message(frame.odometry, frame.stamp_ns)
+    message.odometry = odometry_message(
+        frame.odometry, frame.stamp_ns, frame.odometry_frame_id, frame.odometry_child_frame_id
+    )
     return message
 
 

@@ -3,7 +3,9 @@
 A thin wrapper over SafetyMonitor. Every cycle of its timer (node clock, so `use_sim_time`
 works) it publishes on `vla/trajectory` whatever the monitor decided — the plan, a clamped or
 held one, or a stop — and the reasons on `vla/safety_status`, whether or not inputs arrived.
-Every limit is a read-only parameter with a range: a running monitor cannot be loosened.
+Every limit is a read-only parameter with a range: a running monitor cannot be loosened. With
+`autoware` true its obstacles come from Autoware's PredictedObjects and its state also goes out
+as Autoware's hazard status and hazard lights command (vla_autoware).
 """
 
 import dataclasses
@@ -28,6 +30,9 @@ from vla_msgs.msg import (
     VlaPlan,
 )
 
+from vla_autoware.interfaces import autoware_types
+from vla_autoware.monitor_state import hazard_lights_command, hazard_status
+from vla_autoware.objects import Refusal, obstacle_array
 from vla_perception.odometry import OdometrySample, yaw_of
 from vla_perception.synchronizer import stamp_to_ns
 from vla_planning.collision import Obstacles, VehicleShape
@@ -140,7 +145,33 @@ PARAMETERS = [
     ),
     ParameterSpec('rate_hz', 10.0, 'Monitor cycles per second.', 1.0, 100.0),
     ParameterSpec('odometry_topic', '/localization/kinematic_state', 'nav_msgs/Odometry input.'),
-    ParameterSpec('obstacles_topic', '/perception/obstacles', 'vla_msgs/ObstacleArray input.'),
+    ParameterSpec(
+        'obstacles_topic',
+        '/perception/obstacles',
+        'vla_msgs/ObstacleArray input (when autoware is false).',
+    ),
+    ParameterSpec(
+        'autoware',
+        False,
+        'true: obstacles from autoware_perception_msgs/PredictedObjects instead of '
+        "obstacles_topic, and the state also as Autoware's hazard status and hazard lights "
+        'command (the Autoware message packages must be installed).',
+    ),
+    ParameterSpec(
+        'autoware_objects_topic',
+        '/perception/object_recognition/objects',
+        'autoware_perception_msgs/PredictedObjects input when autoware is true.',
+    ),
+    ParameterSpec(
+        'autoware_hazard_status_topic',
+        '/system/emergency/hazard_status',
+        'autoware_system_msgs/HazardStatusStamped output when autoware is true.',
+    ),
+    ParameterSpec(
+        'autoware_hazard_lights_topic',
+        '/system/emergency/hazard_lights_cmd',
+        'autoware_vehicle_msgs/HazardLightsCommand output when autoware is true.',
+    ),
     ParameterSpec('max_plan_points', 10000, 'Longer plans are refused unread.', 2, 1000000),
     ParameterSpec(
         'degraded_max_speed_mps',
@@ -337,6 +368,17 @@ class MonitorFeed:
             return
         self.monitor.on_obstacles(obstacles)
 
+    def predicted_objects(self, message: object) -> list[Refusal]:
+        """Take Autoware's PredictedObjects; return the objects refused (the rest are used).
+
+        In a frame the monitor cannot place, nothing reaches the core (an empty list would read
+        as "all clear"): the obstacle source goes stale instead, and the monitor stops.
+        """
+        array, refusals = obstacle_array(message, self.odometry_frame)
+        if array is not None:
+            self.obstacles(array)
+        return refusals
+
     def sensor_status(self, message: SensorStatus) -> None:
         """Take the sensor-sync status of a frame."""
         self.monitor.on_sensor_status(sensor_status_input(message))
@@ -385,7 +427,12 @@ class SafetyMonitorNode(Node):
         self.params = declare_parameters(self, PARAMETERS)
         self.monitor = SafetyMonitor(monitor_config(self.params))
         self.feed = MonitorFeed(self.monitor, self.params['max_plan_points'], self._reject)
-        self.rejected: dict[str, int] = {'plan': 0, 'odometry': 0, 'obstacles': 0}
+        self.rejected: dict[str, int] = {
+            'plan': 0,
+            'odometry': 0,
+            'obstacles': 0,
+            'autoware_objects': 0,
+        }
         self._last_refusal_log_s: dict[str, float] = {}
         self.transitions = 0
         self._last: MonitorOutput | None = None
@@ -400,9 +447,28 @@ class SafetyMonitorNode(Node):
         self.create_subscription(
             Odometry, self.params['odometry_topic'], self.feed.odometry, SENSOR_DATA
         )
-        self.create_subscription(
-            ObstacleArray, self.params['obstacles_topic'], self.feed.obstacles, RELIABLE
-        )
+        self.autoware = autoware_types() if self.params['autoware'] else None
+        if self.autoware is None:
+            self.create_subscription(
+                ObstacleArray, self.params['obstacles_topic'], self.feed.obstacles, RELIABLE
+            )
+        else:
+            self.create_subscription(
+                self.autoware.PredictedObjects,
+                self.params['autoware_objects_topic'],
+                self._on_predicted_objects,
+                RELIABLE,
+            )
+            self.hazard_status_publisher = self.create_publisher(
+                self.autoware.HazardStatusStamped,
+                self.params['autoware_hazard_status_topic'],
+                RELIABLE,
+            )
+            self.hazard_lights_publisher = self.create_publisher(
+                self.autoware.HazardLightsCommand,
+                self.params['autoware_hazard_lights_topic'],
+                RELIABLE,
+            )
         self.create_subscription(
             SensorStatus, 'vla/sensor_status', self.feed.sensor_status, RELIABLE
         )
@@ -411,7 +477,14 @@ class SafetyMonitorNode(Node):
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
             f'monitoring at {self.params["rate_hz"]} Hz; limits are read-only '
-            '(docs/SAFETY.md lists them with their sources)'
+            '(docs/SAFETY.md lists them with their sources); obstacles from '
+            + (
+                f'Autoware on {self.params["autoware_objects_topic"]}, state to Autoware on '
+                f'{self.params["autoware_hazard_status_topic"]} and '
+                f'{self.params["autoware_hazard_lights_topic"]}'
+                if self.autoware
+                else self.params['obstacles_topic']
+            )
         )
         if not self.params['enforce']:
             self.get_logger().warning(
@@ -449,6 +522,16 @@ class SafetyMonitorNode(Node):
                 f'{what} message refused ({self.rejected[what]} so far): {error}'
             )
 
+    def _on_predicted_objects(self, message: object) -> None:
+        """Feed Autoware's objects; warn (throttled) naming each object left out, and why."""
+        refusals = self.feed.predicted_objects(message)
+        for refusal in refusals:
+            self.rejected['autoware_objects'] += 1
+            self.get_logger().warning(
+                f'Autoware object {refusal.object_name} refused: {refusal.reason}',
+                throttle_duration_sec=2.0,
+            )
+
     def _on_plan(self, message: VlaPlan) -> None:
         self.feed.plan(message)
         if self.plan_trigger.fire(self.get_clock().now().nanoseconds):
@@ -464,11 +547,17 @@ class SafetyMonitorNode(Node):
         output = self.monitor.step(now.nanoseconds)
         trajectory = monitor_trajectory_message(output, now.to_msg(), self.feed.odometry_frame)
         self.trajectory_publisher.publish(trajectory)
-        self.status_publisher.publish(
-            safety_status_message(
-                output, trajectory.header, self.monitor.config.machine.clear_cycles
-            )
+        status = safety_status_message(
+            output, trajectory.header, self.monitor.config.machine.clear_cycles
         )
+        self.status_publisher.publish(status)
+        if self.autoware is not None:
+            self.hazard_status_publisher.publish(
+                hazard_status(status, self.autoware.HazardStatusStamped)
+            )
+            self.hazard_lights_publisher.publish(
+                hazard_lights_command(status, self.autoware.HazardLightsCommand)
+            )
         self._log_transition(output)
         self._last = output
 

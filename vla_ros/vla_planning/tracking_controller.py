@@ -175,7 +175,7 @@ class TrackingController:
     def step(self, now_s: float, ego: EgoPose | None, trajectory: StampedPath | None) -> Command:
         """Return the command for time `now_s` (the caller's clock, as the stamps are)."""
         dt = self._advance(now_s)
-        problem = self._problem(now_s, ego, trajectory)
+        problem = self.problem(now_s, ego, trajectory)
         if problem is not None:
             return self._stop(dt, problem)
         with np.errstate(all='ignore'):  # overflow on absurd but finite input: checked below
@@ -204,10 +204,10 @@ class TrackingController:
             return 0.0
         return now_s - last
 
-    def _problem(
+    def problem(
         self, now_s: float, ego: EgoPose | None, trajectory: StampedPath | None
     ) -> str | None:
-        """Return why the inputs cannot be tracked, or None when they can."""
+        """Return why the inputs cannot be tracked, or None when they can (no state changes)."""
         c = self.config
         if not math.isfinite(now_s):
             return f'time is not finite ({now_s})'

@@ -3,9 +3,11 @@
 The last stage of the pipeline (docs/TRAJECTORY_OUTPUT.md). It shows the safety monitor's
 trajectory in RViz or Foxglove (nav_msgs/Path, and markers coloured by the monitor's state with
 the model's candidates and rationale), and, for simulators and vehicles that have no controller,
-follows it with TrackingController and publishes vla_msgs/ControlCommand at a fixed rate. Where
-autoware_planning_msgs is importable it also republishes the trajectory in Autoware's type. A
-thin wrapper: the control law lives in the ROS-free tracking_controller module.
+follows it with TrackingController and publishes vla_msgs/ControlCommand at a fixed rate. With
+`autoware` true it also publishes both in Autoware's types: the trajectory in the frame Autoware
+reads (`map`), only when this node would track it, and autoware_control_msgs/Control. A thin
+wrapper: the control law lives in the ROS-free tracking_controller module, the conversions in
+vla_autoware.
 """
 
 from dataclasses import fields
@@ -18,8 +20,11 @@ from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
-from vla_msgs.msg import ControlCommand, SafetyStatus, Trajectory, TrajectoryPoint, VlaPlan
+from vla_msgs.msg import ControlCommand, SafetyStatus, Trajectory, VlaPlan
 
+from vla_autoware.interfaces import autoware_types
+from vla_autoware.mirror import mirrored
+from vla_autoware.trajectory import PlanarTransform, autoware_trajectory, placement
 from vla_perception.odometry import OdometrySample, yaw_of
 from vla_perception.synchronizer import NS_PER_S, stamp_to_ns
 from vla_planning.tracking_controller import (
@@ -35,12 +40,6 @@ from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import RELIABLE, SENSOR_DATA
 from vla_ros.stamps import to_time
-
-try:
-    from autoware_planning_msgs.msg import Trajectory as AutowareTrajectory
-    from autoware_planning_msgs.msg import TrajectoryPoint as AutowareTrajectoryPoint
-except ImportError:  # not installable on the development machines: the adapter stays off
-    AutowareTrajectory = AutowareTrajectoryPoint = None
 
 DEFAULTS = ControllerConfig()
 CONTROLLER_PARAMETERS = {  # name: (description with unit and source, minimum, maximum)
@@ -109,10 +108,43 @@ PARAMETERS = [
     ParameterSpec('control_rate_hz', 30.0, 'Rate of vla/control_command, Hz.', 1.0, 200.0),
     ParameterSpec('odometry_topic', '/localization/kinematic_state', 'nav_msgs/Odometry input.'),
     ParameterSpec(
+        'autoware',
+        False,
+        "true: also publish the trajectory and the command in Autoware's types (the Autoware "
+        "message packages must be installed); false: publish nothing of Autoware's.",
+    ),
+    ParameterSpec(
         'autoware_trajectory_topic',
         '/planning/scenario_planning/trajectory',
-        'autoware_planning_msgs/Trajectory output, published when that package is importable; '
-        'empty: off.',
+        'autoware_planning_msgs/Trajectory output when autoware is true.',
+    ),
+    ParameterSpec(
+        'autoware_control_topic',
+        '/control/trajectory_follower/control_cmd',
+        'autoware_control_msgs/Control output when autoware is true; empty: planner only '
+        "(Autoware's own trajectory follower drives).",
+    ),
+    ParameterSpec(
+        'autoware_frame_id', 'map', "Frame of the Autoware trajectory's poses (Autoware: map)."
+    ),
+    ParameterSpec(
+        'map_from_odometry.declared',
+        False,
+        'true: the odometry frame lies in autoware_frame_id as given by x_m, y_m, yaw_rad; '
+        'false: only a trajectory already in autoware_frame_id is published to Autoware.',
+    ),
+    ParameterSpec(
+        'map_from_odometry.x_m', 0.0, 'Odometry frame origin in autoware_frame_id, m.', -1e7, 1e7
+    ),
+    ParameterSpec(
+        'map_from_odometry.y_m', 0.0, 'Odometry frame origin in autoware_frame_id, m.', -1e7, 1e7
+    ),
+    ParameterSpec(
+        'map_from_odometry.yaw_rad',
+        0.0,
+        'Odometry frame heading in autoware_frame_id, rad.',
+        -3.1416,
+        3.1416,
     ),
     *(
         ParameterSpec(name, getattr(DEFAULTS, name), description, minimum, maximum)
@@ -121,7 +153,7 @@ PARAMETERS = [
 ]
 MARKER_PERIOD_S = 0.1
 DIAGNOSTICS_PERIOD_S = 1.0
-POINT_FIELDS = tuple(TrajectoryPoint.get_fields_and_field_types())
+REFUSAL_LOG_PERIOD_S = 5.0
 
 GREEN, YELLOW, ORANGE, RED = (
     ColorRGBA(r=0.1, g=0.8, b=0.2, a=1.0),
@@ -192,13 +224,22 @@ def control_step(
 
     The controller compares the path's positions with the ego's, so both must be in one frame.
     """
-    if trajectory is not None and ego is not None and trajectory.header.frame_id != odometry_frame:
-        return controller.stop(
-            now_s,
-            f'trajectory frame {trajectory.header.frame_id!r} is not the odometry frame '
-            f'{odometry_frame!r}',
-        )
+    problem = frame_problem(trajectory, ego, odometry_frame)
+    if problem is not None:
+        return controller.stop(now_s, problem)
     return controller.step(now_s, ego, path)
+
+
+def frame_problem(
+    trajectory: Trajectory | None, ego: EgoPose | None, odometry_frame: str
+) -> str | None:
+    """Return why `trajectory` is not in the odometry's frame, or None (also without inputs)."""
+    if trajectory is not None and ego is not None and trajectory.header.frame_id != odometry_frame:
+        return (
+            f'trajectory frame {trajectory.header.frame_id!r} is not the odometry frame '
+            f'{odometry_frame!r}'
+        )
+    return None
 
 
 class ControlFeed:
@@ -224,6 +265,12 @@ class ControlFeed:
         self.ego = ego_pose(message)
         self.odometry_frame = message.header.frame_id
         self.base_frame = message.child_frame_id
+
+    def problem(self, now_ns: int) -> str | None:
+        """Return why the latest trajectory would not be tracked at `now_ns`, or None."""
+        return frame_problem(self.trajectory, self.ego, self.odometry_frame) or (
+            self.controller.problem(now_ns / NS_PER_S, self.ego, self.path)
+        )
 
     def step(self, now_ns: int) -> Command:
         """Return the command for `now_ns` (the node's clock) from the latest inputs."""
@@ -257,24 +304,6 @@ def control_command_message(command: Command, stamp: Time) -> ControlCommand:
     longitudinal.jerk = command.jerk_mps3
     longitudinal.is_defined_acceleration = longitudinal.is_defined_jerk = True
     return message
-
-
-def autoware_trajectory(message: Trajectory, trajectory_type: type, point_type: type) -> object:
-    """Copy a vla_msgs/Trajectory into autoware_planning_msgs/Trajectory, field by field.
-
-    vla_msgs/TrajectoryPoint has Autoware's field names, types and order (test_interfaces.py
-    checks the mirror), so every field is copied as it is; `origin` has no Autoware counterpart
-    and is left out. The types are passed in so that the copy can be tested: the real
-    autoware_planning_msgs package was not installable where this was written, and the adapter
-    has only been tested against a stand-in class.
-    """
-    return trajectory_type(
-        header=message.header,
-        points=[
-            point_type(**{name: getattr(point, name) for name in POINT_FIELDS})
-            for point in message.points
-        ],
-    )
 
 
 def display_state(
@@ -373,6 +402,83 @@ def marker_array(
     return MarkerArray(markers=markers)
 
 
+def map_from_odometry(params: dict[str, object]) -> PlanarTransform | None:
+    """Return the declared transform of the odometry frame in Autoware's frame, if declared."""
+    if not params['map_from_odometry.declared']:
+        return None
+    return PlanarTransform(
+        params['map_from_odometry.x_m'],
+        params['map_from_odometry.y_m'],
+        params['map_from_odometry.yaw_rad'],
+    )
+
+
+class AutowareOutput:
+    """The trajectory and the command in Autoware's types, on Autoware's topics (opt-in).
+
+    A trajectory goes out only when this node would track it (same frame as the odometry,
+    fresh, valid) and its poses can be placed in Autoware's frame; otherwise it is counted and
+    a warning (at most one per 5 s) says why.
+    """
+
+    def __init__(self, node: Node, params: dict[str, object]) -> None:
+        self.node = node
+        self.types = autoware_types()  # ValueError (exit 1, one line) when not installed
+        self.frame = params['autoware_frame_id']
+        self.transform = map_from_odometry(params)
+        self.trajectory_publisher = node.create_publisher(
+            self.types.Trajectory, params['autoware_trajectory_topic'], RELIABLE
+        )
+        control_topic = params['autoware_control_topic']
+        self.control_publisher = (
+            node.create_publisher(self.types.Control, control_topic, RELIABLE)
+            if control_topic
+            else None
+        )
+        self.published = self.refused = 0
+        self.last_refusal = 'none'
+        self.state = (
+            f'on: trajectory on {params["autoware_trajectory_topic"]} in {self.frame!r}, '
+            + (f'control on {control_topic}' if control_topic else 'planner only (no control)')
+        )
+
+    def trajectory(self, message: Trajectory, problem: str | None, feed: ControlFeed) -> None:
+        """Publish `message` in Autoware's frame unless `problem` or its frame forbids it."""
+        try:
+            if problem is not None:
+                raise ValueError(f'not tracked: {problem}')
+            transform = placement(
+                message.header.frame_id, feed.odometry_frame, self.frame, self.transform
+            )
+        except ValueError as error:
+            self.refused += 1
+            self.last_refusal = str(error)
+            self.node.get_logger().warning(
+                f'trajectory not published to Autoware: {error}',
+                throttle_duration_sec=REFUSAL_LOG_PERIOD_S,
+            )
+            return
+        self.trajectory_publisher.publish(
+            autoware_trajectory(
+                message, self.types.Trajectory, self.types.TrajectoryPoint, self.frame, transform
+            )
+        )
+        self.published += 1
+
+    def control(self, message: ControlCommand) -> None:
+        """Publish the command as autoware_control_msgs/Control (unless planner only)."""
+        if self.control_publisher is not None:
+            self.control_publisher.publish(mirrored(message, self.types.Control))
+
+    def values(self) -> dict[str, object]:
+        """Return the adapter's counts for the diagnostics."""
+        return {
+            'autoware_trajectories_published': self.published,
+            'autoware_trajectories_refused': self.refused,
+            'autoware_last_refusal': self.last_refusal,
+        }
+
+
 class TrajectoryOutputNode(Node):
     """Publish the safe trajectory for display, and a control command that follows it."""
 
@@ -396,15 +502,8 @@ class TrajectoryOutputNode(Node):
         self.diagnostics_publisher = self.create_publisher(
             DiagnosticArray, '/diagnostics', RELIABLE
         )
-        topic = params['autoware_trajectory_topic']
-        self.autoware_publisher = None
-        if AutowareTrajectory is None:
-            self.autoware_adapter = 'off: autoware_planning_msgs is not importable'
-        elif not topic:
-            self.autoware_adapter = 'off: autoware_trajectory_topic is empty'
-        else:
-            self.autoware_publisher = self.create_publisher(AutowareTrajectory, topic, RELIABLE)
-            self.autoware_adapter = f'on: {topic}'
+        self.autoware = AutowareOutput(self, params) if params['autoware'] else None
+        self.autoware_adapter = self.autoware.state if self.autoware else 'off: autoware is false'
         self.create_subscription(Trajectory, 'vla/trajectory', self._on_trajectory, RELIABLE)
         self.create_subscription(SafetyStatus, 'vla/safety_status', self._on_status, RELIABLE)
         self.create_subscription(VlaPlan, 'vla/plan', self._on_plan, RELIABLE)
@@ -426,10 +525,8 @@ class TrajectoryOutputNode(Node):
         self.feed.take_trajectory(message)
         self.trajectories += 1
         self.path_publisher.publish(path_message(message))
-        if self.autoware_publisher is not None:
-            self.autoware_publisher.publish(
-                autoware_trajectory(message, AutowareTrajectory, AutowareTrajectoryPoint)
-            )
+        if self.autoware is not None:
+            self.autoware.trajectory(message, self.feed.problem(self._now_ns()), self.feed)
 
     def _on_status(self, message: SafetyStatus) -> None:
         self._status = message
@@ -447,7 +544,10 @@ class TrajectoryOutputNode(Node):
     def _control(self) -> None:
         now_ns = self._now_ns()
         command = self.feed.step(now_ns)
-        self.command_publisher.publish(control_command_message(command, to_time(now_ns)))
+        message = control_command_message(command, to_time(now_ns))
+        self.command_publisher.publish(message)
+        if self.autoware is not None:
+            self.autoware.control(message)
         previous, self._command = self._command, command
         self._commands_in_period += 1
         if not command.stopping:
@@ -503,6 +603,7 @@ class TrajectoryOutputNode(Node):
             'cross_track_error_m_mean': float(np.mean(errors)) if errors else float('nan'),
             'cross_track_error_m_max': float(np.max(errors)) if errors else float('nan'),
             'autoware_adapter': self.autoware_adapter,
+            **(self.autoware.values() if self.autoware else {}),
         }
         self.diagnostics_publisher.publish(
             diagnostic_array(
