@@ -1,7 +1,8 @@
 """Sensor sync, inference, safety monitor and trajectory output, on the vehicle's clock.
 
 `ros2 launch vla_ros pipeline.launch.py [name:=value ...]`; arguments (`--show-args`): namespace,
-rig_file, weights_path, weights_sha256, onnx_path, onnx_sha256, backend, log_level, use_sim_time.
+rig_file, weights_path, weights_sha256, onnx_path, onnx_sha256, backend, log_level, use_sim_time,
+autoware.
 """
 
 from vla_ros.launch_actions import bringup_launch_description

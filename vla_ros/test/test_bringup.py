@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from vla_ros.bringup import file_parameters, load_bringup, node_overrides
+from vla_ros.bringup import (
+    argument_defaults,
+    file_parameters,
+    load_bringup,
+    node_overrides,
+    node_parameters,
+)
 from vla_ros.bringup_runner import NODE_CLASSES, parse_assignments
 
 
@@ -34,7 +40,7 @@ def check_value(executable: str, name: str, value: object) -> None:
         assert math.isfinite(value)
 
 
-@pytest.mark.parametrize('bringup', ['pipeline', 'sim'])
+@pytest.mark.parametrize('bringup', ['pipeline', 'sim', 'autoware'])
 def test_every_node_of_a_bringup_is_installed_and_fully_configured(bringup: str):
     entry_points = {
         point.name
@@ -94,4 +100,22 @@ def test_the_clock_node_never_gets_sim_time():
     overrides = {node.name: node_overrides(node, lambda name: name) for node in sim.nodes}
     assert 'use_sim_time' not in overrides['sim_bridge_node']
     assert overrides['sim_bridge_node'] == {'rig_file': 'rig_file'}
-    assert overrides['safety_monitor_node'] == {'use_sim_time': 'use_sim_time'}
+    assert overrides['safety_monitor_node'] == {
+        'use_sim_time': 'use_sim_time',
+        'autoware': 'autoware',
+    }
+
+
+def test_the_autoware_adapters_are_on_only_in_the_autoware_bringup():
+    autoware, pipeline = load_bringup('autoware'), load_bringup('pipeline')
+    assert [node.name for node in autoware.nodes] == [node.name for node in pipeline.nodes]
+    assert argument_defaults(autoware)['autoware'] == 'true'
+    assert argument_defaults(pipeline)['autoware'] == 'false'
+    assert argument_defaults(load_bringup('sim'))['autoware'] == 'false'
+    takes = {node.name for node in autoware.nodes if 'autoware' in node_overrides(node, str)}
+    assert takes == {'safety_monitor_node', 'trajectory_output_node'}
+    for node in autoware.nodes:  # the parameter files keep them off: only the argument turns on
+        assert node_parameters(node).get('autoware', False) is False
+    with pytest.raises(ValueError, match='autoware must be true or false'):
+        parse_assignments(['autoware:=yes'])
+    assert parse_assignments(['autoware:=true']) == {'autoware': 'true'}

@@ -57,8 +57,16 @@ ARGUMENTS: tuple[BringUpArgument, ...] = (
         'true: nodes run on /clock (simulator, bag replay); the sim bridge, the clock, does not.',
         'use_sim_time',
     ),
+    BringUpArgument(
+        'autoware',
+        'true: the Autoware adapters (PredictedObjects in; trajectory in map, Control, hazard '
+        "status and lights out, on Autoware's topics); needs the Autoware message packages.",
+        'autoware',
+        ('safety_monitor_node', 'trajectory_output_node'),
+    ),
 )
 ARGUMENT_NAMES = tuple(argument.name for argument in ARGUMENTS)
+BOOLEAN_ARGUMENTS = ('use_sim_time', 'autoware')
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,7 @@ class BringUp:
     description: str
     use_sim_time: bool
     nodes: tuple[NodeLaunch, ...]
+    autoware: bool = False  # the default of the `autoware` argument
 
 
 def bringup_file(name_or_path: str) -> Path:
@@ -131,6 +140,7 @@ def load_bringup(name_or_path: str) -> BringUp:
             str(content.get('description', '')),
             bool(content['use_sim_time']),
             nodes,
+            bool(content.get('autoware', False)),
         )
     except (KeyError, TypeError) as error:
         raise ValueError(f'{path}: bad bring-up ({error!r}); see docs/BRINGUP.md') from None
@@ -157,6 +167,7 @@ def argument_defaults(bringup: BringUp) -> dict[str, str]:
         'backend': 'auto',
         'log_level': 'info',
         'use_sim_time': 'true' if bringup.use_sim_time else 'false',
+        'autoware': 'true' if bringup.autoware else 'false',
     }
 
 

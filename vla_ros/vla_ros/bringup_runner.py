@@ -25,6 +25,7 @@ import yaml
 
 from vla_ros.bringup import (
     ARGUMENT_NAMES,
+    BOOLEAN_ARGUMENTS,
     LOG_LEVELS,
     BringUp,
     NodeLaunch,
@@ -58,14 +59,15 @@ def parse_assignments(assignments: list[str]) -> dict[str, str]:
         values[name] = value
     if values.get('log_level', 'info') not in LOG_LEVELS:
         raise ValueError(f'log_level must be one of {", ".join(LOG_LEVELS)}')
-    if values.get('use_sim_time', 'false') not in ('true', 'false'):
-        raise ValueError('use_sim_time must be true or false')
+    for name in BOOLEAN_ARGUMENTS:
+        if values.get(name, 'false') not in ('true', 'false'):
+            raise ValueError(f'{name} must be true or false')
     return values
 
 
 def typed(argument: str, value: str) -> object:
-    """Return an argument's value with the parameter's type (use_sim_time is a bool)."""
-    return value == 'true' if argument == 'use_sim_time' else value
+    """Return an argument's value with the parameter's type (use_sim_time, autoware: bool)."""
+    return value == 'true' if argument in BOOLEAN_ARGUMENTS else value
 
 
 def override_file(node: NodeLaunch, values: dict[str, str], directory: Path) -> Path | None:

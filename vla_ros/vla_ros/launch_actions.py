@@ -34,6 +34,7 @@ from lifecycle_msgs.msg import Transition
 
 from vla_ros.bringup import (
     ARGUMENTS,
+    BOOLEAN_ARGUMENTS,
     PACKAGE,
     BringUp,
     NodeLaunch,
@@ -60,7 +61,7 @@ CLEAN_EXIT_CODES = {0, -signal.SIGINT, -signal.SIGTERM}
 
 def argument_value(name: str) -> LaunchConfiguration | ParameterValue:
     """Return the substitution that gives a node parameter the launch argument's value."""
-    if name in ('use_sim_time', 'autostart'):
+    if name in (*BOOLEAN_ARGUMENTS, 'autostart'):
         return ParameterValue(LaunchConfiguration(name), value_type=bool)
     return LaunchConfiguration(name)
 
