@@ -288,6 +288,7 @@ def output_node(request) -> Iterator[subprocess.Popen]:
     """trajectory_output_node with autoware:=true and the test's extra parameters."""
     extra = getattr(request, 'param', [])
     arguments = ['-p', 'autoware:=true', '-p', 'trajectory_timeout_s:=0.5']
+    arguments += ['-p', 'trajectory_source:=/output_world']  # the test plays the monitor
     for assignment in extra:
         arguments += ['-p', assignment]
     process = subprocess.Popen(

@@ -374,3 +374,22 @@ def test_log_only_still_refuses_a_plan_that_is_not_finite():
     output = drive.cycle()[0]
     assert output.origin == Origin.HELD_PLAN
     assert np.all(np.isfinite(output.trajectory.poses))
+
+
+def test_a_stop_for_stale_odometry_starts_from_the_last_measured_speed():
+    # The vehicle measures 10 m/s while the model asks for 13 (continuity holds it, DEGRADED or
+    # OVERRIDE); then odometry stops. The stop starts from the measured 10 m/s, not the plan's.
+    drive = Drive(speed_mps=10.0)
+    drive.cycle(10)
+    drive.plan_speed = 12.9
+    drive.cycle(3)
+    monitor, t_ns = drive.monitor, drive.t_ns
+    for step in range(8):  # plans, sensors and obstacles go on; the odometry does not
+        now = t_ns + step * CYCLE_NS
+        monitor.on_plan(drive.plan(now))
+        monitor.on_sensor_status(SensorStatusInput(now, drive.cameras))
+        monitor.on_obstacles(ObstacleInput(now, drive.obstacles, in_odom=True))
+        output = monitor.step(now + 20_000_000)
+    assert 'freshness.odometry' in failing(output)
+    assert output.state == SafetyState.MINIMAL_RISK
+    assert output.trajectory.speeds_mps[0] == pytest.approx(10.0, abs=0.05)

@@ -503,7 +503,11 @@ def test_outputs_are_always_finite_and_within_the_limits(steps):
             <= command.acceleration_mps2
             <= CONFIG.max_acceleration_mps2 + 1e-12
         )
-        assert abs(command.jerk_mps3) <= CONFIG.emergency_jerk_mps3 * (1 + 1e-9)
+        # Rising, never faster than the emergency jerk; falling too, except that a stop drops a
+        # positive acceleration at once (it brakes from its first command).
+        assert command.jerk_mps3 <= CONFIG.emergency_jerk_mps3 * (1 + 1e-9)
+        if not command.stopping:
+            assert command.jerk_mps3 >= -CONFIG.emergency_jerk_mps3 * (1 + 1e-9)
         assert command.velocity_mps >= 0.0 and command.reason
         assert command.stopping == (command.reason not in ('tracking', 'holding at standstill'))
 

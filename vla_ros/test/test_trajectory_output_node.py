@@ -152,6 +152,8 @@ def node_process() -> Iterator[subprocess.Popen]:
             '--ros-args',
             '-p',
             f'trajectory_timeout_s:={TIMEOUT_S}',
+            '-p',
+            'trajectory_source:=/world',  # the test's node plays the safety monitor
         ]
     )
     yield process
@@ -255,6 +257,56 @@ def test_path_markers_command_and_a_stop_when_trajectories_stop(
         world.diagnostics[-1]
     )
     assert 'old' in world.diagnostics[-1].message
+
+
+def straight_ahead(stamp, speed: float) -> Trajectory:
+    """Return a 3 s trajectory in odom along x at `speed`; time 0 at `stamp`."""
+    message = Trajectory(origin=Trajectory.ORIGIN_MODEL)
+    message.header.stamp, message.header.frame_id = stamp, 'odom'
+    for index in range(31):
+        t = 0.1 * index
+        point = TrajectoryPoint(longitudinal_velocity_mps=speed)
+        point.time_from_start = Duration(sec=int(t), nanosec=round((t % 1.0) * 1e9))
+        point.pose.position.x = speed * t
+        point.pose.orientation.w = 1.0
+        message.points.append(point)
+    return message
+
+
+def test_trajectories_of_any_other_publisher_are_refused_by_name(
+    ros: RosHarness, node_process: subprocess.Popen
+):
+    # A second publisher on vla/trajectory asks for 60 m/s at 50 Hz, as in issue 21; the node
+    # trusts only /world (its trajectory_source), which plays the monitor at 10 m/s.
+    world = World(ros.node('world'))
+    rogue_node = ros.node('rogue')
+    rogue = rogue_node.create_publisher(Trajectory, '/vla/trajectory', RELIABLE)
+    rogue_node.create_timer(
+        0.02, lambda: rogue.publish(straight_ahead(rogue_node.get_clock().now().to_msg(), 60.0))
+    )
+    assert ros.spin_until(
+        lambda: any('trajectory refused: from /rogue' in log.msg for log in world.logs), 15.0
+    ), 'no warning about the rogue publisher'
+    assert ros.spin_until(lambda: len(world.commands) >= 60, 5.0)
+
+    def values() -> dict[str, str]:
+        return {v.key: v.value for v in world.diagnostics[-1].values}
+
+    assert ros.spin_until(lambda: int(values()['trajectories_refused']) > 10, 3.0)
+    assert values()['last_refused_source'] == '/rogue'
+    assert values()['trajectory_source'] == '/world'
+    # Only the trusted trajectories are followed and shown: 10 m/s, never the rogue's 60.
+    assert max(c.longitudinal.velocity for c in world.commands) == pytest.approx(10.0)
+    sent = {(t.header.stamp.sec, t.header.stamp.nanosec) for t in world.sent}
+    assert all((p.header.stamp.sec, p.header.stamp.nanosec) in sent for p in world.paths)
+    # The trusted source goes silent: the node stops, whatever the rogue still sends.
+    world.publishing_trajectories = False
+    settled_ns = stamp_to_ns(world.node.get_clock().now().to_msg()) + to_ns(TIMEOUT_S + 0.3)
+    assert ros.spin_until(
+        lambda: stamp_to_ns(world.commands[-1].stamp) > settled_ns, TIMEOUT_S + 3.0
+    )
+    stop = world.commands[-1]
+    assert stop.longitudinal.velocity == 0.0 and stop.longitudinal.acceleration < 0.0
 
 
 def test_an_inconsistent_configuration_ends_the_process_with_the_reason():

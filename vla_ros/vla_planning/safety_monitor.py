@@ -617,7 +617,12 @@ class SafetyMonitor:
         return stop_along(path_xy, float(ego_pose[2]), speed, acceleration, profile)
 
     def _motion_now(self, now_ns: int) -> tuple[float, float]:
-        """Return the speed (measured) and acceleration (last published) a stop starts from."""
+        """Return the speed (measured) and acceleration (last published) a stop starts from.
+
+        The speed is the last measured one even when odometry is stale: what the vehicle did is
+        a better start than what it was last told (a plan may have asked for more). Only with
+        no odometry at all does the last published trajectory's speed stand in.
+        """
         ego = self.history.latest
         previous = self._last_output
         acceleration, speed = 0.0, 0.0
@@ -625,10 +630,7 @@ class SafetyMonitor:
             _, speed, acceleration = state_at(
                 previous.trajectory, (now_ns - previous.stamp_ns) / NS_PER_S
             )
-        if (
-            ego is not None
-            and now_ns - ego.stamp_ns <= self.config.limits.odometry_age_s * NS_PER_S
-        ):
+        if ego is not None and math.isfinite(ego.speed_mps):
             speed = ego.speed_mps
         return max(speed, 0.0), acceleration
 

@@ -13,6 +13,8 @@ from dataclasses import astuple, dataclass
 
 import numpy as np
 
+from vla_planning.command_gate import HARD_LIMITS, CommandGate, GateLimits
+
 
 @dataclass(frozen=True)
 class ControllerConfig:
@@ -163,10 +165,16 @@ class TrackingController:
     [min_acceleration, max_acceleration] (lowered towards the emergency limit only as far as the
     trajectory itself brakes), then limited in jerk. The integral is frozen while the command is
     limited in the direction the error pushes (anti-windup) and bounded.
+
+    Every command, tracking or stop, then passes the gate's hard limits (command_gate), and the
+    gated command is what the next step starts from.
     """
 
-    def __init__(self, config: ControllerConfig | None = None) -> None:
+    def __init__(
+        self, config: ControllerConfig | None = None, gate_limits: GateLimits = HARD_LIMITS
+    ) -> None:
         self.config = config or ControllerConfig()
+        self.gate = CommandGate(gate_limits)
         self._last_now_s: float | None = None
         self._steering = 0.0
         self._acceleration = 0.0
@@ -175,24 +183,32 @@ class TrackingController:
     def step(self, now_s: float, ego: EgoPose | None, trajectory: StampedPath | None) -> Command:
         """Return the command for time `now_s` (the caller's clock, as the stamps are)."""
         dt = self._advance(now_s)
+        speed = ego.speed if ego is not None and math.isfinite(ego.speed) else None
         problem = self.problem(now_s, ego, trajectory)
         if problem is not None:
-            return self._stop(dt, problem)
+            return self._gated(now_s, self._stop(dt, problem), speed)
         with np.errstate(all='ignore'):  # overflow on absurd but finite input: checked below
             command, integral = self._track(dt, now_s, ego, trajectory)
         numbers = (value for value in astuple(command) if isinstance(value, float))
         if not all(math.isfinite(value) for value in numbers):
-            return self._stop(dt, 'tracking produced a non-finite value')
+            return self._gated(
+                now_s, self._stop(dt, 'tracking produced a non-finite value'), speed
+            )
+        self._integral = integral
+        return self._gated(now_s, command, speed)
+
+    def stop(self, now_s: float, reason: str) -> Command:
+        """Return a stop command for a reason found by the caller (e.g. a frame mismatch)."""
+        return self._gated(now_s, self._stop(self._advance(now_s), reason), None)
+
+    def _gated(self, now_s: float, command: Command, ego_speed: float | None) -> Command:
+        """Pass `command` through the gate; the next step starts from what went out."""
+        command = self.gate.apply(now_s, command, ego_speed)
         self._steering, self._acceleration = (
             command.steering_tire_angle_rad,
             command.acceleration_mps2,
         )
-        self._integral = integral
         return command
-
-    def stop(self, now_s: float, reason: str) -> Command:
-        """Return a stop command for a reason found by the caller (e.g. a frame mismatch)."""
-        return self._stop(self._advance(now_s), reason)
 
     def _advance(self, now_s: float) -> float:
         """Return the time since the previous step; 0 at the first, or when time went back."""
@@ -250,17 +266,19 @@ class TrackingController:
     def _stop(self, dt: float, reason: str) -> Command:
         """Brake at the stop deceleration (or harder, if already braking harder), steering held.
 
-        A stop never brakes less than the command before it, and it reaches the stop
-        deceleration at the stop jerk.
+        A stop brakes from its first command: a positive acceleration is dropped at once (a
+        frozen monitor must not leave the car accelerating while the stop ramps down), then the
+        braking reaches the stop deceleration at the stop jerk. It never brakes less than the
+        command before it.
         """
         c = self.config
         self._integral = 0.0
-        self._acceleration, jerk = rate_limited(
-            self._acceleration,
-            min(self._acceleration, c.stop_acceleration_mps2),
-            c.stop_jerk_mps3,
-            dt,
+        start = min(self._acceleration, 0.0)
+        acceleration, _ = rate_limited(
+            start, min(start, c.stop_acceleration_mps2), c.stop_jerk_mps3, dt
         )
+        jerk = (acceleration - self._acceleration) / dt if dt > 0.0 else 0.0
+        self._acceleration = acceleration
         return Command(
             steering_tire_angle_rad=self._steering,
             steering_rate_rps=0.0,

@@ -18,6 +18,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, Pose, PoseStamped
 from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
+from rclpy.subscription import MessageInfo
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 from vla_msgs.msg import ControlCommand, SafetyStatus, Trajectory, VlaPlan
@@ -27,6 +28,7 @@ from vla_autoware.mirror import mirrored
 from vla_autoware.trajectory import PlanarTransform, autoware_trajectory, placement
 from vla_perception.odometry import OdometrySample, yaw_of
 from vla_perception.synchronizer import NS_PER_S, stamp_to_ns
+from vla_planning.command_gate import HARD_LIMITS, LIMITS, GateLimits
 from vla_planning.tracking_controller import (
     Command,
     ControllerConfig,
@@ -40,6 +42,7 @@ from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import RELIABLE, SENSOR_DATA
 from vla_ros.stamps import to_time
+from vla_ros.trusted_source import TrustedSource
 
 DEFAULTS = ControllerConfig()
 CONTROLLER_PARAMETERS = {  # name: (description with unit and source, minimum, maximum)
@@ -104,6 +107,32 @@ CONTROLLER_PARAMETERS = {  # name: (description with unit and source, minimum, m
         10.0,
     ),
 }
+GATE_PARAMETERS = {  # name: (description with unit and source, the lowest value allowed)
+    'max_speed_mps': ('Largest commanded speed, m/s (UN R157: 130 km/h).', 1.0),
+    'max_acceleration_mps2': ('Largest acceleration, m/s^2 (ISO 15622: 2.0).', 0.1),
+    'min_acceleration_mps2': (
+        'Strongest braking, m/s^2 (Autoware MRM emergency stop, vehicle configuration: -6.0).',
+        -1.0,
+    ),
+    'max_jerk_mps3': (
+        'Largest rise of the acceleration into driving force, m/s^3 '
+        '(Autoware vehicle_cmd_gate lon_jerk_lim: 5.0).',
+        0.1,
+    ),
+    'max_brake_release_jerk_mps3': (
+        'Largest rise of the acceleration while still braking, m/s^3 '
+        '(Autoware MRM emergency stop, vehicle configuration: 20).',
+        0.1,
+    ),
+    'max_steering_tire_angle_rad': (
+        'Largest road-wheel angle, rad (Autoware sample vehicle: 0.70).',
+        0.05,
+    ),
+    'max_steering_rate_rps': (
+        'Largest road-wheel angle rate, rad/s (Autoware vehicle_cmd_gate: 0.8 at 30 m/s).',
+        0.01,
+    ),
+}
 PARAMETERS = [
     ParameterSpec('control_rate_hz', 30.0, 'Rate of vla/control_command, Hz.', 1.0, 200.0),
     ParameterSpec('odometry_topic', '/localization/kinematic_state', 'nav_msgs/Odometry input.'),
@@ -146,9 +175,25 @@ PARAMETERS = [
         -3.1416,
         3.1416,
     ),
+    ParameterSpec(
+        'trajectory_source',
+        'safety_monitor_node',
+        "The node whose vla/trajectory is followed (relative to this node's namespace, or "
+        'absolute); trajectories from any other publisher are refused and counted. Empty: any '
+        'publisher (only for a stack without the safety monitor).',
+    ),
     *(
         ParameterSpec(name, getattr(DEFAULTS, name), description, minimum, maximum)
         for name, (description, minimum, maximum) in CONTROLLER_PARAMETERS.items()
+    ),
+    *(
+        ParameterSpec(
+            f'gate.{name}',
+            getattr(HARD_LIMITS, name),
+            f'{description} A hard limit of the last gate: may be lowered, never raised.',
+            *sorted((getattr(HARD_LIMITS, name), lowest)),
+        )
+        for name, (description, lowest) in GATE_PARAMETERS.items()
     ),
 ]
 MARKER_PERIOD_S = 0.1
@@ -180,6 +225,16 @@ STATES = {  # SafetyStatus.state: (name, severity)
 def controller_config(params: dict[str, object]) -> ControllerConfig:
     """Build the controller's configuration from the node's parameter values."""
     return ControllerConfig(**{f.name: params[f.name] for f in fields(ControllerConfig)})
+
+
+def gate_limits(params: dict[str, object]) -> GateLimits:
+    """Build the gate's limits from the node's `gate.*` parameters (defaults: the hard ones)."""
+    return GateLimits(
+        **{
+            name: params.get(f'gate.{name}', getattr(HARD_LIMITS, name))
+            for name in GATE_PARAMETERS
+        }
+    )
 
 
 def stamped_path(message: Trajectory) -> StampedPath:
@@ -486,7 +541,9 @@ class TrajectoryOutputNode(Node):
         super().__init__('trajectory_output_node', **kwargs)
         params = declare_parameters(self, PARAMETERS)
         config = controller_config(params)
-        self.feed = ControlFeed(TrackingController(config))
+        self.feed = ControlFeed(TrackingController(config, gate_limits(params)))
+        self.source = TrustedSource(self, 'vla/trajectory', params['trajectory_source'])
+        self._gate_clamps = 0
         self._timeout_ns = round(config.trajectory_timeout_s * NS_PER_S)
         self._status: SafetyStatus | None = None
         self._plan: VlaPlan | None = None
@@ -521,7 +578,15 @@ class TrajectoryOutputNode(Node):
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def _on_trajectory(self, message: Trajectory) -> None:
+    def _on_trajectory(self, message: Trajectory, info: MessageInfo) -> None:
+        sender = self.source.refusal(info)
+        if sender is not None:
+            self.get_logger().warning(
+                f'trajectory refused: from {sender}, not the trusted {self.source.trusted} '
+                f'({self.source.refused} refused)',
+                throttle_duration_sec=REFUSAL_LOG_PERIOD_S,
+            )
+            return
         self.feed.take_trajectory(message)
         self.trajectories += 1
         self.path_publisher.publish(path_message(message))
@@ -550,6 +615,14 @@ class TrajectoryOutputNode(Node):
             self.autoware.control(message)
         previous, self._command = self._command, command
         self._commands_in_period += 1
+        gate = self.feed.controller.gate
+        clamps = sum(gate.clamped.values())
+        if clamps > self._gate_clamps:
+            self._gate_clamps = clamps
+            self.get_logger().warning(
+                f'command gated: {gate.last_clamp} ({clamps} gated)',
+                throttle_duration_sec=REFUSAL_LOG_PERIOD_S,
+            )
         if not command.stopping:
             self._cross_track_m.append(abs(command.cross_track_error_m))
         if command.stopping and (previous is None or not previous.stopping):
@@ -597,6 +670,11 @@ class TrajectoryOutputNode(Node):
             'trajectory_age_s': now_s - feed.path.stamp_s if feed.path else float('inf'),
             'odometry_age_s': now_s - feed.ego.stamp_s if feed.ego else float('inf'),
             'odometry_rejected': self.odometry_rejected,
+            'trajectory_source': self.source.trusted or 'any',
+            'trajectories_refused': self.source.refused,
+            'last_refused_source': self.source.last_refused,
+            **{f'gate_clamped_{limit}': feed.controller.gate.clamped[limit] for limit in LIMITS},
+            'gate_last_clamp': feed.controller.gate.last_clamp,
             'steering_tire_angle_rad': command.steering_tire_angle_rad if command else 0.0,
             'velocity_mps': command.velocity_mps if command else 0.0,
             'acceleration_mps2': command.acceleration_mps2 if command else 0.0,

@@ -62,6 +62,7 @@ from vla_planning.trajectory_output_node import (
     ControlFeed,
     control_command_message,
     controller_config,
+    gate_limits,
 )
 from vla_planning.vla_inference_node import neural_map_message, plan_message, planning_input
 from vla_ros.stamps import to_time
@@ -351,7 +352,7 @@ class OfflineControl:
     """trajectory_output_node's controller on log time: its ControlFeed and its control timer."""
 
     def __init__(self, params: dict[str, object]) -> None:
-        self.feed = ControlFeed(TrackingController(controller_config(params)))
+        self.feed = ControlFeed(TrackingController(controller_config(params), gate_limits(params)))
         self.odometry_topic = str(params['odometry_topic'])
         self.period_ns = round(NS_PER_S / float(params['control_rate_hz']))
         self._next_ns: int | None = None
