@@ -1,5 +1,6 @@
 """vla_inference_node over real DDS, as its own process, with a real checkpoint pinned by hash."""
 
+import math
 import signal
 import subprocess
 
@@ -304,3 +305,73 @@ def test_frames_use_the_map_prior_of_their_stamp_and_a_bad_layer_is_refused(
         ), {k: v for k, v in reports[-1].items() if 'map' in k or 'frames' in k}
     finally:
         stop(process)
+
+
+def test_frames_without_usable_odometry_are_not_planned_and_the_state_restarts(
+    ros: RosHarness, checkpoint
+):
+    # Issue 21: frames with missing (zero-filled) or NaN odometry were planned on. Now they are
+    # skipped, named in a warning and counted; the first frame after them resets the BEV memory.
+    node = ros.node('frame_source')
+    frames = node.create_publisher(SensorFrame, '/vla/sensor_frame', SENSOR_DATA)
+    plans: list[VlaPlan] = []
+    logs: list[Log] = []
+    diagnostics: list[dict[str, str]] = []
+    node.create_subscription(VlaPlan, '/vla/plan', plans.append, RELIABLE)
+    node.create_subscription(Log, '/rosout', logs.append, LATCHED)
+    node.create_subscription(
+        DiagnosticArray,
+        '/diagnostics',
+        lambda array: diagnostics.extend(
+            {v.key: v.value for v in status.values}
+            for status in array.status
+            if status.name == 'vla_inference_node: model'
+        ),
+        RELIABLE,
+    )
+    bad = {'kind': None}
+    process = start(checkpoint)
+    try:
+        sequence, stamp = 0, 1_000_000_000_000
+        sent_bad: set[int] = set()
+
+        def publish_next() -> None:
+            nonlocal sequence, stamp
+            sequence, stamp = sequence + 1, stamp + 100_000_000
+            frame = sensor_frame(sequence, stamp)
+            if bad['kind'] == 'missing':
+                frame.odometry_status.health = InputStatus.HEALTH_MISSING
+                frame.odometry.twist.twist.linear.x = 0.0
+            elif bad['kind'] == 'nan':
+                frame.odometry.twist.twist.linear.x = float('nan')
+            if bad['kind']:
+                sent_bad.add(sequence)
+            frames.publish(frame)
+
+        node.create_timer(0.1, publish_next)
+        assert ros.spin_until(lambda: bool(plans), 60.0), 'no plan within 60 s of start'
+        for kind in ('missing', 'nan'):
+            bad['kind'] = kind
+            assert ros.spin_until(
+                lambda kind=kind: any(
+                    'not planned: odometry ' + ('missing' if kind == 'missing' else 'not finite')
+                    in log.msg
+                    for log in logs
+                ),
+                10.0,
+            ), kind
+            assert ros.spin_until(lambda: len(sent_bad) >= 5, 5.0)
+            bad['kind'] = None
+            count = len(plans)
+            assert ros.spin_until(lambda count=count: len(plans) > count + 2, 10.0)
+        # The start, and once after each bad stretch: the BEV memory restarted each time.
+        assert ros.spin_until(
+            lambda: bool(diagnostics) and int(diagnostics[-1]['temporal_resets']) >= 3, 5.0
+        ), diagnostics[-1:]
+    finally:
+        stop(process)
+    assert not {plan.frame_sequence for plan in plans} & sent_bad, 'a bad frame was planned'
+    assert all(math.isfinite(p.trajectory.points[0].longitudinal_velocity_mps) for p in plans)
+    values = diagnostics[-1]
+    assert int(values['frames_without_odometry']) >= 10
+    assert values['last_frame_problem'] in ('odometry missing', 'odometry not finite')

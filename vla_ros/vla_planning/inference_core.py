@@ -295,6 +295,15 @@ class InferenceCore:
             }
         )
 
+    def forget(self) -> None:
+        """Drop the temporal state: the next frame starts afresh (a temporal reset).
+
+        For a caller that skips frames it cannot plan on (invalid odometry): the next frame's
+        motion since the last planned one would be measured against an ego state that was not
+        there.
+        """
+        self._previous_bev, self._previous = self._zero_bev, None
+
     def _needs_reset(self, frame: FrameInput) -> bool:
         previous = self._previous
         return (

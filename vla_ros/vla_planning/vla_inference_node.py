@@ -5,6 +5,7 @@ equals the pinned one), builds the backend and warms it up; activate starts plan
 queues behind: it keeps only the newest frame, and counts the frames it had to skip.
 """
 
+import math
 from functools import partial
 from pathlib import Path
 
@@ -93,6 +94,37 @@ PARAMETERS = [
         'autostart', False, 'Configure and activate at start, without a lifecycle manager.'
     ),
 ]
+
+
+UNUSABLE_ODOMETRY = {InputStatus.HEALTH_MISSING: 'missing', InputStatus.HEALTH_INVALID: 'invalid'}
+"""Odometry health the sync node gives a frame it has no usable ego state for (zeros in it)."""
+
+
+def odometry_problem(message: SensorFrame) -> str | None:
+    """Return why a frame's odometry cannot be planned on, or None when it can.
+
+    The model reads the ego's speed, yaw rate and motion from it: zeros (missing, invalid, or
+    older than the sync node's odometry_timeout_s) or NaN in their place make it plan for a car
+    that is not there.
+    """
+    health = message.odometry_status.health
+    if health in UNUSABLE_ODOMETRY:
+        return f'odometry {UNUSABLE_ODOMETRY[health]}'
+    pose, twist = message.odometry.pose.pose, message.odometry.twist.twist
+    q = pose.orientation
+    values = (
+        pose.position.x,
+        pose.position.y,
+        q.x,
+        q.y,
+        q.z,
+        q.w,
+        twist.linear.x,
+        twist.angular.z,
+    )
+    if not all(math.isfinite(value) for value in values):
+        return 'odometry not finite'
+    return None
 
 
 def planning_input(
@@ -242,7 +274,8 @@ class VlaInferenceNode(LifecycleNode):
         self._instruction = Instruction()
         self._instruction_check = check_instruction('')
         self._active = False
-        self.frames = self.skipped = self.invalid_outputs = 0
+        self.frames = self.skipped = self.invalid_outputs = self.frames_without_odometry = 0
+        self.last_frame_problem = 'none'
         self.map_priors: MapPriorBuffer | None = None
         self.frames_with_map_prior = self.map_layers_rejected = 0
         self._latencies_ms: list[float] = []
@@ -379,6 +412,18 @@ class VlaInferenceNode(LifecycleNode):
         if self._last_sequence is not None and key[0] == self._last_sequence[0]:
             self.skipped += max(0, key[1] - self._last_sequence[1] - 1)
         self._last_sequence = key
+        problem = odometry_problem(message)
+        if problem is not None:
+            self.frames_without_odometry += 1
+            self.last_frame_problem = problem
+            self.core.forget()
+            self._previous_speed = None
+            self.get_logger().warning(
+                f'frame {message.sequence} not planned: {problem}; the temporal state restarts '
+                f'when odometry returns ({self.frames_without_odometry} not planned)',
+                throttle_duration_sec=5.0,
+            )
+            return
         frame = planning_input(message, config, self._previous_speed)
         self._previous_speed = (frame.stamp_ns, frame.ego_state[0])
         map_prior = self.map_priors.at(frame.stamp_ns)
@@ -418,6 +463,8 @@ class VlaInferenceNode(LifecycleNode):
             'frames_skipped': self.skipped,
             'invalid_outputs': self.invalid_outputs,
             'temporal_resets': self.core.resets if self.core else 0,
+            'frames_without_odometry': self.frames_without_odometry,
+            'last_frame_problem': self.last_frame_problem,
             'frames_with_map_prior': self.frames_with_map_prior,
             'map_layers_rejected': self.map_layers_rejected,
             'instruction': self._instruction_check.text[:80],
