@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repo_paths import REPO_ROOT, require_ros_extras, tool
+from repo_paths import REPO_ROOT, require_autoware_msgs, require_ros_extras, tool
 
 require_ros_extras()
 
@@ -387,3 +387,31 @@ def test_ros2_interface_show_prints_the_message_file():
     own_lines = [line for line in shown.stdout.splitlines() if not line.startswith('\t')]
     path = REPO_ROOT / 'vla_msgs' / 'msg' / 'TrajectoryPoint.msg'
     assert own_lines == path.read_text(encoding='utf-8').splitlines()
+
+
+def test_autoware_launch_reports_an_emergency_on_autowares_topics_without_inputs(
+    tmp_path: Path,
+):
+    require_autoware_msgs()
+    launch = start_launch(tmp_path, 'autoware.launch.py')
+    try:
+        # No sensors, no odometry, no objects: the monitor must stop the car, and Autoware's
+        # system layer must hear it in its own types, on its own topics.
+        status = echo_once(
+            '/system/emergency/hazard_status', 'autoware_system_msgs/msg/HazardStatusStamped'
+        )
+        assert status['status']['emergency'] is True, status
+        lights = echo_once(
+            '/system/emergency/hazard_lights_cmd', 'autoware_vehicle_msgs/msg/HazardLightsCommand'
+        )
+        assert lights['command'] == 2, lights  # ENABLE
+        topics = {t for name in PIPELINE_NODES for t in node_topics(f'/{name}')}
+        assert {
+            '/planning/scenario_planning/trajectory',
+            '/control/trajectory_follower/control_cmd',
+            '/perception/object_recognition/objects',
+        } <= topics, topics
+        assert launch.interrupt() == 0, launch.output()
+        assert_no_node_left(launch)
+    finally:
+        launch.kill()
