@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The recipe of driving model v2 (issue 16, in progress), from a set-up checkout:
+# The recipe of driving model v2 (issue 16, in progress: stage 2 is built and tested on tiny data,
+# not yet run at this scale), from a set-up checkout:
 #   scripts/train_model_v2.sh [DATA_DIR]      (default: data/v2)
 # Stage 1, the privileged teacher (docs/TRAINING.md, "Model v2"):
 #   1. the expert drives 900 episodes without cameras (training seeds 100000+, training
@@ -44,4 +45,27 @@ for driver in expert teacher; do
   evaluate "$driver" nominal highway merge roundabout intersection exit
   evaluate "$driver" long_tail cut_in hard_braking_lead stalled_vehicle slow_truck \
     dense_traffic pull_over stop_behind_lead debris crossing_pedestrian
+done
+
+# Stage 2, the camera student (docs/TRAINING.md, "Model v2, stage 2"):
+#   5. the expert drives 250 episodes with the cameras rendered where states are kept (every
+#      0.5 s; seeds 300000+), then the stage-1 teacher drives 150 (seeds 400000+),
+#   6. the student distils from the teacher (vla_ros/config/train_student_v2.yaml),
+#   7. its neural map is measured on 40 held-out episodes (seeds 500000+), and it drives the
+#      held-out evaluation through the whole pipeline, with and without the map prior.
+"$vla" student record "$data/student/cameras_expert" --episodes 250 --seed-start 300000 \
+  --no-progress
+"$vla" student record "$data/student/cameras_teacher" --episodes 150 --seed-start 400000 \
+  --teacher-weights "$teacher" --no-progress
+"$vla" student record "$data/student/cameras_heldout" --episodes 40 --seed-start 500000 \
+  --no-progress
+cp "$config/train_student_v2.yaml" "$data/train_student_v2.yaml"
+(cd "$data" && "$vla" student train train_student_v2.yaml --no-progress)
+student="$data/student/train0/student.safetensors"
+"$vla" student map-iou "$student" "$data/student/cameras_heldout" --no-progress \
+  --json "$data/eval/student_map_iou.json"
+for prior in on off; do
+  "$vla" sim eval --driver pipeline --weights "$student" --map-prior "$prior" \
+    --scenarios highway merge roundabout intersection exit --episodes 10 --seed-start 100 \
+    --split test --json "$data/eval/student_nominal_map_$prior.json"
 done
