@@ -14,7 +14,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Log, Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rclpy.serialization import serialize_message
 from vla_msgs.msg import (
     InputStatus,
     Obstacle,
@@ -27,11 +26,7 @@ from vla_msgs.msg import (
 )
 
 from repo_paths import tool
-from vla_planning.safety_monitor_node import (
-    DEFAULT_MAX_OBSTACLES,
-    PlanTrigger,
-    serialized_obstacle_count,
-)
+from vla_planning.safety_monitor_node import PlanTrigger
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 from vla_ros.testing import RosHarness
 
@@ -280,42 +275,6 @@ def test_malformed_inputs_are_refused_by_name_and_the_node_keeps_running(
     world.obstacles = []
     assert world.wait_for(lambda: nominal(world))
     assert world.wait_for(lambda: _refused(world) >= {'obstacles', 'plan', 'odometry'})
-
-
-def test_an_obstacle_list_over_the_bound_is_refused_by_name_and_the_monitor_stops(
-    ros: RosHarness, monitor_process
-):
-    world = World(ros)
-    assert world.wait_for(lambda: nominal(world))
-    far = stalled_car(1000.0)
-    world.obstacles = [far] * (DEFAULT_MAX_OBSTACLES + 1)  # none on the path: only the count
-    expected = f'obstacle list has {DEFAULT_MAX_OBSTACLES + 1} obstacles, more than max_obstacles'
-    assert world.wait_for(lambda: any(expected in log.msg for log in world.logs))
-    # Refused lists are no obstacle source: it goes stale and the monitor stops, still cycling.
-    assert world.wait_for(
-        lambda: (
-            world.statuses[-1].state == SafetyStatus.STATE_MINIMAL_RISK
-            and any(
-                c.rule == 'freshness.obstacles' and c.verdict for c in world.statuses[-1].checks
-            )
-        )
-    )
-    count = len(world.trajectories)
-    assert world.wait_for(lambda: len(world.trajectories) > count + 5, 5.0)
-    world.obstacles = [far] * DEFAULT_MAX_OBSTACLES  # at the bound: taken
-    assert world.wait_for(lambda: nominal(world))
-    assert world.wait_for(lambda: 'obstacles' in _refused(world))
-
-
-@pytest.mark.parametrize('frame_id', ['', 'a', 'ab', 'abc', 'base_link', 'odom'])
-@pytest.mark.parametrize('count', [0, 1, 1001])
-def test_the_obstacle_count_is_read_without_deserializing(frame_id, count):
-    message = ObstacleArray(obstacles=[stalled_car(float(i)) for i in range(count)], source=2)
-    message.header.frame_id = frame_id
-    raw = serialize_message(message)
-    assert serialized_obstacle_count(raw) == count
-    assert serialized_obstacle_count(b'\x07\x07' + raw[2:]) is None  # not CDR: left to rclpy
-    assert serialized_obstacle_count(raw[:10]) is None
 
 
 def _logged_fragments(world: World) -> set[str]:

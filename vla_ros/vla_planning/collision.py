@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_perception.odometry import yaw_of
 from vla_planning.safety_rules import Check, Verdict
 from vla_planning.timed_path import TimedPath, project_onto_polyline, unwrap
 
@@ -56,44 +57,18 @@ class Obstacles:
     def from_message(cls, message: object) -> 'Obstacles':
         """Read a vla_msgs/ObstacleArray (rclpy or rosbags), in the frame of its header.
 
-        Vectorised: one pass copies the fields, numpy checks and converts them all (per-obstacle
-        Python arithmetic cost about 25 us an obstacle). Raises ValueError naming the first
-        obstacle with a non-finite or non-positive value.
+        Raises ValueError naming the first obstacle with a non-finite or non-positive value.
         """
-        obstacles = message.obstacles
-        rows = np.array(
-            [
-                (
-                    o.pose.position.x,
-                    o.pose.position.y,
-                    o.pose.orientation.x,
-                    o.pose.orientation.y,
-                    o.pose.orientation.z,
-                    o.pose.orientation.w,
-                    o.dimensions.x,
-                    o.dimensions.y,
-                    o.velocity.x,
-                    o.velocity.y,
-                )
-                for o in obstacles
-            ],
-            dtype=float,
-        ).reshape(-1, 10)
-        x, y, qx, qy, qz, qw, length, width, vx, vy = rows.T
-        with np.errstate(all='ignore'):  # infinities are refused just below
-            yaws = np.arctan2(2 * (qw * qz + qx * qy), qw * qw + qx * qx - qy * qy - qz * qz)
-        data = np.column_stack([x, y, yaws, length, width, vx, vy])
-        not_finite = ~np.isfinite(data).all(axis=1)
-        if not_finite.any():
-            bad = obstacles[int(np.argmax(not_finite))]
-            raise ValueError(f'obstacle {bad.id} has non-finite pose, size or velocity')
-        not_positive = (length <= 0) | (width <= 0)
-        if not_positive.any():
-            index = int(np.argmax(not_positive))
-            raise ValueError(
-                f'obstacle {obstacles[index].id} has a non-positive size '
-                f'{length[index]} x {width[index]} m'
-            )
+        rows = []
+        for obstacle in message.obstacles:
+            p, d, v = obstacle.pose.position, obstacle.dimensions, obstacle.velocity
+            row = (p.x, p.y, yaw_of(obstacle.pose.orientation), d.x, d.y, v.x, v.y)
+            if not all(math.isfinite(value) for value in row):
+                raise ValueError(f'obstacle {obstacle.id} has non-finite pose, size or velocity')
+            if d.x <= 0 or d.y <= 0:
+                raise ValueError(f'obstacle {obstacle.id} has a non-positive size {d.x} x {d.y} m')
+            rows.append(row)
+        data = np.array(rows, dtype=float).reshape(-1, 7)
         return cls(data[:, 0:2], data[:, 2], data[:, 3:5], data[:, 5:7])
 
     def moved(self, dt_s: float) -> 'Obstacles':

@@ -10,21 +10,16 @@ as Autoware's hazard status and hazard lights command (vla_autoware).
 
 import dataclasses
 import math
-import struct
-import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.serialization import deserialize_message
 from std_msgs.msg import Header
 from vla_msgs.msg import (
     ObstacleArray,
@@ -132,11 +127,6 @@ def limit_specs() -> list[ParameterSpec]:
     return specs
 
 
-DEFAULT_MAX_OBSTACLES = 1000
-"""Obstacles a list may hold. A dense urban scene has a few hundred tracked objects; a list of
-20 000 took 0.5-0.6 s to take and convert on the monitor's thread (issue 21)."""
-
-
 PARAMETERS = [
     *limit_specs(),
     ParameterSpec(
@@ -183,13 +173,6 @@ PARAMETERS = [
         'autoware_vehicle_msgs/HazardLightsCommand output when autoware is true.',
     ),
     ParameterSpec('max_plan_points', 10000, 'Longer plans are refused unread.', 2, 1000000),
-    ParameterSpec(
-        'max_obstacles',
-        DEFAULT_MAX_OBSTACLES,
-        'Longer obstacle lists (and Autoware object lists) are refused unread, by name.',
-        1,
-        100000,
-    ),
     ParameterSpec(
         'degraded_max_speed_mps',
         25.0,
@@ -266,38 +249,8 @@ def ego_sample(message: Odometry) -> EgoSample:
     )
 
 
-def too_many_obstacles(count: int, max_obstacles: int) -> str | None:
-    """Return the refusal of a list of `count` obstacles, or None within the bound."""
-    if count > max_obstacles:
-        return f'obstacle list has {count} obstacles, more than max_obstacles {max_obstacles}'
-    return None
-
-
-def serialized_obstacle_count(raw: bytes) -> int | None:
-    """Read how many obstacles a serialized ObstacleArray holds, without deserializing it.
-
-    CDR (either byte order): the header's stamp (8 bytes), frame_id (length, characters), the
-    source byte, then the obstacles' count aligned to 4. None when the bytes are not such a
-    message (left to the full deserialization to refuse).
-    """
-    if len(raw) < 16 or raw[0] != 0 or raw[1] not in (0, 1):
-        return None
-    order = '<' if raw[1] == 1 else '>'
-    body = memoryview(raw)[4:]
-    (length,) = struct.unpack_from(f'{order}I', body, 8)
-    offset = (12 + length + 1 + 3) & ~3
-    if offset + 4 > len(body):
-        return None
-    return struct.unpack_from(f'{order}I', body, offset)[0]
-
-
-def obstacle_input(
-    message: ObstacleArray, odometry_frame: str, max_obstacles: int = DEFAULT_MAX_OBSTACLES
-) -> ObstacleInput:
+def obstacle_input(message: ObstacleArray, odometry_frame: str) -> ObstacleInput:
     """Convert an ObstacleArray in base_link or the odometry frame; raise ValueError otherwise."""
-    refusal = too_many_obstacles(len(message.obstacles), max_obstacles)
-    if refusal is not None:
-        raise ValueError(refusal)
     frame = message.header.frame_id
     if frame not in ('base_link', odometry_frame):
         raise ValueError(f"frame {frame!r} is neither 'base_link' nor {odometry_frame!r}")
@@ -373,8 +326,6 @@ class MonitorFeed:
 
     The node and the offline replay share it, so a message is refused for the same reason in
     both; `on_refused(kind, reason)` is told of each refusal (kind: plan, odometry, obstacles).
-    Messages are converted outside `lock`, which is held only to hand the result to the core:
-    the node's cycle, on its own thread, then never waits for a conversion.
     """
 
     def __init__(
@@ -382,14 +333,10 @@ class MonitorFeed:
         monitor: SafetyMonitor,
         max_plan_points: int,
         on_refused: Callable[[str, str], None],
-        max_obstacles: int = DEFAULT_MAX_OBSTACLES,
-        lock: AbstractContextManager | None = None,
     ) -> None:
         self.monitor = monitor
         self.max_plan_points = max_plan_points
-        self.max_obstacles = max_obstacles
         self.on_refused = on_refused
-        self.lock = lock or nullcontext()
         self.odometry_frame = 'odom'
 
     def plan(self, message: VlaPlan) -> None:
@@ -398,11 +345,9 @@ class MonitorFeed:
             plan = plan_input(message, self.max_plan_points)
         except ValueError as error:
             self.on_refused('plan', str(error))
-            with self.lock:
-                self.monitor.on_invalid_plan(stamp_to_ns(message.header.stamp), str(error))
+            self.monitor.on_invalid_plan(stamp_to_ns(message.header.stamp), str(error))
             return
-        with self.lock:
-            self.monitor.on_plan(plan)
+        self.monitor.on_plan(plan)
 
     def odometry(self, message: Odometry) -> None:
         """Take odometry; its frame becomes the frame obstacles and trajectories are in."""
@@ -411,28 +356,17 @@ class MonitorFeed:
         except ValueError as error:
             self.on_refused('odometry', str(error))
             return
-        with self.lock:
-            self.odometry_frame = message.header.frame_id or self.odometry_frame
-            self.monitor.on_odometry(sample)
+        self.odometry_frame = message.header.frame_id or self.odometry_frame
+        self.monitor.on_odometry(sample)
 
     def obstacles(self, message: ObstacleArray) -> None:
         """Take the independent obstacle list."""
         try:
-            obstacles = obstacle_input(message, self.odometry_frame, self.max_obstacles)
+            obstacles = obstacle_input(message, self.odometry_frame)
         except ValueError as error:
             self.on_refused('obstacles', str(error))
             return
-        with self.lock:
-            self.monitor.on_obstacles(obstacles)
-
-    def serialized_obstacles(self, raw: bytes) -> None:
-        """Take a serialized obstacle list: refused unread over the bound, else as obstacles."""
-        count = serialized_obstacle_count(raw)
-        refusal = None if count is None else too_many_obstacles(count, self.max_obstacles)
-        if refusal is not None:
-            self.on_refused('obstacles', refusal)
-            return
-        self.obstacles(deserialize_message(raw, ObstacleArray))
+        self.monitor.on_obstacles(obstacles)
 
     def predicted_objects(self, message: object) -> list[Refusal]:
         """Take Autoware's PredictedObjects; return the objects refused (the rest are used).
@@ -440,10 +374,6 @@ class MonitorFeed:
         In a frame the monitor cannot place, nothing reaches the core (an empty list would read
         as "all clear"): the obstacle source goes stale instead, and the monitor stops.
         """
-        refusal = too_many_obstacles(len(message.objects), self.max_obstacles)
-        if refusal is not None:
-            self.on_refused('obstacles', refusal)
-            return []
         array, refusals = obstacle_array(message, self.odometry_frame)
         if array is not None:
             self.obstacles(array)
@@ -451,9 +381,7 @@ class MonitorFeed:
 
     def sensor_status(self, message: SensorStatus) -> None:
         """Take the sensor-sync status of a frame."""
-        status = sensor_status_input(message)
-        with self.lock:
-            self.monitor.on_sensor_status(status)
+        self.monitor.on_sensor_status(sensor_status_input(message))
 
 
 class PlanTrigger:
@@ -498,19 +426,7 @@ class SafetyMonitorNode(Node):
         super().__init__('safety_monitor_node', **kwargs)
         self.params = declare_parameters(self, PARAMETERS)
         self.monitor = SafetyMonitor(monitor_config(self.params))
-        # The cycle (plans, the watchdog, the outputs) and the other inputs run on their own
-        # callback groups, on the two threads of run_node's executor: a heavy input cannot
-        # delay a cycle. The lock guards the core, held only to hand it a converted input.
-        self.lock = threading.Lock()
-        self.cycle_group = MutuallyExclusiveCallbackGroup()
-        self.input_group = MutuallyExclusiveCallbackGroup()
-        self.feed = MonitorFeed(
-            self.monitor,
-            self.params['max_plan_points'],
-            self._reject,
-            self.params['max_obstacles'],
-            self.lock,
-        )
+        self.feed = MonitorFeed(self.monitor, self.params['max_plan_points'], self._reject)
         self.rejected: dict[str, int] = {
             'plan': 0,
             'odometry': 0,
@@ -527,25 +443,14 @@ class SafetyMonitorNode(Node):
         self.diagnostics_publisher = self.create_publisher(
             DiagnosticArray, '/diagnostics', RELIABLE
         )
+        self.create_subscription(VlaPlan, 'vla/plan', self._on_plan, RELIABLE)
         self.create_subscription(
-            VlaPlan, 'vla/plan', self._on_plan, RELIABLE, callback_group=self.cycle_group
-        )
-        self.create_subscription(
-            Odometry,
-            self.params['odometry_topic'],
-            self.feed.odometry,
-            SENSOR_DATA,
-            callback_group=self.input_group,
+            Odometry, self.params['odometry_topic'], self.feed.odometry, SENSOR_DATA
         )
         self.autoware = autoware_types() if self.params['autoware'] else None
         if self.autoware is None:
-            self.create_subscription(  # raw: an oversized list is refused before it is read
-                ObstacleArray,
-                self.params['obstacles_topic'],
-                self.feed.serialized_obstacles,
-                RELIABLE,
-                callback_group=self.input_group,
-                raw=True,
+            self.create_subscription(
+                ObstacleArray, self.params['obstacles_topic'], self.feed.obstacles, RELIABLE
             )
         else:
             self.create_subscription(
@@ -553,7 +458,6 @@ class SafetyMonitorNode(Node):
                 self.params['autoware_objects_topic'],
                 self._on_predicted_objects,
                 RELIABLE,
-                callback_group=self.input_group,
             )
             self.hazard_status_publisher = self.create_publisher(
                 self.autoware.HazardStatusStamped,
@@ -566,17 +470,11 @@ class SafetyMonitorNode(Node):
                 RELIABLE,
             )
         self.create_subscription(
-            SensorStatus,
-            'vla/sensor_status',
-            self.feed.sensor_status,
-            RELIABLE,
-            callback_group=self.input_group,
+            SensorStatus, 'vla/sensor_status', self.feed.sensor_status, RELIABLE
         )
         self.plan_trigger = PlanTrigger(self.params['rate_hz'])
-        self.watchdog = self.create_timer(
-            1.0 / self.params['rate_hz'], self._on_watchdog, callback_group=self.cycle_group
-        )
-        self.create_timer(1.0, self._publish_diagnostics, callback_group=self.cycle_group)
+        self.watchdog = self.create_timer(1.0 / self.params['rate_hz'], self._on_watchdog)
+        self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
             f'monitoring at {self.params["rate_hz"]} Hz; limits are read-only '
             '(docs/SAFETY.md lists them with their sources); obstacles from '
@@ -645,11 +543,9 @@ class SafetyMonitorNode(Node):
             self._cycle()
 
     def _cycle(self) -> None:
-        with self.lock:
-            now = self.get_clock().now()
-            output = self.monitor.step(now.nanoseconds)
-            frame = self.feed.odometry_frame
-        trajectory = monitor_trajectory_message(output, now.to_msg(), frame)
+        now = self.get_clock().now()
+        output = self.monitor.step(now.nanoseconds)
+        trajectory = monitor_trajectory_message(output, now.to_msg(), self.feed.odometry_frame)
         self.trajectory_publisher.publish(trajectory)
         status = safety_status_message(
             output, trajectory.header, self.monitor.config.machine.clear_cycles
@@ -715,7 +611,7 @@ class SafetyMonitorNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run safety_monitor_node until shut down."""
-    run_node(SafetyMonitorNode, 'safety_monitor_node', args, threads=2)
+    run_node(SafetyMonitorNode, 'safety_monitor_node', args)
 
 
 if __name__ == '__main__':

@@ -8,11 +8,7 @@ from types import FrameType
 
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import (
-    ExternalShutdownException,
-    MultiThreadedExecutor,
-    SingleThreadedExecutor,
-)
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
@@ -33,16 +29,13 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def run_node(
-    make_node: Callable[[], Node], name: str, args: list[str] | None = None, threads: int = 1
-) -> None:
+def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = None) -> None:
     """Create the node and spin it; SIGINT, SIGTERM and ROS shutdown end it cleanly (exit 0).
 
     rclpy's own handler lets Python raise KeyboardInterrupt wherever the main thread happens
     to be; inside a message conversion pybind11 turns that into a RuntimeError and the node
     dies with exit code 1. Here a signal only sets a flag that the spin loop checks between
-    callbacks, so no callback is cut off half-way. `threads` above 1 spins a multi-threaded
-    executor, for a node whose callback groups must not wait for each other.
+    callbacks, so no callback is cut off half-way.
 
     A missing file, a bad value, an out-of-range parameter or a malformed `--ros-args` rule
     while the node starts ends the process with one line naming the problem and exit code 1,
@@ -52,11 +45,7 @@ def run_node(
     try:
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             node = make_node()
-            executor = (
-                MultiThreadedExecutor(num_threads=threads)
-                if threads > 1
-                else SingleThreadedExecutor()
-            )
+            executor = SingleThreadedExecutor()
             executor.add_node(node)
             while not stop.is_set():
                 executor.spin_once(timeout_sec=STOP_POLL_S)
