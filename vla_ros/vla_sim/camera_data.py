@@ -47,7 +47,6 @@ from vla_sim.teacher_data import (
     record_episodes,
     run_recording,
     teacher_raster,
-    worker_driver,
 )
 
 if TYPE_CHECKING:
@@ -171,13 +170,6 @@ def _write(
     )
 
 
-def _record(args: tuple[EpisodeTask, Path, CameraRecordSettings, Path | None]) -> int:
-    task, out_dir, settings, weights = args
-    driver = worker_driver(weights)
-    config = driver.config if driver is not None else TeacherConfig()
-    return record_camera_episode(task, out_dir, config, settings, driver)
-
-
 def record_camera_dataset(
     out_dir: Path,
     episodes: int,
@@ -194,7 +186,13 @@ def record_camera_dataset(
     label = 'camera data, teacher driving' if teacher_weights else 'camera data'
     tasks = episode_tasks(episodes, seed_start)
     return record_episodes(
-        _record, out_dir, tasks, (settings, teacher_weights), workers, progress, label
+        record_camera_episode,
+        out_dir,
+        tasks,
+        (settings, teacher_weights),
+        workers,
+        progress,
+        label,
     )
 
 

@@ -341,8 +341,16 @@ def worker_driver(weights: Path | None) -> TeacherDriver | None:
     return TeacherDriver(weights)
 
 
+def episode_job(record_episode: Callable[..., int], job: tuple) -> int:
+    """Record one episode in a worker: `job` is (task, out_dir, settings, driver weights)."""
+    task, out_dir, settings, weights = job
+    driver = worker_driver(weights)
+    config = driver.config if driver is not None else TeacherConfig()
+    return record_episode(task, out_dir, config, settings, driver)
+
+
 def record_episodes(
-    record: Callable[[tuple], int],
+    record_episode: Callable[..., int],
     out_dir: Path,
     tasks: list[EpisodeTask],
     extra: tuple,
@@ -352,11 +360,12 @@ def record_episodes(
 ) -> dict:
     """Record the tasks whose shard is not in `out_dir` yet; return the counts.
 
-    `record((task, out_dir, *extra))` runs on `workers` processes; the counts are episodes,
-    recorded and samples.
+    `record_episode(task, out_dir, config, settings, driver)` runs on `workers` processes with
+    `extra` = (settings, driver weights); the counts are episodes, recorded and samples.
     """
     from tqdm import tqdm
 
+    record = functools.partial(episode_job, record_episode)
     todo = [t for t in tasks if not (out_dir / t.shard_name).is_file()]
     jobs = [(task, out_dir, *extra) for task in todo]
     samples = 0
@@ -372,13 +381,6 @@ def record_episodes(
                 bar.update()
     bar.close()
     return {'episodes': len(tasks), 'recorded': len(todo), 'samples': samples}
-
-
-def _record(args: tuple[EpisodeTask, Path, RecordSettings, Path | None]) -> int:
-    task, out_dir, settings, weights = args
-    driver = worker_driver(weights)
-    config = driver.config if driver is not None else TeacherConfig()
-    return record_episode(task, out_dir, config, settings, driver)
 
 
 def record_dataset(
@@ -400,7 +402,7 @@ def record_dataset(
     label = 'on-policy data' if driver_weights else 'teacher data'
     tasks = episode_tasks(episodes, seed_start)
     return record_episodes(
-        _record, out_dir, tasks, (settings, driver_weights), workers, progress, label
+        record_episode, out_dir, tasks, (settings, driver_weights), workers, progress, label
     )
 
 
