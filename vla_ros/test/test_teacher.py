@@ -177,6 +177,26 @@ def test_a_fresh_expert_keeps_the_lane_another_driver_left_the_car_in(rig):
     assert core.world.ego.target_lane_index == (start, end, lane + 1)  # the episode untouched
 
 
+def test_a_fresh_expert_in_a_roundabout_leaves_by_the_route_s_exit(rig):
+    """Inside the ring, the instructed expert's label is the episode expert's, exit included.
+
+    A fresh expert given the whole route from the entry no longer finds its lane on it, and
+    highway-env then picks the ring's next lane at random: labels that left by another exit.
+    """
+    core = core_of('roundabout', rig, instruction=instruction_for(Intent.KEEP_LANE, None, 0))
+    plan = TeacherConfig().plan
+    entry = core.world.navigation_route[0][:2]
+    compared = 0
+    for step in range(200):
+        if step % 5 == 0 and core.world.ego.lane_index[:2] != entry:
+            own, _ = expert_rollout(core, plan)
+            fresh, _ = expert_rollout(core, plan, core.instruction)
+            assert np.abs(own[:, :2] - fresh[:, :2]).max() < 1.0, core.world.ego.lane_index
+            compared += 1
+        core.step(core.expert_decision().command)
+    assert compared >= 10  # the ring and its exit were reached
+
+
 @pytest.fixture(scope='module')
 def tiny_dataset(tmp_path_factory) -> Path:
     """Two short recorded episodes: expert labels and counterfactuals."""

@@ -26,7 +26,13 @@ from highway_env.vehicle.objects import RoadObject
 
 from vla_model.config import RATIONALES
 from vla_sim.instructions import InstructionSample, Intent
-from vla_sim.route_paths import arc_lengths, curvature_ahead, locate_on_path, path_ahead
+from vla_sim.route_paths import (
+    arc_lengths,
+    curvature_ahead,
+    locate_on_path,
+    path_ahead,
+    route_from,
+)
 from vla_sim.world import EGO_SHAPE, EgoVehicle, Pedestrian, VehicleCommand, World
 
 
@@ -278,11 +284,7 @@ class Expert:
         lane = self.world.lane(ego.lane_index)
         longitudinal, _ = lane.local_coordinates(ego.position)
         to_end = float(lane.length - longitudinal - ego.LENGTH / 2.0)
-        pending = list(ego.route or [])
-        on_route = next(
-            (i for i, step in enumerate(pending) if step[:2] == ego.lane_index[:2]), None
-        )
-        pending = pending[on_route:] if on_route is not None else pending
+        pending = route_from(ego.route, ego.lane_index)
         try:
             following = network.next_lane(ego.lane_index, route=pending, position=ego.position)
         except (KeyError, IndexError, ValueError):

@@ -21,6 +21,7 @@ from vla_model.config import ModelConfig
 from vla_model.driving_labels import in_frame_of
 from vla_sim.expert import Expert
 from vla_sim.instructions import InstructionSample
+from vla_sim.route_paths import lane_on_route, route_from
 from vla_sim.simulation import SimulationCore
 
 
@@ -50,11 +51,15 @@ def expert_rollout(
         world, expert = copy.deepcopy((core.world, core.expert))
     else:
         world = copy.deepcopy(core.world)
-        world.ego.route = list(world.navigation_route) or None
-        # The lane the ego is in is where a fresh expert starts: a target lane left on the ego
-        # by whoever steered before (the expert's last change, or none since the episode began
-        # while another driver changed lanes) would make it steer back there.
-        world.ego.target_lane_index = world.ego.lane_index
+        # A fresh expert starts in the lane the car is in (a target lane left by whoever steered
+        # before would make it steer back there), on the map's route from there: a route that
+        # still starts behind the car makes highway-env choose the ring's next road by
+        # distance, not by the route, and a ring's exit lane parts from the ring's lane there.
+        ego = world.ego
+        ego.target_lane_index = lane_on_route(
+            world.road.network, world.navigation_route, ego.position, ego.lane_index
+        )
+        ego.route = route_from(world.navigation_route, ego.target_lane_index) or None
         expert = Expert(world, instruction, period_s=core.config.step_s)
         expert.last_command = world.ego.command
         expert.home_lane = core.expert.home_lane

@@ -12,6 +12,49 @@ from highway_env.road.road import RoadNetwork
 LaneIndex = tuple[str, str, int]
 
 
+def route_from(route, lane_index: LaneIndex) -> list:
+    """Return the steps of `route` from the one `lane_index` lies on; all of them if none.
+
+    highway-env's `next_lane` follows a route only while its first step is the current road
+    (it drops that step at the road's end); a route that still starts behind the car makes it
+    pick the next road at random.
+    """
+    steps = list(route or [])
+    on_route = next((i for i, step in enumerate(steps) if step[:2] == lane_index[:2]), None)
+    return steps[on_route:] if on_route is not None else steps
+
+
+def lane_on_route(
+    network: RoadNetwork,
+    route,
+    position: np.ndarray,
+    lane_index: LaneIndex,
+    tolerance_m: float = 8.0,
+) -> LaneIndex:
+    """Return the lane of `route` the car is on: `lane_index` if its road is on the route; where
+    the route parts from that road's node, the nearest lane of the route's branch within
+    `tolerance_m`; else `lane_index`.
+
+    Where a ring and its exit part, the nearest lane (highway-env's `lane_index`) is the ring's
+    for a few metres while the car already follows the exit (whose lane starts about a lane
+    width aside): a driver taking over there must know it is leaving.
+    """
+    steps = list(route or [])
+    if not steps or any(step[:2] == lane_index[:2] for step in steps):
+        return lane_index
+    branch = [
+        (start, end, number)
+        for start, end, _ in steps
+        if start == lane_index[0]
+        for number in range(len(network.graph.get(start, {}).get(end, [])))
+    ]
+    if not branch:
+        return lane_index
+    distances = [network.get_lane(lane).distance(position) for lane in branch]
+    nearest = int(np.argmin(distances))
+    return branch[nearest] if distances[nearest] <= tolerance_m else lane_index
+
+
 def path_ahead(
     network: RoadNetwork,
     lane_index: LaneIndex,
@@ -41,9 +84,7 @@ def path_ahead(
             remaining -= end - start
         if remaining <= 0.0:
             break
-        on_route = next((i for i, step in enumerate(pending) if step[:2] == index[:2]), None)
-        if on_route is not None:
-            pending = pending[on_route:]
+        pending = route_from(pending, index)
         try:
             following = network.next_lane(
                 index, route=pending, position=lane.position(length, 0.0)
