@@ -32,6 +32,7 @@ from vla_planning.tracking_controller import (
     StampedPath,
     TrackingController,
 )
+from vla_planning.timed_path import from_plan
 
 CONFIG = ControllerConfig()
 RATE_HZ = 30.0
@@ -252,6 +253,55 @@ def test_comes_to_rest_on_a_stop_trajectory(v0, deceleration, jerk, lowest, jerk
     last = run.commands[-1]
     assert last.reason == 'holding at standstill' and last.velocity_mps == 0.0
     assert last.acceleration_mps2 == pytest.approx(CONFIG.standstill_acceleration_mps2)
+
+
+def restart_plan(
+    stamp_s: float, plant: BicyclePlant, acceleration: float, creep_m: float | None
+) -> StampedPath:
+    """The plan a planner re-issues every cycle from the car's state, as the monitor times it.
+
+    From the car's speed and last commanded acceleration, the acceleration rises at 2 m/s^3 to
+    1.5 m/s^2; poses at the model's 0.5 s steps, speeds and accelerations derived from them
+    (vla_planning.timed_path.from_plan). From rest its first 0.5 s is slower than any
+    standstill threshold. `creep_m`: the plan stops after that far.
+    """
+    fine = np.arange(0.0, HORIZON_S + 1e-9, 0.01)
+    accelerations = np.minimum(max(acceleration, 0.0) + 2.0 * fine, 1.5)
+    speeds = plant.speed + np.concatenate([[0.0], np.cumsum(accelerations[:-1] * 0.01)])
+    travelled = np.concatenate([[0.0], np.cumsum(0.5 * (speeds[1:] + speeds[:-1]) * 0.01)])
+    if creep_m is not None:
+        travelled = np.minimum(travelled, creep_m)
+    times = np.arange(0.5, HORIZON_S + 1e-9, 0.5)
+    along = np.interp(times, fine, travelled)
+    path = from_plan(times, np.column_stack([along, np.zeros_like(along), np.zeros_like(along)]))
+    return StampedPath(
+        stamp_s=stamp_s,
+        times_s=path.times_s,
+        x=plant.x + path.poses[:, 0] * math.cos(plant.yaw),
+        y=plant.y + path.poses[:, 0] * math.sin(plant.yaw),
+        yaw=np.full(len(path), plant.yaw),
+        speed=path.speeds_mps,
+        acceleration=path.accelerations_mps2,
+    )
+
+
+@pytest.mark.parametrize(('creep_m', 'departs'), [(None, True), (0.3, False)])
+def test_a_car_at_rest_departs_when_the_plan_goes_somewhere(creep_m, departs):
+    """A plan that starts below the standstill speed still starts the car (Autoware decides by
+    the distance to the next stop: 0.5 m); one that creeps less than that keeps the brake."""
+    controller, plant = TrackingController(CONFIG), BicyclePlant(0.0, 0.0, 0.0, 0.0)
+    dt, path, commands = 1.0 / RATE_HZ, None, []
+    for step in range(int(6.0 * RATE_HZ)):
+        t = step * dt
+        if step % PLAN_PERIOD_STEPS == 0:
+            last = commands[-1].acceleration_mps2 if commands else 0.0
+            path = restart_plan(START_S + t, plant, last, creep_m)
+        commands.append(controller.step(START_S + t, plant.ego(t), path))
+        plant.advance(commands[-1], dt)
+    if departs:
+        assert plant.x > 2.0 and plant.speed > 1.0 and commands[-1].reason == 'tracking'
+    else:
+        assert plant.x == 0.0 and commands[-1].reason == 'holding at standstill'
 
 
 def straight_path(stamp_s: float, n: int = 30, speed: float = 10.0) -> StampedPath:

@@ -46,6 +46,9 @@ class ControllerConfig:
     # Brake hold at rest [Autoware vehicle_cmd_gate stop_hold_acceleration -1.5 m/s^2].
     standstill_acceleration_mps2: float = -1.5
     standstill_speed_mps: float = 0.1  # target and ego speed at or below: at rest (project's)
+    # At rest, the car departs once the trajectory travels farther than this before it next
+    # stops [Autoware pid_longitudinal_controller drive_state_stop_dist 0.5 m].
+    departure_distance_m: float = 0.5
     trajectory_timeout_s: float = 1.0  # [Autoware planning validator: message age 1.0 s]
     odometry_timeout_s: float = 0.5  # [Autoware MRM handler: availability older than 0.5 s]
 
@@ -86,6 +89,7 @@ class ControllerConfig:
                 'need min_acceleration <= standstill_acceleration < 0',
             ),
             (c.standstill_speed_mps < 0.0, 'standstill_speed_mps must not be negative'),
+            (c.departure_distance_m < 0.0, 'departure_distance_m must not be negative'),
             (
                 min(c.trajectory_timeout_s, c.odometry_timeout_s) <= 0.0,
                 'timeouts must be positive',
@@ -118,6 +122,23 @@ class StampedPath:
     yaw: np.ndarray  # (N,) rad
     speed: np.ndarray  # (N,) m/s, not negative (reversing is not supported)
     acceleration: np.ndarray  # (N,) m/s^2
+
+
+def travel_before_rest(path: StampedPath, elapsed_s: float, rest_mps: float = 1e-3) -> float:
+    """Return the metres `path` travels from `elapsed_s` until its speed next falls to rest.
+
+    A plan that starts a stopped car begins slower than any standstill threshold; judged by its
+    speed now, a car at rest would hold its brake under every new plan. Autoware decides by the
+    distance to the trajectory's next stop point instead, and so does this controller.
+    """
+    now_speed = float(np.interp(elapsed_s, path.times_s, path.speed))
+    later = path.times_s > elapsed_s
+    times = np.concatenate([[elapsed_s], path.times_s[later]])
+    speeds = np.concatenate([[now_speed], path.speed[later]])
+    at_rest = np.flatnonzero(speeds[1:] <= rest_mps)
+    end = at_rest[0] + 2 if at_rest.size else len(speeds)
+    times, speeds = times[:end], speeds[:end]
+    return float(np.sum(0.5 * (speeds[1:] + speeds[:-1]) * np.diff(times)))
 
 
 @dataclass(frozen=True)
@@ -330,7 +351,9 @@ class TrackingController:
             c.emergency_jerk_mps3 if hardest < c.min_acceleration_mps2 else c.max_jerk_mps3
         )
         at_rest = (
-            target_speed <= c.standstill_speed_mps and abs(ego.speed) <= c.standstill_speed_mps
+            target_speed <= c.standstill_speed_mps
+            and abs(ego.speed) <= c.standstill_speed_mps
+            and travel_before_rest(path, elapsed_s) <= c.departure_distance_m
         )
         error = target_speed - ego.speed
         integral = float(

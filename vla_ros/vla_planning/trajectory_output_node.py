@@ -95,6 +95,12 @@ CONTROLLER_PARAMETERS = {  # name: (description with unit and source, minimum, m
         -0.01,
     ),
     'standstill_speed_mps': ('Target and ego speed at or below: at rest, m/s.', 0.0, 1.0),
+    'departure_distance_m': (
+        'At rest, depart once the trajectory travels farther before its next stop, m '
+        '(Autoware pid_longitudinal_controller drive_state_stop_dist: 0.5).',
+        0.0,
+        10.0,
+    ),
     'trajectory_timeout_s': (
         'An older trajectory (by its stamp) is not followed: stop, s '
         '(Autoware planning validator: 1.0).',
