@@ -9,8 +9,9 @@
 #   2. the teacher trains on them (vla_ros/config/train_teacher.yaml),
 #   3. a DAgger round: the teacher drives 300 episodes through the safety monitor and the
 #      controller, the expert labels every 3rd state it reaches (every 15th under two other
-#      instructions too); the teacher is fine-tuned on all of it
-#      (vla_ros/config/train_teacher_dagger.yaml),
+#      instructions too); the teacher is fine-tuned on all of it, now reading instructions
+#      through its training wording's intent centroids (vla_ros/config/train_teacher_dagger.yaml,
+#      vla_model/instruction_grounding.py),
 #   4. the teacher and the expert drive the held-out evaluation (seeds 100+, test wording).
 # Every step resumes: recorded episodes are skipped, training continues from its last
 # checkpoint. Each stage's data and wall time on two cores: docs/TRAINING.md, "Measured".

@@ -29,6 +29,7 @@ from vla_model.student_network import (
     NEURAL_MAP_CLASSES,
     NeuralMapStudent,
     build_network,
+    student_for,
     student_v2,
 )
 from vla_model.student_training import StudentTrainConfig, train_student
@@ -179,6 +180,30 @@ def test_the_student_exports_and_onnx_runtime_agrees(tmp_path):
         np.testing.assert_allclose(got, expected.numpy(), rtol=1e-3, atol=1e-3)
     save_weights(model, tmp_path / 'student.safetensors')
     assert isinstance(load_weights(tmp_path / 'student.safetensors'), NeuralMapStudent)
+
+
+def test_a_student_of_a_grounded_teacher_exports_its_grounding(tmp_path):
+    """The teacher's instruction grounding moves into the student and into its ONNX graph."""
+    config = student_for(TeacherConfig(grounding_texts=5, grounding_intents=2))
+    torch.manual_seed(0)
+    model = build_network(config).eval()
+    texts = np.random.default_rng(0).normal(size=(5, config.instruction_dim)).astype(np.float32)
+    model.planner.grounding.fit(texts, ['keep_lane'] * 2 + ['set_speed'] * 3)
+    inputs = example_inputs(config)
+    path = export_onnx(model, tmp_path / 'student.onnx')
+    session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    exported = session.run(list(OUTPUT_NAMES), inputs)
+    with torch.inference_mode():
+        reference = model(*(torch.from_numpy(inputs[name]) for name in INPUT_NAMES))
+    for got, expected in zip(exported, reference, strict=True):
+        np.testing.assert_allclose(got, expected.numpy(), rtol=1e-3, atol=1e-3)
+    save_weights(model, tmp_path / 'student.safetensors')
+    loaded = load_weights(tmp_path / 'student.safetensors')
+    assert torch.equal(
+        loaded.planner.grounding.text_embeddings, model.planner.grounding.text_embeddings
+    )
+    with pytest.raises(ValueError, match='another configuration'):
+        student_for(TeacherConfig(widths=(16, 32, 64)))
 
 
 def test_the_planner_reads_the_map_in_the_teachers_channels():

@@ -78,6 +78,10 @@ class ModelConfig:
     rationales: tuple[str, ...] = RATIONALES
     bev_classes: tuple[str, ...] = BEV_CLASSES
     ego_state_dim: int = 3  # the first EGO_STATE_FIELDS: v1 takes speed, yaw rate, acceleration
+    # v2: the training texts and intents of its planner's instruction grounding
+    # (vla_model.instruction_grounding), as in the teacher it was distilled from; 0: none.
+    grounding_texts: int = 0
+    grounding_intents: int = 0
 
     @property
     def instruction_input_dim(self) -> int:

@@ -76,13 +76,29 @@ PLAN_FIELDS = (
 
 def planner_config(config: ModelConfig) -> TeacherConfig:
     """Return the configuration of the teacher that plans for a student of `config`."""
-    teacher = TeacherConfig()
+    teacher = TeacherConfig(
+        grounding_texts=config.grounding_texts, grounding_intents=config.grounding_intents
+    )
     different = [
         name for name in PLAN_FIELDS if getattr(config, name) != getattr(teacher.plan, name)
     ]
     if different:
         raise ValueError(f'the student and its planner differ in {", ".join(different)}')
     return teacher
+
+
+def student_for(teacher: TeacherConfig) -> ModelConfig:
+    """Return model v2's student configuration for the teacher it is distilled from.
+
+    The student carries the teacher's instruction grounding; raises ValueError for a teacher
+    that cannot plan for it (another grid, inputs or plan head).
+    """
+    config = student_v2(
+        grounding_texts=teacher.grounding_texts, grounding_intents=teacher.grounding_intents
+    )
+    if planner_config(config) != teacher:
+        raise ValueError('the teacher is of another configuration than the one that plans for v2')
+    return config
 
 
 class NeuralMapStudent(nn.Module):

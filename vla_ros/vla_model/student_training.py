@@ -55,7 +55,7 @@ from vla_model.run_files import (
     run_values,
     schedule_problems,
 )
-from vla_model.student_network import NeuralMapStudent, planner_config, student_v2
+from vla_model.student_network import NeuralMapStudent, student_for
 from vla_model.teacher_network import PrivilegedTeacher
 from vla_model.teacher_training import noisy_embeddings
 from vla_model.training import (
@@ -281,7 +281,7 @@ def _expert_term(
 
 def _initial_student(run: StudentTrainConfig, teacher: PrivilegedTeacher) -> NeuralMapStudent:
     """Return the student to start from: given weights, or a new one planning as the teacher."""
-    config = student_v2()
+    config = student_for(teacher.config)
     if run.init_weights:
         network = load_weights(Path(run.init_weights))
         if not isinstance(network, NeuralMapStudent) or network.config != config:
@@ -296,12 +296,13 @@ def _initial_student(run: StudentTrainConfig, teacher: PrivilegedTeacher) -> Neu
 
 def _teacher(run: StudentTrainConfig) -> PrivilegedTeacher:
     teacher, _ = load_teacher(Path(run.teacher_weights))
-    wanted = planner_config(student_v2())
-    if teacher.config != wanted:
+    try:
+        student_for(teacher.config)
+    except ValueError:
         raise ArtifactError(
             f'{run.teacher_weights} is a teacher of another configuration than the one that '
             'plans for the student'
-        )
+        ) from None
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     return teacher
@@ -327,7 +328,7 @@ def train_student(
     rig = RigConfig.from_file(default_rig_path())
     settings = CameraDatasetSettings.of(teacher.config, rig)
     samples = load_camera_samples([Path(p) for p in run.data], settings)
-    config = student_v2()
+    config = student_for(teacher.config)
     encoder = InstructionEncoder(cache_size=len(samples.texts) + 1)
     instructions = instruction_table(samples.texts, encoder.encode, config.speed_slot)
     lut = build_view_lut(config, rig_cameras(rig, config))

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from vla_model.anchors import make_anchors
 from vla_model.config import PRIVILEGED_CHANNELS, ModelConfig, student
+from vla_model.instruction_grounding import InstructionGrounding
 from vla_model.network import conv_block
 
 TEACHER_OUTPUT_NAMES = ('trajectories', 'scores', 'rationale')
@@ -41,6 +42,11 @@ class TeacherConfig:
     feature_dim: int = 256  # the flattened BEV features, projected
     planner_hidden: int = 512
     plan: ModelConfig = field(default_factory=_plan_head)
+    # Instruction grounding (vla_model.instruction_grounding): the training texts and intents
+    # it holds; 0 reads the raw embedding. Set by the training run from its data.
+    grounding_texts: int = 0
+    grounding_intents: int = 0
+    grounding_temperature: float = 0.02  # softmax temperature of the cosine scores
 
     @property
     def feature_size(self) -> tuple[int, int]:
@@ -79,6 +85,16 @@ class PrivilegedTeacher(nn.Module):
             nn.ReLU(inplace=True),
             conv_block(first, first),
         )
+        self.grounding = (
+            InstructionGrounding(
+                config.grounding_texts,
+                config.grounding_intents,
+                plan.instruction_dim,
+                config.grounding_temperature,
+            )
+            if config.grounding_texts
+            else None
+        )
         self.film = nn.Linear(plan.instruction_input_dim, 2 * first)
         stages = []
         previous = first
@@ -114,6 +130,8 @@ class PrivilegedTeacher(nn.Module):
         trajectories (B, K, T, 3) x, y, heading in base_link, scores (B, K) logits and
         rationale (B, R) logits.
         """
+        if self.grounding is not None:
+            instruction = self.grounding(instruction)
         gamma, beta = self.film(instruction).chunk(2, dim=1)
         features = self.stem(raster)
         features = features * (1.0 + gamma[:, :, None, None]) + beta[:, :, None, None]

@@ -80,6 +80,9 @@ class TeacherTrainConfig:
     checkpoint_every: int = 250
     log_every: int = 25
     instruction_noise: float = 0.0  # up to this norm of Gaussian noise on each embedding
+    # Read instructions through their intents' centroids (vla_model.instruction_grounding),
+    # built from this run's training texts.
+    ground_instructions: bool = False
     loss_weights: TeacherLossWeights = field(default_factory=TeacherLossWeights)
 
     def __post_init__(self) -> None:
@@ -188,16 +191,32 @@ def teacher_losses(
     return terms
 
 
-def _initial_teacher(config: TeacherTrainConfig, teacher_config: TeacherConfig):
+def _initial_teacher(
+    config: TeacherTrainConfig, teacher_config: TeacherConfig, samples: Samples, table: np.ndarray
+) -> PrivilegedTeacher:
+    """Build the teacher to train: grounded in `samples`' texts if asked, from init weights.
+
+    Initial weights of a teacher without grounding are accepted by a grounded run (a DAgger
+    round that adds it); every other difference of configuration is refused.
+    """
     network = PrivilegedTeacher(teacher_config)
     if config.init_weights:
         initial, _ = load_teacher(Path(config.init_weights))
-        if initial.config != teacher_config:
+        ungrounded = replace(teacher_config, grounding_texts=0, grounding_intents=0)
+        if initial.config not in (teacher_config, ungrounded):
             raise ArtifactError(
                 f'{config.init_weights} is a teacher of another configuration; this run '
                 'trains the default TeacherConfig'
             )
-        network.load_state_dict(initial.state_dict())
+        state = {
+            name: tensor
+            for name, tensor in initial.state_dict().items()
+            if not name.startswith('grounding.') or initial.config == teacher_config
+        }
+        network.load_state_dict(state, strict=network.grounding is None)
+    if network.grounding is not None:
+        width = teacher_config.plan.instruction_dim
+        network.grounding.fit(table[:, :width], list(samples.intents))
     return network
 
 
@@ -226,9 +245,15 @@ def train_teacher(
     encoder = InstructionEncoder(cache_size=len(samples.texts) + 1)
     instructions = instruction_table(samples.texts, encoder.encode, teacher_config.plan.speed_slot)
     data = TeacherBatches(samples, instructions, teacher_config, config.instruction_noise)
+    if config.ground_instructions:
+        teacher_config = replace(
+            teacher_config,
+            grounding_texts=len(samples.texts),
+            grounding_intents=len(set(samples.intents)),
+        )
 
     torch.manual_seed(config.seed)
-    network = _initial_teacher(config, teacher_config).train()
+    network = _initial_teacher(config, teacher_config, samples, instructions).train()
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
