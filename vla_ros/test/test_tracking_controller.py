@@ -25,6 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vla_planning.timed_path import from_plan
 from vla_planning.tracking_controller import (
     Command,
     ControllerConfig,
@@ -32,7 +33,6 @@ from vla_planning.tracking_controller import (
     StampedPath,
     TrackingController,
 )
-from vla_planning.timed_path import from_plan
 
 CONFIG = ControllerConfig()
 RATE_HZ = 30.0
@@ -258,7 +258,7 @@ def test_comes_to_rest_on_a_stop_trajectory(v0, deceleration, jerk, lowest, jerk
 def restart_plan(
     stamp_s: float, plant: BicyclePlant, acceleration: float, creep_m: float | None
 ) -> StampedPath:
-    """The plan a planner re-issues every cycle from the car's state, as the monitor times it.
+    """Return the plan a planner re-issues every cycle from the car's state, timed as the monitor.
 
     From the car's speed and last commanded acceleration, the acceleration rises at 2 m/s^3 to
     1.5 m/s^2; poses at the model's 0.5 s steps, speeds and accelerations derived from them
@@ -287,8 +287,11 @@ def restart_plan(
 
 @pytest.mark.parametrize(('creep_m', 'departs'), [(None, True), (0.3, False)])
 def test_a_car_at_rest_departs_when_the_plan_goes_somewhere(creep_m, departs):
-    """A plan that starts below the standstill speed still starts the car (Autoware decides by
-    the distance to the next stop: 0.5 m); one that creeps less than that keeps the brake."""
+    """A plan that starts below the standstill speed still starts the car.
+
+    Autoware decides by the distance to the next stop (0.5 m); a plan that creeps less than
+    that keeps the brake.
+    """
     controller, plant = TrackingController(CONFIG), BicyclePlant(0.0, 0.0, 0.0, 0.0)
     dt, path, commands = 1.0 / RATE_HZ, None, []
     for step in range(int(6.0 * RATE_HZ)):

@@ -31,9 +31,10 @@ def lane_on_route(
     lane_index: LaneIndex,
     tolerance_m: float = 8.0,
 ) -> LaneIndex:
-    """Return the lane of `route` the car is on: `lane_index` if its road is on the route; where
-    the route parts from that road's node, the nearest lane of the route's branch within
-    `tolerance_m`; else `lane_index`.
+    """Return the lane of `route` the car is on.
+
+    That is `lane_index` if its road is on the route; where the route parts from that road's
+    node, the nearest lane of the route's branch within `tolerance_m`; else `lane_index`.
 
     Where a ring and its exit part, the nearest lane (highway-env's `lane_index`) is the ring's
     for a few metres while the car already follows the exit (whose lane starts about a lane
