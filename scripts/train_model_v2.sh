@@ -12,7 +12,9 @@
 #      instructions too); the teacher is fine-tuned on all of it, now reading instructions
 #      through its training wording's intent centroids (vla_ros/config/train_teacher_dagger.yaml,
 #      vla_model/instruction_grounding.py),
-#   4. the teacher and the expert drive the held-out evaluation (seeds 100+, test wording).
+#   4. a second DAgger round: that teacher drives 300 more episodes, and is fine-tuned on all
+#      three data sets (vla_ros/config/train_teacher_dagger2.yaml),
+#   5. the teacher and the expert drive the held-out evaluation (seeds 100+, test wording).
 # Every step resumes: recorded episodes are skipped, training continues from its last
 # checkpoint. Each stage's data and wall time on two cores: docs/TRAINING.md, "Measured".
 set -euo pipefail
@@ -31,7 +33,13 @@ cp "$config/train_teacher.yaml" "$data/train_teacher.yaml"
   --no-progress
 cp "$config/train_teacher_dagger.yaml" "$data/train_teacher_dagger.yaml"
 (cd "$data" && "$vla" teacher train train_teacher_dagger.yaml --no-progress)
-teacher="$data/teacher/train1/teacher.safetensors"
+
+"$vla" teacher record "$data/teacher/r2" --episodes 300 --seed-start 250000 --keep-every 3 \
+  --counterfactual-every 15 --driver-weights "$data/teacher/train1/teacher.safetensors" \
+  --no-progress
+cp "$config/train_teacher_dagger2.yaml" "$data/train_teacher_dagger2.yaml"
+(cd "$data" && "$vla" teacher train train_teacher_dagger2.yaml --no-progress)
+teacher="$data/teacher/train2/teacher.safetensors"
 
 evaluate() {  # driver name scenarios... (20 episodes each, held-out seeds and wording)
   local driver=$1 name=$2
@@ -49,10 +57,10 @@ for driver in expert teacher; do
 done
 
 # Stage 2, the camera student (docs/TRAINING.md, "Model v2, stage 2"):
-#   5. the expert drives 250 episodes with the cameras rendered where states are kept (every
+#   6. the expert drives 250 episodes with the cameras rendered where states are kept (every
 #      0.5 s; seeds 300000+), then the stage-1 teacher drives 150 (seeds 400000+),
-#   6. the student distils from the teacher (vla_ros/config/train_student_v2.yaml),
-#   7. its neural map is measured on 40 held-out episodes (seeds 500000+), and it drives the
+#   7. the student distils from the teacher (vla_ros/config/train_student_v2.yaml),
+#   8. its neural map is measured on 40 held-out episodes (seeds 500000+), and it drives the
 #      held-out evaluation through the whole pipeline, with and without the map prior.
 "$vla" student record "$data/student/cameras_expert" --episodes 250 --seed-start 300000 \
   --no-progress

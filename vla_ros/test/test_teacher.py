@@ -273,6 +273,23 @@ def test_a_run_file_with_unknown_keys_or_another_teacher_is_refused(tiny_dataset
         train_teacher(config, progress=False)
 
 
+def test_the_recipes_teacher_run_files_chain_their_rounds():
+    """Each DAgger round starts from the previous round's weights, on all data so far."""
+    config_dir = Path(__file__).resolve().parents[1] / 'config'
+    runs = [
+        TeacherTrainConfig.from_file(config_dir / name)
+        for name in (
+            'train_teacher.yaml',
+            'train_teacher_dagger.yaml',
+            'train_teacher_dagger2.yaml',
+        )
+    ]
+    for before, after in zip(runs, runs[1:], strict=False):
+        assert Path(after.init_weights).parent == Path(before.out_dir)
+        assert set(before.data) < set(after.data)
+        assert after.ground_instructions
+
+
 def test_a_grounded_round_starts_from_an_ungrounded_teacher_and_keeps_its_texts(
     tiny_dataset, tmp_path
 ):
