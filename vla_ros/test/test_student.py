@@ -166,29 +166,19 @@ def test_the_student_keeps_v1s_interface_at_under_a_gigaflop():
     assert gflops(model, inputs) <= 1.0
 
 
-def test_the_student_exports_and_onnx_runtime_agrees(tmp_path):
-    config = student_v2()
+@pytest.mark.parametrize('grounded', [False, True])
+def test_the_student_exports_and_onnx_runtime_agrees(tmp_path, grounded):
+    """Grounded: the teacher's instruction grounding moves into the student and its ONNX graph."""
+    teacher = (
+        TeacherConfig(grounding_texts=5, grounding_intents=2) if grounded else TeacherConfig()
+    )
+    config = student_for(teacher)
     torch.manual_seed(0)
     model = build_network(config).eval()
-    inputs = example_inputs(config)
-    path = export_onnx(model, tmp_path / 'student.onnx')
-    session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
-    exported = session.run(list(OUTPUT_NAMES), inputs)
-    with torch.inference_mode():
-        reference = model(*(torch.from_numpy(inputs[name]) for name in INPUT_NAMES))
-    for got, expected in zip(exported, reference, strict=True):
-        np.testing.assert_allclose(got, expected.numpy(), rtol=1e-3, atol=1e-3)
-    save_weights(model, tmp_path / 'student.safetensors')
-    assert isinstance(load_weights(tmp_path / 'student.safetensors'), NeuralMapStudent)
-
-
-def test_a_student_of_a_grounded_teacher_exports_its_grounding(tmp_path):
-    """The teacher's instruction grounding moves into the student and into its ONNX graph."""
-    config = student_for(TeacherConfig(grounding_texts=5, grounding_intents=2))
-    torch.manual_seed(0)
-    model = build_network(config).eval()
-    texts = np.random.default_rng(0).normal(size=(5, config.instruction_dim)).astype(np.float32)
-    model.planner.grounding.fit(texts, ['keep_lane'] * 2 + ['set_speed'] * 3)
+    if grounded:
+        rng = np.random.default_rng(0)
+        texts = rng.normal(size=(5, config.instruction_dim)).astype(np.float32)
+        model.planner.grounding.fit(texts, ['keep_lane'] * 2 + ['set_speed'] * 3)
     inputs = example_inputs(config)
     path = export_onnx(model, tmp_path / 'student.onnx')
     session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
@@ -199,9 +189,15 @@ def test_a_student_of_a_grounded_teacher_exports_its_grounding(tmp_path):
         np.testing.assert_allclose(got, expected.numpy(), rtol=1e-3, atol=1e-3)
     save_weights(model, tmp_path / 'student.safetensors')
     loaded = load_weights(tmp_path / 'student.safetensors')
-    assert torch.equal(
-        loaded.planner.grounding.text_embeddings, model.planner.grounding.text_embeddings
-    )
+    assert isinstance(loaded, NeuralMapStudent) and loaded.config == config
+    assert (loaded.planner.grounding is None) == (not grounded)
+    if grounded:
+        assert torch.equal(
+            loaded.planner.grounding.text_embeddings, model.planner.grounding.text_embeddings
+        )
+
+
+def test_a_teacher_of_another_shape_cannot_plan_for_the_student():
     with pytest.raises(ValueError, match='another configuration'):
         student_for(TeacherConfig(widths=(16, 32, 64)))
 

@@ -305,6 +305,17 @@ def test_a_grounded_round_starts_from_an_ungrounded_teacher_and_keeps_its_texts(
     assert loaded.grounding.text_intents.sum() == len(samples.texts)  # one intent per text
     centroids = loaded.grounding.intent_centroids
     torch.testing.assert_close(centroids.norm(dim=1), torch.ones(len(centroids)))
+    # A grounded teacher built from other texts starts a grounded round too, grounded anew.
+    other = tmp_path / 'other.safetensors'
+    save_teacher(PrivilegedTeacher(TeacherConfig(grounding_texts=3, grounding_intents=2)), other)
+    again = train_teacher(
+        run_file(tmp_path / 'c', tiny_dataset, init_weights=str(other), ground_instructions=True),
+        progress=False,
+    )
+    assert load_teacher(again.weights)[0].config == loaded.config
+    # An ungrounded round cannot start from a grounded teacher: its planner reads centroids.
+    with pytest.raises(ArtifactError, match='another configuration'):
+        train_teacher(run_file(tmp_path / 'd', tiny_dataset, init_weights=str(other)))
 
 
 def test_grounding_names_the_intent_of_wording_it_was_not_built_from():
@@ -316,7 +327,9 @@ def test_grounding_names_the_intent_of_wording_it_was_not_built_from():
     encoder = InstructionEncoder()
     train = [p for p in ALL_PARAPHRASES if p.split is Split.TRAIN]
     test = [p for p in ALL_PARAPHRASES if p.split is Split.TEST]
-    grounding = InstructionGrounding(len(train), len(Intent), 384, 0.02)
+    temperature = TeacherConfig().grounding_temperature
+    width = TeacherConfig().plan.instruction_dim
+    grounding = InstructionGrounding(len(train), len(Intent), width, temperature)
 
     def embed(paraphrases):
         return np.stack(
@@ -324,7 +337,8 @@ def test_grounding_names_the_intent_of_wording_it_was_not_built_from():
         )
 
     names = grounding.fit(embed(train), [p.intent.value for p in train])
-    weights = torch.softmax(grounding.scores(torch.from_numpy(embed(test)).float()) / 0.02, 1)
+    scores = grounding.scores(torch.from_numpy(embed(test)).float())
+    weights = torch.softmax(scores / temperature, 1)
     named = [names[i] for i in weights.argmax(1).tolist()]
     assert sum(n == p.intent.value for n, p in zip(named, test, strict=True)) >= 14
     # Each input becomes a mix of centroids: a training text lands on its own intent's.

@@ -6,7 +6,8 @@ lane left, when you can", "follow the lead", "take the off-ramp ahead") as if it
 nothing (0 of 3, 0 of 3 and 1 of 9 episodes followed, against 4 of 4, 3 of 3 and 8 of 11 for
 the other held-out wording of the same intents). Scoring the same embeddings against the
 training wording (the mean of the cosine to an intent's centroid and to its nearest text) names
-the intent of 44 of 48 validation, test and unwritten wordings. So the network sees, in place of
+the intent of 44 of 48 wordings it was not built from (validation, test, and 16 written for
+that measurement). So the network sees, in place of
 the embedding, the intent centroids weighted by a softmax of those scores: wording it never saw
 lands on the intent it most resembles, and the planner only ever reads points it was trained
 on. The texts, their intents and the centroids are buffers, saved with the weights and exported

@@ -191,19 +191,26 @@ def teacher_losses(
     return terms
 
 
+def _ungrounded(config: TeacherConfig) -> TeacherConfig:
+    return replace(config, grounding_texts=0, grounding_intents=0)
+
+
 def _initial_teacher(
     config: TeacherTrainConfig, teacher_config: TeacherConfig, samples: Samples, table: np.ndarray
 ) -> PrivilegedTeacher:
-    """Build the teacher to train: grounded in `samples`' texts if asked, from init weights.
+    """Build the teacher to train: from init weights if given, grounded in `samples`' texts.
 
-    Initial weights of a teacher without grounding are accepted by a grounded run (a DAgger
-    round that adds it); every other difference of configuration is refused.
+    A grounded run takes any init teacher of the same shape, grounded or not: its grounding is
+    built anew from this run's texts (a new round may bring other ones). An ungrounded run
+    refuses a grounded init (its planner reads centroids, not embeddings), and every other
+    difference of configuration.
     """
     network = PrivilegedTeacher(teacher_config)
     if config.init_weights:
         initial, _ = load_teacher(Path(config.init_weights))
-        ungrounded = replace(teacher_config, grounding_texts=0, grounding_intents=0)
-        if initial.config not in (teacher_config, ungrounded):
+        if _ungrounded(initial.config) != _ungrounded(teacher_config) or (
+            initial.grounding is not None and network.grounding is None
+        ):
             raise ArtifactError(
                 f'{config.init_weights} is a teacher of another configuration; this run '
                 'trains the default TeacherConfig'
@@ -211,9 +218,11 @@ def _initial_teacher(
         state = {
             name: tensor
             for name, tensor in initial.state_dict().items()
-            if not name.startswith('grounding.') or initial.config == teacher_config
+            if not name.startswith('grounding.')
         }
-        network.load_state_dict(state, strict=network.grounding is None)
+        missing, unexpected = network.load_state_dict(state, strict=False)
+        if unexpected or any(not name.startswith('grounding.') for name in missing):
+            raise ArtifactError(f"{config.init_weights} does not hold this teacher's weights")
     if network.grounding is not None:
         width = teacher_config.plan.instruction_dim
         network.grounding.fit(table[:, :width], list(samples.intents))

@@ -16,8 +16,8 @@ def route_from(route, lane_index: LaneIndex) -> list:
     """Return the steps of `route` from the one `lane_index` lies on; all of them if none.
 
     highway-env's `next_lane` follows a route only while its first step is the current road
-    (it drops that step at the road's end); a route that still starts behind the car makes it
-    pick the next road at random.
+    (it drops that step at the road's end); given a route that still starts behind the car, it
+    picks the next road by distance instead, not by the route.
     """
     steps = list(route or [])
     on_route = next((i for i, step in enumerate(steps) if step[:2] == lane_index[:2]), None)
