@@ -6,13 +6,17 @@
 import math
 from concurrent.futures import ProcessPoolExecutor
 
+import numpy as np
 import pytest
 
-from vla_sim.evaluation import ExpertDriver, run_episode
+from vla_planning.safety_rules import SafetyLimits
+from vla_sim.evaluation import DriverOutput, ExpertDriver, run_episode
+from vla_sim.expert import ExpertConfig, approach_acceleration, idm_acceleration
 from vla_sim.instructions import Intent
 from vla_sim.metrics import EpisodeMetrics
+from vla_sim.route_paths import arc_lengths, path_ahead
 from vla_sim.scenarios import NOMINAL, get_scenario
-from vla_sim.simulation import SimConfig
+from vla_sim.simulation import SimConfig, SimulationCore
 
 EPISODES = 20
 
@@ -89,3 +93,68 @@ def test_expert_stops_where_it_is_told(rig, scenario, intent):
 def test_expert_survives_the_long_tail(rig, scenario):
     results = [drive(scenario, seed, rig) for seed in range(3)]
     assert not [r.seed for r in results if r.collision], results
+
+
+def test_slowing_to_a_lower_desired_speed_brakes_no_harder_than_comfort():
+    config = ExpertConfig()
+    for speed, desired in ((10.0, 2.4), (20.0, 10.0), (6.0, 5.5)):
+        acceleration = idm_acceleration(config, speed, desired, math.inf, 0.0)
+        assert -config.comfort_deceleration_mps2 <= acceleration < 0.0, (speed, desired)
+    assert idm_acceleration(config, 5.0, 10.0, math.inf, 0.0) > 0.0
+
+
+@pytest.mark.parametrize(('start_mps', 'target_mps'), [(10.0, 0.0), (3.0, 0.0), (14.0, 4.0)])
+def test_a_point_ahead_is_reached_at_its_speed_braking_at_about_comfort(start_mps, target_mps):
+    config, period, point = ExpertConfig(), 0.1, 60.0
+    speed, position, accelerations = start_mps, 0.0, []
+    while position < point and speed > 0.01:
+        acceleration = approach_acceleration(config, speed, target_mps, point - position)
+        accelerations.append(acceleration)
+        speed = max(speed + acceleration * period, 0.0)
+        position += speed * period
+    if target_mps == 0.0:
+        assert point - 1.0 <= position <= point + 0.1  # at the line (one period of slack)
+    else:
+        assert speed == pytest.approx(target_mps, abs=0.5)
+    assert min(accelerations) >= -1.25 * config.comfort_deceleration_mps2
+
+
+def test_a_path_ends_where_the_road_ends_instead_of_turning_back(rig):
+    core = SimulationCore(get_scenario('intersection'), 0, rig, SimConfig(render=False))
+    network = core.world.road.network
+    lane = network.get_lane(('il1', 'o1', 0))
+    path = path_ahead(network, ('il1', 'o1', 0), lane.position(lane.length - 30.0, 0.0), None, 90)
+    np.testing.assert_allclose(path[-1], lane.position(lane.length, 0.0))
+    assert arc_lengths(path)[-1] == pytest.approx(30.0, abs=0.5)
+    headings = np.arctan2(*np.diff(path, axis=0).T[::-1])
+    assert np.ptp(np.unwrap(headings)) < 0.1  # straight on to the end: no U-turn into the way back
+
+
+class BrakingRecorder(ExpertDriver):
+    """The expert, noting the acceleration it commands."""
+
+    def __init__(self) -> None:
+        self.accelerations: list[float] = []
+
+    def drive(self, core: SimulationCore, frame) -> DriverOutput:
+        """Ask the expert and note its acceleration."""
+        output = super().drive(core, frame)
+        self.accelerations.append(output.command.acceleration_mps2)
+        return output
+
+
+def test_the_expert_yields_at_intersections_within_the_monitor_s_braking_limit(rig):
+    """Its plans are the labels: braking beyond the monitor's limit teaches stops it vetoes.
+
+    Before the stop-line and curve braking, every one of these episodes braked at 7 m/s^2.
+    """
+    limit = SafetyLimits().min_acceleration_mps2
+    within = 0
+    for seed in range(10):
+        recorder = BrakingRecorder()
+        metrics = run_episode(
+            'intersection', seed, recorder, rig, sim_config=SimConfig(render=False)
+        ).metrics
+        assert not metrics.collision and not metrics.off_road, metrics
+        within += min(recorder.accelerations) >= limit
+    assert within >= 5, f'{within} of 10 intersection episodes within {limit} m/s^2'

@@ -4,10 +4,16 @@ It is the teacher the model learns from, so it must be safe and legible rather t
 - Longitudinal: the Intelligent Driver Model (Treiber et al. 2000) against the nearest actor
   whose footprint lies in the ego's path ahead (the path follows the route through junctions,
   unlike highway-env's own IDM, which only looks along the current lane segment), limited on
-  curves by a lateral-acceleration bound.
+  curves by a lateral-acceleration bound. Above its desired speed it slows by the improved
+  IDM's free-road term, at most `comfort_deceleration_mps2` (Treiber and Kesting, Traffic Flow
+  Dynamics, 2013, sec. 11.3.6), not IDM's, which brakes at its limit when the desired speed
+  halves. Curves farther ahead, stop lines and a road's end are approached by
+  `approach_acceleration`, braking at the constant deceleration that reaches them in time.
 - Yielding: other vehicles are predicted along their own routes at constant speed; where one
-  reaches the ego's path before the ego has cleared it (with a time margin), the point where
-  the paths meet becomes a stop line.
+  reaches the ego's path before the ego has cleared it (with a time margin), the junction entry
+  (or the point where the paths meet) becomes a stop line. A line it could only stop at harder
+  than `yield_deceleration_mps2` is passed (Autoware's intersection "pass judge line"), so
+  that its plans, the labels the model learns, pass the safety monitor's braking limit.
 - Lateral: pure pursuit from the rear axle towards the target lane's centre-line.
 - Lane changes (instructed, to reach an exit, to pull over, or around a stopped obstacle) are
   taken only when MOBIL's safety criterion holds (Kesting et al. 2007): the new follower would
@@ -47,6 +53,9 @@ class ExpertConfig:
     max_acceleration_mps2: float = 1.5
     comfort_deceleration_mps2: float = 2.0  # IDM b [Treiber: 1.5-2.0]
     max_deceleration_mps2: float = 7.0  # the most the expert brakes (below the 8 m/s^2 tyres)
+    # The most it brakes to yield, and beyond which a stop line is passed: below the safety
+    # monitor's -3.5 m/s^2 [ISO 15622 ACC] with margin, so yielding plans pass it.
+    yield_deceleration_mps2: float = 3.0
     delta: float = 4.0  # IDM acceleration exponent [Treiber: 4]
     max_lateral_acceleration_mps2: float = 2.0  # speed on curves [comfort, ISO 22179: 2.0]
     lookahead_time_s: float = 0.9  # pure-pursuit lookahead = time * speed + minimum
@@ -59,8 +68,9 @@ class ExpertConfig:
     stop_gap_m: float = 5.0  # STOP_BEHIND_LEAD and stop lines: gap left ahead of the bumper
     pull_over_deceleration_mps2: float = 2.0  # [ISO 15622 ACC comfort: 2.0 m/s^2]
     max_steering_rate_rps: float = 0.5  # [Autoware vehicle_cmd_gate steer_rate_lim: 1.0, halved]
-    max_jerk_mps3: float = 5.0  # [Autoware vehicle_cmd_gate lon_jerk_lim: 5.0 m/s^3]
-    emergency_jerk_mps3: float = 20.0  # when IDM brakes harder than comfort [Autoware MRM]
+    # Below the safety monitor's 4.13 [nuPlan comfort] [Autoware vehicle_cmd_gate: 5.0 m/s^3].
+    max_jerk_mps3: float = 4.0
+    emergency_jerk_mps3: float = 20.0  # braking harder than yielding would [Autoware MRM]
 
 
 @dataclass(frozen=True)
@@ -81,8 +91,14 @@ class ExpertDecision:
 
 CUT_IN_LOOKAHEAD_S = 1.0
 """An actor whose heading takes it into the ego's path within this time is already a lead."""
+CUT_IN_MAX_ANGLE_RAD = 0.6
+"""Within this angle of the path an actor entering it cuts in; beyond it, it crosses."""
+CURVE_BRAKING_FROM_M = 5.0
+"""Curves nearer than this are left to the desired speed; farther ones are braked for in time."""
 JUNCTION_LANE_M = 40.0
 """Lanes shorter than this, after the first of the route, are inside a junction or a ring."""
+JUNCTION_ENTRY_MARGIN_M = 1.0
+"""Yielding stops this far before the lane that enters a junction."""
 RATIONALE = {text: index for index, text in enumerate(RATIONALES)}
 
 
@@ -90,7 +106,16 @@ def idm_acceleration(
     config: ExpertConfig, speed: float, desired: float, gap: float, closing: float
 ) -> float:
     """IDM acceleration for a speed, a desired speed, a bumper gap and a closing speed."""
-    free = 1.0 - (max(speed, 0.0) / max(desired, 0.1)) ** config.delta
+    speed, desired = max(speed, 0.0), max(desired, 0.1)
+    if speed > desired:  # improved IDM: slow down to the desired speed at most at b
+        exponent = config.max_acceleration_mps2 * config.delta / config.comfort_deceleration_mps2
+        free = (
+            -config.comfort_deceleration_mps2
+            / config.max_acceleration_mps2
+            * (1.0 - (desired / speed) ** exponent)
+        )
+    else:
+        free = 1.0 - (speed / desired) ** config.delta
     if not math.isfinite(gap):
         return config.max_acceleration_mps2 * free
     s_star = (
@@ -102,6 +127,29 @@ def idm_acceleration(
     )
     interaction = (max(s_star, 0.0) / max(gap, 0.1)) ** 2
     return config.max_acceleration_mps2 * (free - interaction)
+
+
+def approach_acceleration(
+    config: ExpertConfig, speed: float, target_speed: float, distance: float
+) -> float:
+    """Acceleration towards a speed to be had `distance` ahead (0 at a stop line).
+
+    Braking sets in as the constant deceleration that reaches the target there grows from half
+    of `comfort_deceleration_mps2` to all of it, and is that deceleration beyond; before, the car
+    accelerates towards the speed from which comfortable braking still reaches the target. The
+    blend is continuous, so a car on the braking curve does not alternate between coasting and
+    braking from one period to the next. (IDM would brake at its limit for such a point found
+    close ahead: by its desired gap to a stop line, by its free-road term above a curve's speed.)
+    """
+    distance = max(distance, 0.0)
+    comfort = config.comfort_deceleration_mps2
+    approach = math.sqrt(target_speed**2 + 2.0 * comfort * distance)
+    free = config.max_acceleration_mps2 * max(1.0 - speed / max(approach, 0.1), 0.0)
+    if speed <= target_speed:
+        return free
+    needed = (speed**2 - target_speed**2) / (2.0 * max(distance, 0.05))
+    weight = min(max((needed - 0.25 * comfort) / (0.25 * comfort), 0.0), 1.0)
+    return (1.0 - weight) * free - weight * needed
 
 
 class Expert:
@@ -166,15 +214,18 @@ class Expert:
         if not others:
             return math.inf, 0.0, None
         centres = np.array([o.position for o in others])
-        along, lateral = locate_on_path(path, arcs, centres)
+        along, lateral_now = locate_on_path(path, arcs, centres)
         # Anticipate cut-ins: where each actor will be after CUT_IN_LOOKAHEAD_S at its heading.
         motion = np.array([o.speed * o.direction for o in others])
         _, lateral_soon = locate_on_path(path, arcs, centres + CUT_IN_LOOKAHEAD_S * motion)
-        lateral = np.minimum(lateral, lateral_soon)
         ego_front = self.ego.LENGTH / 2.0
         best = (math.inf, 0.0, None)
-        for other, s, d in zip(others, along, lateral, strict=True):
+        for other, s, now, soon in zip(others, along, lateral_now, lateral_soon, strict=True):
             relative = other.heading - self._path_heading(path, s, arcs)
+            # One about to cross our path is yielded to, not followed: only an actor heading
+            # our way cuts in as a lead.
+            cutting_in = abs(math.cos(relative)) > math.cos(CUT_IN_MAX_ANGLE_RAD)
+            d = min(now, soon) if cutting_in else now
             extent = abs(other.LENGTH / 2.0 * math.sin(relative)) + abs(
                 other.WIDTH / 2.0 * math.cos(relative)
             )
@@ -186,9 +237,9 @@ class Expert:
             if gap < -other.LENGTH - self.ego.LENGTH:
                 continue
             if gap < best[0]:
-                speed = float(
-                    other.speed * np.cos(other.heading - self._path_heading(path, s, arcs))
-                )
+                speed = float(other.speed * math.cos(relative))
+                if not cutting_in:  # crossing in front: it leaves our path, it does not come at us
+                    speed = max(speed, 0.0)
                 best = (gap, speed, other)
         return best
 
@@ -232,8 +283,8 @@ class Expert:
                 motion = positions[first + 1] - positions[first]
                 along_path = self._path_heading(path, conflict_arc, arcs)
                 turn = math.atan2(motion[1], motion[0]) - along_path
-                if abs((turn + math.pi) % (2 * math.pi) - math.pi) < 0.5:
-                    continue  # it drives along our path there: a lead to follow, not a crossing
+                if abs((turn + math.pi) % (2 * math.pi) - math.pi) < 0.5 and first == 0:
+                    continue  # already on our path and driving along it: one to follow
             their_arrival = float(times[first])
             if conflict_arc <= ego.LENGTH / 2.0:
                 continue  # they come at us from the side we already occupy: keep going
@@ -241,12 +292,13 @@ class Expert:
             if our_clear + config.yield_margin_s <= their_arrival:
                 continue
             gap = conflict_arc - ego.LENGTH / 2.0 - (other.WIDTH / 2.0 + 2.0)
-            braking = ego.speed**2 / (2.0 * config.max_deceleration_mps2)
-            if gap < braking * 0.5 and ego.speed > 2.0:
-                continue  # committed: stopping would leave us inside its path
+            if ego.speed**2 > 2.0 * config.yield_deceleration_mps2 * max(gap, 0.0):
+                continue  # past the pass judge line: stopping would leave us in its path
             best = min(best, max(gap, 0.0))
-        if math.isfinite(best):
-            best = min(best, self._junction_entry_gap())
+        entry = self._junction_entry_gap()
+        stopping = ego.speed**2 / (2.0 * config.yield_deceleration_mps2)
+        if math.isfinite(best) and stopping <= entry + JUNCTION_ENTRY_MARGIN_M:
+            best = min(best, entry)  # wait before the junction while that takes no harder braking
         return best
 
     def _predict(self, other: RoadObject, times: np.ndarray) -> np.ndarray | None:
@@ -294,7 +346,7 @@ class Expert:
             or network.get_lane(following).length >= JUNCTION_LANE_M
         ):
             return math.inf
-        return max(to_end - 1.0, 0.0)
+        return max(to_end - JUNCTION_ENTRY_MARGIN_M, 0.0)
 
     def _travel_time(self, distance: float) -> float:
         """Time to cover a distance from the current speed, accelerating at IDM's a."""
@@ -381,13 +433,12 @@ class Expert:
             changing = ego.target_lane_index[2] - ego.lane_index[2]
 
         desired = self._desired_speed()
-        curvature = curvature_ahead(path, arcs)
+        curve_speeds = np.sqrt(
+            config.max_lateral_acceleration_mps2 / np.maximum(curvature_ahead(path, arcs), 1e-4)
+        )
         reach = arcs <= max(30.0, ego.speed * 3.0)
         if np.any(reach):
-            kappa = float(np.max(curvature[reach]))
-            desired = min(
-                desired, math.sqrt(config.max_lateral_acceleration_mps2 / max(kappa, 1e-4))
-            )
+            desired = min(desired, float(np.min(curve_speeds[reach])))
 
         stop_requested = self._stop_requested()
         if stop_requested and self.instruction.intent is Intent.STOP_BEHIND_LEAD:
@@ -395,10 +446,20 @@ class Expert:
         acceleration = idm_acceleration(
             config, ego.speed, desired, lead_gap, ego.speed - lead_speed
         )
+        for arc, curve_speed in zip(arcs, curve_speeds, strict=True):
+            if curve_speed < ego.speed and arc > CURVE_BRAKING_FROM_M:  # brake for it in time
+                acceleration = min(
+                    acceleration, approach_acceleration(config, ego.speed, curve_speed, arc)
+                )
+        if arcs[-1] < config.path_length_m - 1.0:  # the road ends ahead: stop before its end
+            acceleration = min(
+                acceleration,
+                approach_acceleration(config, ego.speed, 0.0, arcs[-1] - config.stop_gap_m),
+            )
         yield_gap = self._yield_gap(path, arcs, lead)
         yielding = False
         if math.isfinite(yield_gap):
-            yield_acceleration = idm_acceleration(config, ego.speed, desired, yield_gap, ego.speed)
+            yield_acceleration = approach_acceleration(config, ego.speed, 0.0, yield_gap)
             if yield_acceleration < acceleration:
                 acceleration, yielding = yield_acceleration, True
         if stop_requested and self.instruction.intent is Intent.PULL_OVER:
@@ -432,7 +493,7 @@ class Expert:
         step = config.max_steering_rate_rps * dt
         previous = last.steering_tire_angle_rad
         steering = float(np.clip(steering, previous - step, previous + step))
-        urgent = acceleration < -config.comfort_deceleration_mps2
+        urgent = acceleration < -config.yield_deceleration_mps2
         jerk = (config.emergency_jerk_mps3 if urgent else config.max_jerk_mps3) * dt
         previous = last.acceleration_mps2
         acceleration = float(np.clip(acceleration, previous - jerk, previous + jerk))

@@ -6,6 +6,8 @@ the centre-line ahead of a position, continuing into the next lanes of a route.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from highway_env.road.road import RoadNetwork
 
@@ -67,7 +69,7 @@ def path_ahead(
     """Return (N, 2) centre-line points from `position`'s projection, `distance_m` along the route.
 
     At a lane's end the path continues into the lane `network.next_lane` gives for the route;
-    where the network ends, it stops.
+    where the network ends, or only turns back the way it came, it stops.
     """
     points = []
     index = lane_index
@@ -94,9 +96,13 @@ def path_ahead(
             break
         if following == index or following[1] not in network.graph.get(following[0], {}):
             break
-        index, lane, start = following, network.get_lane(following), 0.0
-    if not points:
-        points.append(lane.position(start, 0.0))
+        next_lane = network.get_lane(following)
+        turn = next_lane.heading_at(0.0) - lane.heading_at(length)
+        if abs((turn + math.pi) % (2.0 * math.pi) - math.pi) > math.pi / 2.0:
+            break  # the lane back the other way where a road ends: no way on
+        index, lane, start = following, next_lane, 0.0
+    if remaining > 0.0 or not points:
+        points.append(lane.position(float(lane.length), 0.0))  # where the path ends, exactly
     return np.asarray(points, dtype=float)
 
 
