@@ -228,6 +228,27 @@ def test_plan_at_another_speed_than_the_vehicle_fails_continuity():
     assert failing(drive.cycle()[0]) == set()
 
 
+def test_a_plan_braking_steadily_from_its_start_is_not_read_as_a_jerk():
+    """The origin's speed is a copy of the first segment's, so its acceleration is unknown.
+
+    Read as 0, a plan braking at 2.5 m/s^2 from its first point jumped by 2.5 m/s^2 in one
+    0.5 s step (5 m/s^3, over the 4.13 limit): every yielding plan was degraded.
+    """
+    drive = Drive(speed_mps=10.0)
+    times = np.concatenate([[0.0], PLAN_TIMES])
+
+    def braking(rates: np.ndarray) -> PlanInput:
+        speeds = 10.0 + np.concatenate([[0.0], np.cumsum(rates * 0.5)])
+        stations = np.concatenate([[0.0], np.cumsum((speeds[1:] + speeds[:-1]) / 2 * 0.5)])
+        poses = np.column_stack([stations[1:], np.zeros(6), np.zeros(6)])
+        return lambda stamp_ns: PlanInput(stamp_ns, times[1:], poses, 0.9)
+
+    drive.plan = braking(np.full(6, -2.5))
+    assert 'kinematics.jerk' not in failing(drive.cycle(3)[-1])
+    drive.plan = braking(np.array([0.0, 0.0, -4.5, -4.5, -4.5, -4.5]))  # 4.5 m/s^3 mid-plan
+    assert 'kinematics.jerk' in failing(drive.cycle()[0])
+
+
 GEOMETRY_RULES = {
     'sanity.relative_angle',
     'kinematics.curvature',

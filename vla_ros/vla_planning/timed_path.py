@@ -120,7 +120,9 @@ def from_plan(times_s: np.ndarray, poses: np.ndarray) -> TimedPath:
     Speeds and accelerations are derived from the geometry: a point's speed is that of the
     segment reaching it, the origin gets the first segment's speed (as
     vla_planning.inference_core.path_kinematics does), and a point's acceleration is the one
-    that reaches the next point's speed.
+    that reaches the next point's speed; the origin's is the first point's, since its speed is
+    a copy: a forward difference there would read 0 and make a plan that brakes steadily from
+    its start jump in jerk by its whole deceleration over one step.
     """
     times = np.concatenate([[0.0], times_s])
     all_poses = np.vstack([np.zeros((1, 3)), poses])
@@ -128,7 +130,9 @@ def from_plan(times_s: np.ndarray, poses: np.ndarray) -> TimedPath:
         times[1:] - times[:-1]
     )
     speeds = np.concatenate([segment_speeds[:1], segment_speeds])
-    return TimedPath(times, all_poses, speeds, accelerations_from_speeds(times, speeds))
+    accelerations = accelerations_from_speeds(times, speeds)
+    accelerations[0] = accelerations[min(1, len(accelerations) - 1)]
+    return TimedPath(times, all_poses, speeds, accelerations)
 
 
 def accelerations_from_speeds(times_s: np.ndarray, speeds_mps: np.ndarray) -> np.ndarray:
