@@ -181,11 +181,7 @@ def test_odd_instructions_are_warned_about_and_the_node_keeps_running(ros: RosHa
     instructions = node.create_publisher(Instruction, '/vla/instruction', LATCHED)
     process = start(checkpoint)
     try:
-        for id_, text in (
-            ('cn', '左转，然后在下一个出口离开'),
-            ('huge', 'go ' * 400_000),
-            ('none', ''),
-        ):
+        for id_, text in (('huge', 'go ' * 400_000), ('none', '')):
             instructions.publish(Instruction(id=id_, text=text))
             assert ros.spin_until(
                 lambda id_=id_: any(f"instruction '{id_}'" in log.msg for log in logs), 60.0
@@ -195,9 +191,81 @@ def test_odd_instructions_are_warned_about_and_the_node_keeps_running(ros: RosHa
     warnings = {
         log.msg.split("'")[1]: log.msg for log in logs if log.msg.startswith('instruction')
     }
-    assert 'English-only encoder' in warnings['cn']
     assert 'longer than 1000 characters: truncated' in warnings['huge']
     assert 'empty: the default instruction is used' in warnings['none']
+
+
+def test_unreadable_instructions_are_refused_and_the_understood_one_stays(
+    ros: RosHarness, checkpoint
+):
+    # Issue 21: a Chinese instruction, or emoji, was encoded and planned on (5 m/s above the
+    # vehicle's speed, then MINIMAL_RISK). Now it is refused by name; plans keep the last
+    # understood instruction, and the diagnostics say the newest one was not understood.
+    node = ros.node('operator')
+    frames = node.create_publisher(SensorFrame, '/vla/sensor_frame', SENSOR_DATA)
+    instructions = node.create_publisher(Instruction, '/vla/instruction', LATCHED)
+    plans: list[VlaPlan] = []
+    logs: list[Log] = []
+    diagnostics: list[dict[str, str]] = []
+    node.create_subscription(VlaPlan, '/vla/plan', plans.append, RELIABLE)
+    node.create_subscription(Log, '/rosout', logs.append, LATCHED)
+    node.create_subscription(
+        DiagnosticArray,
+        '/diagnostics',
+        lambda array: diagnostics.extend(
+            {v.key: v.value for v in status.values} | {'message': status.message}
+            for status in array.status
+            if status.name == 'vla_inference_node: model'
+        ),
+        RELIABLE,
+    )
+    instructions.publish(Instruction(id='exit', text='take the next exit'))
+    process = start(checkpoint)
+    try:
+        sequence, stamp = 0, 1_000_000_000_000
+
+        def publish_next() -> None:
+            nonlocal sequence, stamp
+            sequence, stamp = sequence + 1, stamp + 100_000_000
+            frames.publish(sensor_frame(sequence, stamp))
+
+        node.create_timer(0.1, publish_next)
+        assert ros.spin_until(lambda: bool(plans), 60.0), 'no plan within 60 s of start'
+        for id_, text in (
+            ('cn', '左转，然后在下一个出口离开'),
+            ('emoji', '🚗💨' * 25),
+            ('control', '\x1b\x07\x00'),
+        ):
+            instructions.publish(Instruction(id=id_, text=text))
+            assert ros.spin_until(
+                lambda id_=id_: any(f"instruction '{id_}' is not" in log.msg for log in logs),
+                30.0,
+            ), id_
+        refused_at = sequence
+        assert ros.spin_until(lambda: plans[-1].frame_sequence > refused_at + 3, 10.0)
+        assert ros.spin_until(
+            lambda: bool(diagnostics) and diagnostics[-1]['instructions_refused'] == '3', 5.0
+        ), diagnostics[-1:]
+        refused_diagnostics = diagnostics[-1]
+        instructions.publish(Instruction(id='lane', text='Keep your lane.'))
+        assert ros.spin_until(lambda: plans[-1].instruction_id == 'lane', 10.0)
+        assert ros.spin_until(
+            lambda: diagnostics[-1]['newest_instruction_refused'] == 'False', 5.0
+        ), diagnostics[-1]
+    finally:
+        stop(process)
+    warnings = {
+        log.msg.split("'")[1]: log.msg for log in logs if log.msg.startswith('instruction')
+    }
+    assert 'not English' in warnings['cn'] and "'take the next exit' stays" in warnings['cn']
+    assert 'mostly symbols or emoji' in warnings['emoji']
+    assert 'empty once control characters are removed' in warnings['control']
+    after = [plan for plan in plans if refused_at < plan.frame_sequence and plan.instruction_id]
+    kept = {(p.instruction_id, p.instruction_text) for p in after if p.instruction_id != 'lane'}
+    assert kept == {('exit', 'take the next exit')}
+    assert refused_diagnostics['newest_instruction_refused'] == 'True'
+    assert refused_diagnostics['last_instruction_refused'].startswith('control: empty')
+    assert 'the newest instruction is not understood' in refused_diagnostics['message']
 
 
 def test_export_command_writes_onnx_and_prints_the_pins(checkpoint, tmp_path):

@@ -217,10 +217,19 @@ class InferenceCore:
         self._lut_index: np.ndarray | None = None
         self._lut_seen: np.ndarray | None = None  # (cells, samples): the sample sees the cell
         self._no_map_prior = np.zeros((1, config.map_prior_channels, rows, cols), np.float32)
-        self.instruction_text = ''
-        self._instruction = self._instruction_input('')
-        self._instruction_given_ns: int | None = None
+        # (network input, text, when given or None until the next frame), swapped whole: a
+        # worker thread may set the instruction while a frame is planned.
+        self._instruction: tuple[np.ndarray, str, int | None] = (
+            self._instruction_input('', self.encode_instruction('')),
+            '',
+            None,
+        )
         self.resets = 0
+
+    @property
+    def instruction_text(self) -> str:
+        """The instruction in force."""
+        return self._instruction[1]
 
     def set_instruction(self, text: str, given_ns: int | None = None) -> None:
         """Use this instruction from the next frame on (embedded once, then cached).
@@ -229,19 +238,21 @@ class InferenceCore:
         A v2 model reads the instruction's age (EGO_STATE_FIELDS), which tells "change lane"
         just said from the same words after the change is made.
         """
-        self._instruction = self._instruction_input(text)
-        self.instruction_text = text
-        self._instruction_given_ns = given_ns or None
+        self.use_instruction(text, self.encode_instruction(text), given_ns)
 
-    def _instruction_input(self, text: str) -> np.ndarray:
+    def use_instruction(
+        self, text: str, embedding: np.ndarray, given_ns: int | None = None
+    ) -> None:
+        """Use this instruction, already embedded (by a worker off the frame path), from now on."""
+        self._instruction = (self._instruction_input(text, embedding), text, given_ns or None)
+
+    def _instruction_input(self, text: str, embedding: np.ndarray) -> np.ndarray:
         """Return the network's instruction input: the embedding, and the speed slot if used."""
-        return instruction_input(self.encode_instruction(text), text, self.config.speed_slot)
+        return instruction_input(embedding, text, self.config.speed_slot)
 
-    def _ego_state(self, frame: FrameInput) -> np.ndarray:
+    def _ego_state(self, frame: FrameInput, given_ns: int) -> np.ndarray:
         """Return the ego-state input: the first `ego_state_dim` of EGO_STATE_FIELDS."""
-        if self._instruction_given_ns is None:
-            self._instruction_given_ns = frame.stamp_ns
-        age_s = (frame.stamp_ns - self._instruction_given_ns) / NS_PER_S
+        age_s = (frame.stamp_ns - given_ns) / NS_PER_S
         state = (*frame.ego_state, min(max(age_s, 0.0), MAX_INSTRUCTION_AGE_S))
         return np.asarray([state[: self.config.ego_state_dim]], np.float32)
 
@@ -255,6 +266,12 @@ class InferenceCore:
         if map_prior is not None and map_prior.shape != expected:
             raise ValueError(f'a map prior of shape {map_prior.shape}; the model takes {expected}')
         start = time.perf_counter()
+        instruction = self._instruction
+        embedding, text, given_ns = instruction
+        if given_ns is None:  # given with this frame
+            given_ns = frame.stamp_ns
+            if self._instruction is instruction:
+                self._instruction = (embedding, text, given_ns)
         reset = self._needs_reset(frame)
         if reset:
             self._previous_bev = self._zero_bev
@@ -266,8 +283,8 @@ class InferenceCore:
             'images': frame.images[None],
             'previous_bev': self._previous_bev,
             'ego_motion': motion[None],
-            'ego_state': self._ego_state(frame),
-            'instruction': self._instruction[None].astype(np.float32),
+            'ego_state': self._ego_state(frame, given_ns),
+            'instruction': embedding[None].astype(np.float32),
             'map_prior': self._no_map_prior
             if map_prior is None
             else np.asarray(map_prior, np.float32)[None],

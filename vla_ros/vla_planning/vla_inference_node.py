@@ -3,9 +3,12 @@
 A lifecycle node over InferenceCore. Configure loads the weights (refused unless their SHA-256
 equals the pinned one), builds the backend and warms it up; activate starts planning. It never
 queues behind: it keeps only the newest frame, and counts the frames it had to skip.
+Instructions are embedded on a worker thread (InstructionIntake: newest wins, text the encoder
+cannot read refused), so frames never wait for the encoder.
 """
 
 import math
+import threading
 from functools import partial
 from pathlib import Path
 
@@ -48,6 +51,11 @@ from vla_planning.inference_core import (
     Plan,
     ego_acceleration,
     path_kinematics,
+)
+from vla_planning.instruction_intake import (
+    GivenInstruction,
+    InstructionInForce,
+    InstructionIntake,
 )
 from vla_planning.map_prior import MapPriorBuffer
 from vla_planning.trajectory_messages import trajectory_message
@@ -271,8 +279,18 @@ class VlaInferenceNode(LifecycleNode):
         self._pending: SensorFrame | None = None
         self._last_sequence: tuple[int, int] | None = None
         self._previous_speed: tuple[int, float] | None = None
-        self._instruction = Instruction()
+        self._instruction = Instruction()  # in force: the plans carry its id and text
         self._instruction_check = check_instruction('')
+        self._encoder = InstructionEncoder()
+        self._intake = InstructionIntake(
+            self._encoder.encode, self._on_understood, self._on_refused
+        )
+        self._latest_refused = ''  # why the newest instruction was refused; '' if it was not
+        self._stop_intake = threading.Event()
+        self._intake_worker = threading.Thread(
+            target=self._intake.serve, args=(self._stop_intake,), daemon=True
+        )
+        self._intake_worker.start()
         self._active = False
         self.frames = self.skipped = self.invalid_outputs = self.frames_without_odometry = 0
         self.last_frame_problem = 'none'
@@ -349,9 +367,11 @@ class VlaInferenceNode(LifecycleNode):
         model, backend = load_model(self.params)
         self.model_id = model_id(model.config, self.params['weights_sha256'])
         core = InferenceCore(
-            model.config, backend, InstructionEncoder().encode, self.params['max_frame_gap_s']
+            model.config, backend, self._encoder.encode, self.params['max_frame_gap_s']
         )
-        core.set_instruction(self._instruction.text)
+        in_force = self._intake.in_force
+        if in_force is not None:
+            core.use_instruction(in_force.check.text, in_force.embedding, in_force.given.given_ns)
         self.map_priors = MapPriorBuffer(model.config, self.params['map_prior_max_offset_s'])
         return core
 
@@ -365,31 +385,39 @@ class VlaInferenceNode(LifecycleNode):
             self.get_logger().warning(f'map prior refused: {error}', throttle_duration_sec=5.0)
 
     def _on_instruction(self, message: Instruction) -> None:
-        self._instruction = message
-        self._instruction_check = check_instruction(message.text)
+        """Hand the instruction to the intake's worker; warn now about what cleaning changes."""
+        check = check_instruction(message.text)
         problems = [
             name
             for name, flagged in (
-                ('empty: the default instruction is used', self._instruction_check.empty),
-                (
-                    f'longer than {MAX_INSTRUCTION_CHARS} characters: truncated',
-                    self._instruction_check.truncated,
-                ),
-                (
-                    'mostly non-ASCII letters: the English-only encoder may misread it',
-                    self._instruction_check.mostly_non_ascii,
-                ),
-                (
-                    'carrying control characters: removed',
-                    self._instruction_check.control_characters,
-                ),
+                ('empty: the default instruction is used', check.empty),
+                (f'longer than {MAX_INSTRUCTION_CHARS} characters: truncated', check.truncated),
+                ('carrying control characters: removed', check.control_characters),
             )
             if flagged
         ]
         if problems:
             self.get_logger().warning(f'instruction {message.id!r} is {"; ".join(problems)}')
-        if self.core is not None:
-            self.core.set_instruction(message.text, stamp_to_ns(message.header.stamp))
+        given_ns = stamp_to_ns(message.header.stamp)
+        self._intake.submit(GivenInstruction(message.id, message.text, given_ns))
+
+    def _on_understood(self, in_force: InstructionInForce) -> None:
+        """Plan with an instruction the worker embedded, from the next frame on."""
+        given, check = in_force.given, in_force.check
+        # The text as the model reads it (cleaned, at most MAX_INSTRUCTION_CHARS); empty if none.
+        self._instruction = Instruction(id=given.id, text='' if check.empty else check.text)
+        self._instruction_check, self._latest_refused = check, ''
+        core = self.core
+        if core is not None:
+            core.use_instruction(in_force.check.text, in_force.embedding, given.given_ns)
+
+    def _on_refused(self, given: GivenInstruction, reason: str) -> None:
+        """Keep the instruction in force when the worker refused a new one, and say why."""
+        self._latest_refused = reason
+        kept = self._instruction.text or 'the default instruction'
+        self.get_logger().warning(
+            f'instruction {given.id!r} is not understood ({reason}): {kept!r} stays in force'
+        )
 
     def _on_frame(self, message: SensorFrame) -> None:
         # A newer frame replaces one not yet planned; the gap in sequence numbers counts it
@@ -450,9 +478,15 @@ class VlaInferenceNode(LifecycleNode):
         self._latencies_ms.append(plan.preprocess_ms + plan.inference_ms + plan.postprocess_ms)
         self.frames += 1
 
+    def destroy_node(self) -> None:
+        """Stop the instruction worker, then the node."""
+        self._stop_intake.set()
+        self._intake_worker.join(timeout=5.0)
+        super().destroy_node()
+
     def _publish_diagnostics(self) -> None:
         latencies, self._latencies_ms = self._latencies_ms, []
-        level = OK if self.core is not None and self._active else WARN
+        level = OK if self.core is not None and self._active and not self._latest_refused else WARN
         if self.invalid_outputs:
             level = ERROR
         values = {
@@ -470,11 +504,18 @@ class VlaInferenceNode(LifecycleNode):
             'instruction': self._instruction_check.text[:80],
             'instruction_empty': self._instruction_check.empty,
             'instruction_truncated': self._instruction_check.truncated,
-            'instruction_mostly_non_ascii': self._instruction_check.mostly_non_ascii,
             'instruction_control_characters': self._instruction_check.control_characters,
+            'instructions_received': self._intake.received,
+            'instructions_superseded': self._intake.superseded,
+            'instructions_refused': self._intake.refused,
+            'last_instruction_refused': self._intake.last_refused or 'none',
+            'newest_instruction_refused': bool(self._latest_refused),
             'latency_ms_mean': float(np.mean(latencies)) if latencies else float('nan'),
             'latency_ms_max': float(np.max(latencies)) if latencies else float('nan'),
         }
+        summary = 'planning' if self._active else 'inactive'
+        if self._latest_refused:
+            summary += f'; the newest instruction is not understood ({self._latest_refused})'
         self.diagnostics_publisher.publish(
             diagnostic_array(
                 self.get_clock().now().to_msg(),
@@ -483,7 +524,7 @@ class VlaInferenceNode(LifecycleNode):
                         'vla_inference_node: model',
                         'vla_ros',
                         level,
-                        'planning' if self._active else 'inactive',
+                        summary,
                         values,
                     )
                 ],

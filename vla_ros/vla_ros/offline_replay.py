@@ -32,7 +32,7 @@ from vla_msgs.msg import Instruction
 
 from vla_model.config import MAP_PRIOR_LAYERS, ModelConfig
 from vla_model.driving_labels import PoseTrack, future_trajectory
-from vla_model.instruction_encoder import InstructionEncoder
+from vla_model.instruction_encoder import InstructionEncoder, check_instruction
 from vla_model.open_loop_eval import FrameScores, score_frame, summarise
 from vla_perception.odometry import yaw_of
 from vla_perception.offline_sync import OfflineSync
@@ -47,6 +47,7 @@ from vla_perception.synchronizer import NS_PER_S, stamp_to_ns
 from vla_planning.backends import Backend
 from vla_planning.collision import Obstacles
 from vla_planning.inference_core import InferenceCore, InvalidModelOutputError
+from vla_planning.instruction_intake import refusal
 from vla_planning.map_prior import MapPriorBuffer
 from vla_planning.safety_monitor import SafetyMonitor
 from vla_planning.safety_monitor_node import (
@@ -186,9 +187,7 @@ class OfflinePipeline:
         """Deliver one recorded message at its log time; return what was published until then."""
         published = self._ticks_until(log_time_ns)
         if topic == INSTRUCTION_TOPIC:
-            self.instruction = Instruction(id=message.id, text=message.text)
-            if self.inference is not None:
-                self.inference.set_instruction(message.text, stamp_to_ns(message.header.stamp))
+            self._instruct(message)
         if topic in self.map_layers:
             try:
                 self.map_priors.add(self.map_layers[topic], message)
@@ -250,6 +249,17 @@ class OfflinePipeline:
                     )
                 )
         return summarise(scores)
+
+    def _instruct(self, message: Instruction) -> None:
+        """Take an instruction as vla_inference_node's intake does: unreadable text is refused."""
+        check = check_instruction(message.text)
+        reason = refusal(message.text, check)
+        if reason:
+            self._refused('instruction', f'{message.id}: {reason}')
+            return
+        self.instruction = Instruction(id=message.id, text='' if check.empty else check.text)
+        if self.inference is not None:
+            self.inference.set_instruction(check.text, stamp_to_ns(message.header.stamp))
 
     def _refused(self, kind: str, reason: str) -> None:
         self.record.refused[kind] += 1
