@@ -19,6 +19,7 @@ REDUCED = (
     'inference node killed',
     'malformed image: giant',
     'instruction: control characters',
+    'instruction: not English',
     'out-of-range parameter',
 )
 

@@ -318,6 +318,17 @@ def _instruction(text: str) -> tuple[Callable[[Campaign], None], Callable[[Campa
     )
 
 
+def _instruction_flood(c: Campaign) -> None:
+    count = 0
+
+    def publish() -> None:
+        nonlocal count
+        count += 1
+        c.publish_instruction(f'Keep the lane and hold {count % 40 + 40} km/h.')
+
+    c.every(1.0 / INSTRUCTION_FLOOD_HZ, publish)
+
+
 def _publish_nan_plans(c: Campaign) -> None:
     def publish() -> None:
         if c.listener.plan is not None:
@@ -362,6 +373,10 @@ def _set_bad_parameters(c: Campaign) -> None:
 
 def _nothing(_c: Campaign) -> None:
     """Nothing to undo: the refused parameters never took effect."""
+
+
+INSTRUCTION_FLOOD_HZ = 50.0
+"""Distinct instructions per second in the flood: one every 20 ms, faster than the encoder."""
 
 
 def _control_characters() -> str:
@@ -519,6 +534,42 @@ FAULTS = (
             ('1 MB', 'a 1 MB instruction', 'keep the lane ' * 75_000),
             ('control characters', 'ESC, BEL, DEL, BS and NUL inside', _control_characters()),
         )
+    ),
+    *(
+        Fault(
+            f'instruction: {kind}',
+            f'the operator sends {text}',
+            'refused by name as not understood; the instruction in force stays; driving goes on',
+            ('not understood',),
+            frozenset(),
+            1.0,
+            *_instruction(instruction),
+        )
+        for kind, text, instruction in (
+            ('not English', 'a Chinese instruction', '左转，然后在下一个出口离开高速公路'),
+            ('emoji', '5000 emoji', '🚗💨' * 2500),
+        )
+    ),
+    Fault(
+        'instruction flood',
+        f'{INSTRUCTION_FLOOD_HZ:.0f} distinct instructions per second',
+        'frames never wait for the encoder: the newest instruction wins; driving goes on',
+        (),
+        frozenset(),
+        0.0,
+        _instruction_flood,
+        lambda c: (c.stop_timers(), c.publish_instruction(INSTRUCTION)),
+    ),
+    Fault(
+        'sync node killed',
+        'sensor_sync_node killed (SIGKILL), restarted after 3 s',
+        'no sensor frames: MINIMAL_RISK stop',
+        ('freshness.sensor_frame',),
+        STOPPED,
+        AGE_FTT_S,
+        lambda c: c.kill_node('sensor_sync_node'),
+        lambda c: c.restart_node('sensor_sync_node'),
+        duration_s=3.0,
     ),
     Fault(
         'out-of-range parameter',
