@@ -53,6 +53,23 @@ def test_acceleration_integrates_and_the_ego_never_reverses():
     assert world.ego_state().speed_mps == 0.0
 
 
+def test_traffic_brakes_to_a_stop_and_never_reverses():
+    spec = WorldSpec('highway-v0', {'lanes_count': 3, 'vehicles_count': 5}, ego_lane=1)
+    world = World(spec, seed=0)
+    braking = [vehicle for vehicle in world.road.vehicles if vehicle is not world.ego]
+    for vehicle in braking:  # as IDM brakes for a stopped car close ahead
+        vehicle.act = lambda action=None, vehicle=vehicle: vehicle.action.update(
+            steering=0.0, acceleration=-8.0
+        )
+    starts = {id(vehicle): vehicle.position.copy() for vehicle in braking}
+    for _ in range(40):
+        world.step(VehicleCommand(0.0, -8.0), 0.1)  # the ego stops too, behind them
+        assert all(vehicle.speed >= 0.0 for vehicle in braking)
+    for vehicle in braking:
+        assert vehicle.speed == 0.0
+        assert (vehicle.position - starts[id(vehicle)]) @ vehicle.direction > 0.0
+
+
 def test_highway_lane_numbers_grow_to_the_right_in_rep103():
     """highway-env's lane 1 is to the right of lane 0: negative y once mirrored."""
     world = World(EMPTY_HIGHWAY, seed=0)

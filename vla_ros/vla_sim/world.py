@@ -269,6 +269,13 @@ class World:
             hook(self, dt)
         self.ego.command = command
         self.road.act()
+        for vehicle in self.road.vehicles:
+            action = getattr(vehicle, 'action', None)
+            if vehicle is not self.ego and action and 'acceleration' in action:
+                # Traffic brakes to a stop, never into reverse: highway-env lets IDM's braking
+                # take a vehicle's speed down to its MIN_SPEED, -40 m/s, and a car stopped
+                # behind a stalled one rolled back into the ego waiting beside it.
+                action['acceleration'] = max(action['acceleration'], -vehicle.speed / dt)
         self.road.step(dt)
         for obj in self.road.objects:
             if isinstance(obj, Pedestrian):
