@@ -34,6 +34,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import Point32  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from rcl_interfaces.msg import Log  # noqa: E402
+from rclpy.serialization import serialize_message  # noqa: E402
 from vla_msgs.msg import (  # noqa: E402
     ControlCommand,
     InputStatus,
@@ -51,6 +52,9 @@ from vla_autoware.monitor_state import hazard_lights_command, hazard_status  # n
 from vla_autoware.objects import obstacle_array  # noqa: E402
 from vla_autoware.trajectory import PlanarTransform, autoware_trajectory, placement  # noqa: E402
 from vla_perception.odometry import yaw_of  # noqa: E402
+from vla_planning.safety_monitor import MonitorConfig, SafetyMonitor  # noqa: E402
+from vla_planning.safety_monitor_node import MonitorFeed  # noqa: E402
+from vla_ros.cdr import sequence_length_after_header  # noqa: E402
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA  # noqa: E402
 from vla_ros.testing import RosHarness  # noqa: E402
 
@@ -246,6 +250,23 @@ def test_bad_objects_are_refused_one_by_one_by_name_and_the_rest_kept():
     assert [(r.object_name, r.reason) for r in refusals] == [
         ('a4' * 16, "frame 'earth' is neither the odometry frame 'map' nor base_link")
     ]
+
+
+@pytest.mark.parametrize('frame', ['', 'm', 'ma', 'map', 'base_link'])
+def test_an_object_list_over_max_obstacles_is_refused_unread(frame: str):
+    refused: list[tuple[str, str]] = []
+    monitor = SafetyMonitor(MonitorConfig())
+    feed = MonitorFeed(monitor, 10000, lambda *refusal: refused.append(refusal), 3)
+    feed.odometry_frame = 'map'
+    objects = [predicted(i, 30.0 + 10 * i, 0.0) for i in range(4)]
+    raw = serialize_message(objects_message(frame, objects))
+    assert sequence_length_after_header(raw) == 4
+    assert feed.serialized_predicted_objects(raw, PredictedObjects) == []
+    assert refused == [('obstacles', 'obstacle list has 4 obstacles, more than max_obstacles 3')]
+    assert monitor.step(6 * NS).ages_s['obstacles'] == math.inf  # nothing reached the core
+    at_bound = serialize_message(objects_message('map', objects[:3]))
+    assert feed.serialized_predicted_objects(at_bound, PredictedObjects) == []
+    assert len(refused) == 1 and monitor.step(6 * NS).ages_s['obstacles'] == 1.0
 
 
 def test_the_monitor_state_as_autoware_s_hazard_status_and_lights():

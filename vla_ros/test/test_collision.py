@@ -5,10 +5,13 @@ x in [-1.1, 3.9] and y in [-1.05, 1.05] around base_link.
 """
 
 import math
+import re
 
 import numpy as np
 import pytest
+from vla_msgs.msg import Obstacle, ObstacleArray
 
+from vla_perception.odometry import yaw_of
 from vla_planning.collision import (
     Lead,
     Obstacles,
@@ -144,3 +147,63 @@ def test_no_obstacles_or_an_invalid_time():
     assert first_conflict_s(path(straight(10.0)), obstacles(), SHAPE) == math.inf
     check = check_collision('collision.swept', math.nan, 1.5)
     assert check.verdict == Verdict.EMERGENCY and check.reason.startswith('cannot evaluate')
+
+
+def obstacle_message(
+    id_: int, x: float, y: float, quaternion: tuple[float, float, float, float], size, velocity
+) -> Obstacle:
+    item = Obstacle(id=id_)
+    item.pose.position.x, item.pose.position.y = x, y
+    q = item.pose.orientation
+    q.x, q.y, q.z, q.w = quaternion
+    item.dimensions.x, item.dimensions.y, item.dimensions.z = (*size, 1.5)
+    item.velocity.x, item.velocity.y = velocity
+    return item
+
+
+def one_at_a_time(message: ObstacleArray) -> np.ndarray:
+    """Convert as before vectorising (issue 21): rows of (x, y, yaw, length, width, vx, vy)."""
+    rows = []
+    for item in message.obstacles:
+        p, d, v = item.pose.position, item.dimensions, item.velocity
+        rows.append((p.x, p.y, yaw_of(item.pose.orientation), d.x, d.y, v.x, v.y))
+    return np.array(rows, dtype=float).reshape(-1, 7)
+
+
+MIXED = [  # headings every way, non-unit and tilted quaternions, parked and moving, any size
+    obstacle_message(1, 30.0, 0.0, (0.0, 0.0, 0.0, 1.0), (4.5, 1.8), (0.0, 0.0)),
+    obstacle_message(
+        2, -12.5, 3.5, (0.0, 0.0, math.sin(1.2), math.cos(1.2)), (0.6, 0.6), (1.4, 0.3)
+    ),
+    obstacle_message(3, 7.25, -3.5, (0.0, 0.0, 1.0, 0.0), (12.0, 2.55), (-22.0, 0.0)),
+    obstacle_message(4, 1e3, -1e3, (0.0, 0.0, -0.6, 1.6), (4.0, 1.7), (0.0, -9.5)),
+    obstacle_message(5, 0.1, 0.2, (0.1, -0.05, 0.3, 0.9), (1.9, 0.7), (3.0, 4.0)),
+    obstacle_message(6, 55.0, 1.0, (0.0, 0.0, -0.999, 0.0447), (0.3, 0.3), (0.0, 0.0)),
+]
+
+
+def test_an_obstacle_array_converts_exactly_as_one_obstacle_at_a_time():
+    message = ObstacleArray(obstacles=MIXED)
+    converted = Obstacles.from_message(message)
+    expected = one_at_a_time(message)
+    assert len(converted) == len(MIXED)
+    np.testing.assert_array_equal(converted.centres, expected[:, 0:2])
+    np.testing.assert_array_equal(converted.yaws, expected[:, 2])
+    np.testing.assert_array_equal(converted.sizes, expected[:, 3:5])
+    np.testing.assert_array_equal(converted.velocities, expected[:, 5:7])
+    empty = Obstacles.from_message(ObstacleArray())
+    assert empty.centres.shape == (0, 2) and empty.yaws.shape == (0,)
+
+
+def test_the_first_unreadable_obstacle_is_named():
+    flat = obstacle_message(8, 5.0, 0.0, (0.0, 0.0, 0.0, 1.0), (4.5, 0.0), (0.0, 0.0))
+    tilted_nan = obstacle_message(9, 5.0, 0.0, (math.nan, 0.0, 0.0, 1.0), (4.5, 1.8), (0.0, 0.0))
+    fast = obstacle_message(10, 5.0, 0.0, (0.0, 0.0, 0.0, 1.0), (4.5, 1.8), (math.inf, 0.0))
+    cases = [
+        ([*MIXED, flat, tilted_nan], 'obstacle 8 has a non-positive size 4.5 x 0.0 m'),
+        ([*MIXED, tilted_nan, flat], 'obstacle 9 has non-finite pose, size or velocity'),
+        ([fast, *MIXED], 'obstacle 10 has non-finite pose, size or velocity'),
+    ]
+    for items, reason in cases:
+        with pytest.raises(ValueError, match=f'^{re.escape(reason)}$'):
+            Obstacles.from_message(ObstacleArray(obstacles=items))

@@ -14,6 +14,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Log, Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from rclpy.serialization import deserialize_message, serialize_message
 from vla_msgs.msg import (
     InputStatus,
     Obstacle,
@@ -26,7 +27,9 @@ from vla_msgs.msg import (
 )
 
 from repo_paths import tool
-from vla_planning.safety_monitor_node import PlanTrigger
+from vla_planning.safety_monitor import MonitorConfig, SafetyMonitor
+from vla_planning.safety_monitor_node import DEFAULT_MAX_OBSTACLES, MonitorFeed, PlanTrigger
+from vla_ros.cdr import restamped
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 from vla_ros.testing import RosHarness
 
@@ -34,6 +37,7 @@ NS = 1_000_000_000
 SPEED = 20.0
 PLAN_LOST_S = 1.0
 CYCLE_S = 0.1
+OVERSIZED = 20_000  # obstacles in the list of issue 21 (3 MB)
 
 
 def stamp_ns(stamp) -> int:
@@ -49,6 +53,7 @@ class World:
         self.plans_on = True
         self.obstacles: list[Obstacle] = []
         self.obstacle_frame = 'base_link'
+        self.oversized: bytes | None = None  # a serialized list sent instead, restamped each time
         self.last_plan_ns = 0
         self.trajectories: list[Trajectory] = []
         self.statuses: list[SafetyStatus] = []
@@ -95,9 +100,12 @@ class World:
         status.header.stamp, status.header.frame_id = now.to_msg(), 'base_link'
         status.cameras = [InputStatus(name=f'camera_{i}') for i in range(6)]
         self.status.publish(status)
-        obstacles = ObstacleArray(obstacles=self.obstacles)
-        obstacles.header.stamp, obstacles.header.frame_id = now.to_msg(), self.obstacle_frame
-        self.obstacle_publisher.publish(obstacles)
+        if self.oversized is not None:
+            self.obstacle_publisher.publish(restamped(self.oversized, now.nanoseconds))
+        else:
+            obstacles = ObstacleArray(obstacles=self.obstacles)
+            obstacles.header.stamp, obstacles.header.frame_id = now.to_msg(), self.obstacle_frame
+            self.obstacle_publisher.publish(obstacles)
         if self.plans_on:
             self.plan.publish(straight_plan(now.to_msg()))
             self.last_plan_ns = now.nanoseconds
@@ -275,6 +283,58 @@ def test_malformed_inputs_are_refused_by_name_and_the_node_keeps_running(
     world.obstacles = []
     assert world.wait_for(lambda: nominal(world))
     assert world.wait_for(lambda: _refused(world) >= {'obstacles', 'plan', 'odometry'})
+
+
+def test_an_oversized_obstacle_list_is_refused_by_name_and_the_monitor_stops_by_freshness(
+    ros: RosHarness, monitor_process
+):
+    # Far off the path: only the number matters. Serialized once and restamped for each send,
+    # so that building 20 000 obstacles ten times a second does not load this process.
+    oversized = ObstacleArray(obstacles=[stalled_car(1000.0)] * OVERSIZED)
+    oversized.header.frame_id = 'base_link'
+    serialized = serialize_message(oversized)
+    world = World(ros)
+    assert world.wait_for(lambda: nominal(world))
+    world.oversized = serialized
+    named = (
+        'obstacles message on /perception/obstacles refused',
+        f'obstacle list has {OVERSIZED} obstacles, more than max_obstacles '
+        f'{DEFAULT_MAX_OBSTACLES}',
+    )
+    assert world.wait_for(lambda: any(all(n in log.msg for n in named) for log in world.logs))
+    # A refused list is no obstacle source: it goes stale and the monitor stops by that rule.
+    assert world.wait_for(lambda: stopped_by_stale_obstacles(world.statuses[-1]))
+    assert world.wait_for(lambda: 'obstacles' in _refused(world))
+    # ... and goes on cycling: every trajectory from then on is a stop.
+    stops = (Trajectory.ORIGIN_COMFORTABLE_STOP, Trajectory.ORIGIN_EMERGENCY_STOP)
+    seen = len(world.trajectories)
+    assert world.wait_for(lambda: len(world.trajectories) >= seen + 10)
+    assert all(t.origin in stops for t in world.trajectories[seen:])
+    world.oversized = None
+    assert world.wait_for(lambda: nominal(world))
+
+
+def stopped_by_stale_obstacles(status: SafetyStatus) -> bool:
+    stale = any(c.rule == 'freshness.obstacles' and c.verdict for c in status.checks)
+    return status.state == SafetyStatus.STATE_MINIMAL_RISK and stale
+
+
+def test_a_serialized_list_over_the_bound_is_refused_from_its_count_alone():
+    refused: list[tuple[str, str]] = []
+    monitor = SafetyMonitor(MonitorConfig())
+    feed = MonitorFeed(monitor, 10000, lambda *refusal: refused.append(refusal), 3)
+    message = ObstacleArray(obstacles=[stalled_car(50.0)] * 4)
+    message.header.stamp.sec, message.header.frame_id = 5, 'base_link'
+    # The header (frame_id 'base_link': 23 bytes, aligned to 24), then the count: no obstacle.
+    count_only = serialize_message(message)[: 4 + 24 + 4]
+    with pytest.raises(RuntimeError, match='failed to deserialize'):
+        deserialize_message(count_only, ObstacleArray)
+    feed.serialized_obstacles(count_only)
+    assert refused == [('obstacles', 'obstacle list has 4 obstacles, more than max_obstacles 3')]
+    assert monitor.step(6 * NS).ages_s['obstacles'] == math.inf
+    message.obstacles = message.obstacles[:3]  # at the bound: taken
+    feed.serialized_obstacles(serialize_message(message))
+    assert len(refused) == 1 and monitor.step(6 * NS).ages_s['obstacles'] == 1.0
 
 
 def _logged_fragments(world: World) -> set[str]:

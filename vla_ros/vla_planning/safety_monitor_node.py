@@ -20,6 +20,7 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.serialization import deserialize_message
 from std_msgs.msg import Header
 from vla_msgs.msg import (
     ObstacleArray,
@@ -50,6 +51,7 @@ from vla_planning.safety_states import SafetyState, StateMachineConfig
 from vla_planning.speed_profiles import StopProfile
 from vla_planning.timed_path import TimedPath, unwrap
 from vla_planning.trajectory_messages import trajectory_arrays, trajectory_message
+from vla_ros.cdr import sequence_length_after_header
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
@@ -127,6 +129,15 @@ def limit_specs() -> list[ParameterSpec]:
     return specs
 
 
+DEFAULT_MAX_OBSTACLES = 1000
+"""Obstacles a list may hold. A dense urban scene has a few hundred tracked objects; on the
+monitor's only thread rclpy took 0.7-0.8 s to build a list of 20 000 and 28-36 ms for 1 000
+(loaded 2-vCPU VM; issue 21, docs/SAFETY.md)."""
+
+OBSTACLE_ARRAY_BYTE_FIELDS = 1  # vla_msgs/ObstacleArray: `source` between header and list
+PREDICTED_OBJECTS_BYTE_FIELDS = 0  # autoware_perception_msgs/PredictedObjects: none
+
+
 PARAMETERS = [
     *limit_specs(),
     ParameterSpec(
@@ -173,6 +184,14 @@ PARAMETERS = [
         'autoware_vehicle_msgs/HazardLightsCommand output when autoware is true.',
     ),
     ParameterSpec('max_plan_points', 10000, 'Longer plans are refused unread.', 2, 1000000),
+    ParameterSpec(
+        'max_obstacles',
+        DEFAULT_MAX_OBSTACLES,
+        'Longer obstacle lists (and Autoware object lists) are refused unread, by name; the '
+        'obstacle input then goes stale and the monitor stops.',
+        1,
+        100000,
+    ),
     ParameterSpec(
         'degraded_max_speed_mps',
         25.0,
@@ -249,8 +268,20 @@ def ego_sample(message: Odometry) -> EgoSample:
     )
 
 
-def obstacle_input(message: ObstacleArray, odometry_frame: str) -> ObstacleInput:
+def too_many_obstacles(count: int, max_obstacles: int) -> str | None:
+    """Return why a list of `count` obstacles is refused, or None within the bound."""
+    if count > max_obstacles:
+        return f'obstacle list has {count} obstacles, more than max_obstacles {max_obstacles}'
+    return None
+
+
+def obstacle_input(
+    message: ObstacleArray, odometry_frame: str, max_obstacles: int
+) -> ObstacleInput:
     """Convert an ObstacleArray in base_link or the odometry frame; raise ValueError otherwise."""
+    refusal = too_many_obstacles(len(message.obstacles), max_obstacles)
+    if refusal is not None:
+        raise ValueError(refusal)
     frame = message.header.frame_id
     if frame not in ('base_link', odometry_frame):
         raise ValueError(f"frame {frame!r} is neither 'base_link' nor {odometry_frame!r}")
@@ -326,6 +357,8 @@ class MonitorFeed:
 
     The node and the offline replay share it, so a message is refused for the same reason in
     both; `on_refused(kind, reason)` is told of each refusal (kind: plan, odometry, obstacles).
+    Obstacle lists over `max_obstacles` are refused, from the serialized bytes where the node
+    has them, so that building an oversized list cannot hold up the monitor's cycle.
     """
 
     def __init__(
@@ -333,9 +366,11 @@ class MonitorFeed:
         monitor: SafetyMonitor,
         max_plan_points: int,
         on_refused: Callable[[str, str], None],
+        max_obstacles: int = DEFAULT_MAX_OBSTACLES,
     ) -> None:
         self.monitor = monitor
         self.max_plan_points = max_plan_points
+        self.max_obstacles = max_obstacles
         self.on_refused = on_refused
         self.odometry_frame = 'odom'
 
@@ -362,18 +397,34 @@ class MonitorFeed:
     def obstacles(self, message: ObstacleArray) -> None:
         """Take the independent obstacle list."""
         try:
-            obstacles = obstacle_input(message, self.odometry_frame)
+            obstacles = obstacle_input(message, self.odometry_frame, self.max_obstacles)
         except ValueError as error:
             self.on_refused('obstacles', str(error))
             return
         self.monitor.on_obstacles(obstacles)
 
+    def serialized_obstacles(self, raw: bytes) -> None:
+        """Take a serialized ObstacleArray: refused unread over the bound, else as obstacles."""
+        if not self._refused_unread(raw, OBSTACLE_ARRAY_BYTE_FIELDS):
+            self.obstacles(deserialize_message(raw, ObstacleArray))
+
+    def serialized_predicted_objects(self, raw: bytes, message_type: type) -> list[Refusal]:
+        """Take serialized PredictedObjects: refused unread over the bound, else as objects."""
+        if self._refused_unread(raw, PREDICTED_OBJECTS_BYTE_FIELDS):
+            return []
+        return self.predicted_objects(deserialize_message(raw, message_type))
+
     def predicted_objects(self, message: object) -> list[Refusal]:
         """Take Autoware's PredictedObjects; return the objects refused (the rest are used).
 
-        In a frame the monitor cannot place, nothing reaches the core (an empty list would read
-        as "all clear"): the obstacle source goes stale instead, and the monitor stops.
+        In a frame the monitor cannot place, or over `max_obstacles`, nothing reaches the core
+        (an empty list would read as "all clear"): the obstacle source goes stale instead, and
+        the monitor stops.
         """
+        refusal = too_many_obstacles(len(message.objects), self.max_obstacles)
+        if refusal is not None:
+            self.on_refused('obstacles', refusal)
+            return []
         array, refusals = obstacle_array(message, self.odometry_frame)
         if array is not None:
             self.obstacles(array)
@@ -382,6 +433,18 @@ class MonitorFeed:
     def sensor_status(self, message: SensorStatus) -> None:
         """Take the sensor-sync status of a frame."""
         self.monitor.on_sensor_status(sensor_status_input(message))
+
+    def _refused_unread(self, raw: bytes, byte_fields: int) -> bool:
+        """Refuse a serialized list over the bound by its count; True if refused.
+
+        A count that cannot be read (not plain CDR) is left to the full deserialization, whose
+        list is then checked against the same bound.
+        """
+        count = sequence_length_after_header(raw, byte_fields)
+        refusal = None if count is None else too_many_obstacles(count, self.max_obstacles)
+        if refusal is not None:
+            self.on_refused('obstacles', refusal)
+        return refusal is not None
 
 
 class PlanTrigger:
@@ -426,7 +489,12 @@ class SafetyMonitorNode(Node):
         super().__init__('safety_monitor_node', **kwargs)
         self.params = declare_parameters(self, PARAMETERS)
         self.monitor = SafetyMonitor(monitor_config(self.params))
-        self.feed = MonitorFeed(self.monitor, self.params['max_plan_points'], self._reject)
+        self.feed = MonitorFeed(
+            self.monitor,
+            self.params['max_plan_points'],
+            self._reject,
+            self.params['max_obstacles'],
+        )
         self.rejected: dict[str, int] = {
             'plan': 0,
             'odometry': 0,
@@ -443,21 +511,28 @@ class SafetyMonitorNode(Node):
         self.diagnostics_publisher = self.create_publisher(
             DiagnosticArray, '/diagnostics', RELIABLE
         )
-        self.create_subscription(VlaPlan, 'vla/plan', self._on_plan, RELIABLE)
-        self.create_subscription(
+        plans = self.create_subscription(VlaPlan, 'vla/plan', self._on_plan, RELIABLE)
+        odometry = self.create_subscription(
             Odometry, self.params['odometry_topic'], self.feed.odometry, SENSOR_DATA
         )
+        # Obstacle lists are taken serialized (raw): an oversized one is refused by its count
+        # before rclpy builds it (MonitorFeed).
         self.autoware = autoware_types() if self.params['autoware'] else None
         if self.autoware is None:
-            self.create_subscription(
-                ObstacleArray, self.params['obstacles_topic'], self.feed.obstacles, RELIABLE
+            obstacles = self.create_subscription(
+                ObstacleArray,
+                self.params['obstacles_topic'],
+                self.feed.serialized_obstacles,
+                RELIABLE,
+                raw=True,
             )
         else:
-            self.create_subscription(
+            obstacles = self.create_subscription(
                 self.autoware.PredictedObjects,
                 self.params['autoware_objects_topic'],
                 self._on_predicted_objects,
                 RELIABLE,
+                raw=True,
             )
             self.hazard_status_publisher = self.create_publisher(
                 self.autoware.HazardStatusStamped,
@@ -472,6 +547,11 @@ class SafetyMonitorNode(Node):
         self.create_subscription(
             SensorStatus, 'vla/sensor_status', self.feed.sensor_status, RELIABLE
         )
+        self.input_topics = {
+            'plan': plans.topic_name,
+            'odometry': odometry.topic_name,
+            'obstacles': obstacles.topic_name,
+        }
         self.plan_trigger = PlanTrigger(self.params['rate_hz'])
         self.watchdog = self.create_timer(1.0 / self.params['rate_hz'], self._on_watchdog)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -519,12 +599,13 @@ class SafetyMonitorNode(Node):
         if now_s - self._last_refusal_log_s.get(what, -math.inf) >= 2.0:
             self._last_refusal_log_s[what] = now_s
             self.get_logger().error(
-                f'{what} message refused ({self.rejected[what]} so far): {error}'
+                f'{what} message on {self.input_topics[what]} refused '
+                f'({self.rejected[what]} so far): {error}'
             )
 
-    def _on_predicted_objects(self, message: object) -> None:
+    def _on_predicted_objects(self, raw: bytes) -> None:
         """Feed Autoware's objects; warn (throttled) naming each object left out, and why."""
-        refusals = self.feed.predicted_objects(message)
+        refusals = self.feed.serialized_predicted_objects(raw, self.autoware.PredictedObjects)
         for refusal in refusals:
             self.rejected['autoware_objects'] += 1
             self.get_logger().warning(

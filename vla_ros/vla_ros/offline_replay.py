@@ -156,7 +156,9 @@ class OfflinePipeline:
         self.plan_topic = plan_topic
         self.monitor = SafetyMonitor(monitor_config(monitor))
         self.record = ReplayRecord()
-        self.feed = MonitorFeed(self.monitor, monitor['max_plan_points'], self._refused)
+        self.feed = MonitorFeed(
+            self.monitor, monitor['max_plan_points'], self._refused, monitor['max_obstacles']
+        )
         self.odometry_topic = str(monitor['odometry_topic'])
         self.obstacles_topic = str(monitor['obstacles_topic'])
         self.plan_trigger = PlanTrigger(float(monitor['rate_hz']))
