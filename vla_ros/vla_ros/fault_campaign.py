@@ -40,13 +40,15 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
-from vla_msgs.msg import Instruction, ObstacleArray, SafetyStatus, Trajectory, VlaPlan
+from rclpy.serialization import serialize_message
+from vla_msgs.msg import Instruction, Obstacle, ObstacleArray, SafetyStatus, Trajectory, VlaPlan
 
 from vla_perception.rig import RigConfig, default_rig_path
 from vla_perception.synchronizer import stamp_to_ns
 from vla_planning.safety_states import SafetyState
 from vla_ros.bringup import argument_defaults, load_bringup
 from vla_ros.bringup_runner import node_command, stop_processes
+from vla_ros.cdr import restamped
 from vla_ros.install_paths import vla_ros_file
 from vla_ros.process_stats import cpu_name
 from vla_ros.qos import LATCHED, RELIABLE
@@ -74,6 +76,8 @@ STARTUP_TIMEOUT_S = 120.0
 SETTLE_TIMEOUT_S = 30.0
 RECOVERY_TIMEOUT_S = 20.0
 FLOOD_PER_TICK = 50  # obstacle lists per 10 ms: 5 kHz
+# Obstacles in each list of the oversized-lists fault (3 MB): 20 times max_obstacles.
+OVERSIZED_OBSTACLES = 20_000
 ROSOUT_QOS = QoSProfile(  # deep enough for a burst of warnings between two spins
     depth=100, reliability=LATCHED.reliability, durability=LATCHED.durability
 )
@@ -93,6 +97,9 @@ class Fault:
     clear: Callable[[Campaign], None]
     hold: bool = True  # the safe state must last until the fault is cleared
     duration_s: float = 2.5
+    # Slow set-up (building a large message), run before the pipeline settles: it neither stalls
+    # this process's sensors during the fault nor counts in its times.
+    prepare: Callable[[Campaign], None] | None = None
 
 
 @dataclass
@@ -202,6 +209,7 @@ class Campaign:
         self.notes: list[str] = []  # what a fault's injection reports, for its row
         self.violations: list[str] = []  # unsafe outcomes a fault's injection saw itself
         self.detected_ns: int | None = None  # when an injection saw its own fault refused
+        self.payload: bytes = b''  # a serialized message a fault's `prepare` built
         self._timers: list = []
 
     def now_ns(self) -> int:
@@ -346,6 +354,34 @@ def _flood(c: Campaign) -> None:
             c.obstacle_publisher.publish(message)
 
     c.every(0.01, publish)
+
+
+def _serialize_oversized_list(c: Campaign) -> None:
+    """Serialize a list of OVERSIZED_OBSTACLES far-away cars once (0.2-0.4 s on two cores)."""
+    far = Obstacle(id=1, classification=Obstacle.CLASS_CAR, existence_probability=1.0)
+    far.pose.position.x, far.pose.orientation.w = 1000.0, 1.0
+    far.dimensions.x, far.dimensions.y, far.dimensions.z = 4.5, 1.8, 1.5
+    message = ObstacleArray(
+        source=ObstacleArray.SOURCE_FUSION, obstacles=[far] * OVERSIZED_OBSTACLES
+    )
+    message.header.frame_id = 'base_link'
+    c.payload = serialize_message(message)
+
+
+def _oversized_lists(c: Campaign) -> None:
+    """Replace the obstacle source by one sending the oversized list, restamped, at 10 Hz."""
+
+    def publish() -> None:
+        c.obstacle_publisher.publish(restamped(c.payload, c.now_ns()))
+
+    c.sensors.silent.add('obstacles')
+    publish()
+    c.every(0.1, publish)
+
+
+def _clear_oversized_lists(c: Campaign) -> None:
+    c.stop_timers()
+    c.sensors.silent.discard('obstacles')
 
 
 def _double(value: float) -> ParameterValue:
@@ -493,6 +529,18 @@ FAULTS = (
         *_silence('obstacles'),
     ),
     Fault(
+        'oversized obstacle lists',
+        f'the obstacle source sends lists of {OVERSIZED_OBSTACLES} obstacles, 10 Hz, on '
+        f'{OBSTACLES_TOPIC}',
+        'refused by name (max_obstacles); the obstacle input goes stale: MINIMAL_RISK stop',
+        ('more than max_obstacles', 'freshness.obstacles'),
+        STOPPED,
+        AGE_FTT_S,
+        _oversized_lists,
+        _clear_oversized_lists,
+        prepare=_serialize_oversized_list,
+    ),
+    Fault(
         'message flood',
         f'{FLOOD_PER_TICK * 100} obstacle lists per second on {OBSTACLES_TOPIC}',
         'no crash; the monitor keeps cycling',
@@ -612,6 +660,8 @@ def settle(c: Campaign) -> int:
 
 def run_fault(c: Campaign, fault: Fault) -> FaultResult:
     """Inject one fault into the settled pipeline, hold it, clear it; measure the response."""
+    if fault.prepare is not None:
+        fault.prepare(c)
     baseline = settle(c)
     listener = c.listener
     first_status, first_trajectory, first_log = (
