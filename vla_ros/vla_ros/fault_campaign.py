@@ -459,6 +459,16 @@ FAULTS = (
         *_silence('odometry'),
     ),
     Fault(
+        'NaN odometry',
+        'odometry whose position and speed are NaN (a failed state estimator)',
+        'refused by name everywhere; the ego state goes stale: MINIMAL_RISK stop',
+        ('odometry',),
+        STOPPED,
+        AGE_FTT_S,
+        lambda c: setattr(c.sensors, 'nan_odometry', True),
+        lambda c: setattr(c.sensors, 'nan_odometry', False),
+    ),
+    Fault(
         'timestamps jump backward',
         'every sensor stamp jumps 5 s into the past',
         'inputs too old: MINIMAL_RISK stop; the sync matcher resets',

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,7 +92,8 @@ class SyntheticSensors(Node):
     Attributes change the inputs at run time, for fault injection: `silent` holds the inputs
     switched off (camera names, 'odometry', 'obstacles'), `frozen` the cameras that repeat their
     last image and stamp, `malformed` maps a camera to a malformed_image kind, `stamp_offset_ns`
-    shifts every stamp (a sensor clock jump) and `copies` publishes each image that many times.
+    shifts every stamp (a sensor clock jump), `copies` publishes each image that many times and
+    `nan_odometry` sends odometry whose pose and twist are NaN (a failed state estimator).
     `rounds` holds the stamps of the camera rounds published.
     """
 
@@ -109,6 +111,7 @@ class SyntheticSensors(Node):
         self.malformed: dict[str, str] = {}
         self.stamp_offset_ns = 0
         self.copies = 1
+        self.nan_odometry = False
         self.rounds: list[int] = []
         self._last_stamps: dict[str, int] = {}
         self._start_ns = self.get_clock().now().nanoseconds
@@ -141,7 +144,10 @@ class SyntheticSensors(Node):
             return
         if stamp_ns is None:
             stamp_ns = self._now_ns()
-        self.odometry_publisher.publish(odometry_message(self._ego(stamp_ns), stamp_ns))
+        message = odometry_message(self._ego(stamp_ns), stamp_ns)
+        if self.nan_odometry:
+            message.pose.pose.position.x = message.twist.twist.linear.x = math.nan
+        self.odometry_publisher.publish(message)
 
     def _image(self, spec: CameraSpec, image: Image, stamp_ns: int) -> Image:
         """Restamp the camera's message; a frozen camera keeps its last stamp."""
