@@ -6,10 +6,19 @@ from pathlib import Path
 
 import pytest
 from sensor_msgs.msg import Image
-from vla_msgs.msg import Trajectory, TrajectoryPoint, VlaPlan
+from vla_msgs.msg import ControlCommand, Trajectory, TrajectoryPoint, VlaPlan
 
 from repo_paths import run_vla
-from vla_ros.fault_campaign import FAULT_NAMES, FaultResult, markdown_table, nan_plan, unsafe
+from vla_ros.fault_campaign import (
+    FAULT_NAMES,
+    FaultResult,
+    commands_above_trusted,
+    commands_accelerating,
+    markdown_table,
+    nan_plan,
+    unsafe,
+)
+from vla_ros.stamps import to_time
 from vla_ros.synthetic_sensors import malformed_image
 
 REDUCED = (
@@ -57,6 +66,33 @@ def test_non_finite_or_too_fast_trajectories_are_unsafe():
     broken = trajectory([10.0, 10.0])
     broken.points[1].pose.position.y = math.inf
     assert unsafe(broken)
+
+
+def command(stamp_ns: int, velocity: float, acceleration: float = 0.0) -> ControlCommand:
+    message = ControlCommand(stamp=to_time(stamp_ns))
+    message.longitudinal.velocity, message.longitudinal.acceleration = velocity, acceleration
+    return message
+
+
+def test_a_command_no_trusted_trajectory_asked_for_followed_another_source():
+    trusted, rogue = trajectory([10.0, 10.0]), trajectory([60.0, 60.0])
+    trusted.header.stamp = rogue.header.stamp = to_time(2_000_000_000)
+    sent = [trusted, rogue]
+    sources = [b'monitor', b'rogue']
+    followed = [command(2_100_000_000, 10.5), command(2_200_000_000, 36.1)]
+    assert commands_above_trusted(sent, sources, {b'rogue'}, followed, 2_000_000_000) == [
+        pytest.approx(36.1)
+    ]
+    before = [command(1_000_000_000, 36.1)]  # before the fault: not judged
+    assert commands_above_trusted(sent, sources, {b'rogue'}, before, 2_000_000_000) == []
+    # Were the rogue's trajectories trusted, 36 m/s would have been asked for: no violation.
+    assert commands_above_trusted(sent, sources, set(), followed, 2_000_000_000) == []
+
+
+def test_a_stop_that_still_accelerates_once_due_is_named():
+    commands = [command(500, 10.0, 1.5), command(1_500, 10.0, -0.5), command(1_600, 10.0, 0.2)]
+    assert commands_accelerating(commands, 1_000) == [pytest.approx(0.2)]
+    assert commands_accelerating(commands[:2], 1_000) == []
 
 
 def test_an_injected_plan_is_a_stamped_copy_with_non_finite_values():

@@ -41,7 +41,15 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.serialization import serialize_message
-from vla_msgs.msg import Instruction, Obstacle, ObstacleArray, SafetyStatus, Trajectory, VlaPlan
+from vla_msgs.msg import (
+    ControlCommand,
+    Instruction,
+    Obstacle,
+    ObstacleArray,
+    SafetyStatus,
+    Trajectory,
+    VlaPlan,
+)
 
 from vla_perception.rig import RigConfig, default_rig_path
 from vla_perception.synchronizer import stamp_to_ns
@@ -70,6 +78,10 @@ HOLDING = frozenset({OVERRIDE, MINIMAL_RISK})
 SPEED_LIMIT_MPS = 36.1  # limits.speed_limit_mps (read-only in the monitor)
 AGE_FTT_S = 0.5 + 0.2  # an input older than its 0.5 s limit, judged within two cycles
 PLAN_LOST_FTT_S = 1.0 + 0.2  # limits.plan_lost_s, judged within two cycles
+STOP_FTT_S = 1.0 + 0.2  # trajectory_output_node's trajectory_timeout_s, then two control periods
+ROGUE_SPEED_MPS = 60.0  # what a misconfigured second planner asks for
+ROGUE_NODE = 'rogue_planner'
+FOLLOW_TOLERANCE_MPS = 1.0  # a command this far above every trusted trajectory followed another
 CAMERA_FTT_S = 0.5 + 0.2  # the sync node stops waiting for a silent camera after 0.5 s
 INVALID_PLAN_FTT_S = 0.3  # judged at the next plan-run or watchdog cycle, two cycles of slack
 STARTUP_TIMEOUT_S = 120.0
@@ -130,18 +142,27 @@ class FaultResult:
 
 
 class Listener(Node):
-    """Record safety statuses, trajectories, the newest plan and the pipeline's warnings."""
+    """Record statuses, trajectories and their senders, commands, the plan and the warnings."""
 
     def __init__(self, context: Context) -> None:
         super().__init__('fault_campaign_listener', context=context)
         self.statuses: list[SafetyStatus] = []
         self.trajectories: list[Trajectory] = []
+        self.trajectory_sources: list[bytes] = []  # each trajectory's publisher GID
+        self.commands: list[ControlCommand] = []
         self.logs: list[Log] = []
         self.plan: VlaPlan | None = None
         self.create_subscription(SafetyStatus, 'vla/safety_status', self.statuses.append, RELIABLE)
-        self.create_subscription(Trajectory, 'vla/trajectory', self.trajectories.append, RELIABLE)
+        self.create_subscription(Trajectory, 'vla/trajectory', self._on_trajectory, RELIABLE)
+        self.create_subscription(
+            ControlCommand, 'vla/control_command', self.commands.append, RELIABLE
+        )
         self.create_subscription(VlaPlan, 'vla/plan', self._on_plan, RELIABLE)
         self.create_subscription(Log, '/rosout', self._on_log, ROSOUT_QOS)
+
+    def _on_trajectory(self, message: Trajectory, info: dict) -> None:
+        self.trajectories.append(message)
+        self.trajectory_sources.append(bytes(info['publisher_gid']['data']))
 
     def _on_plan(self, message: VlaPlan) -> None:
         self.plan = message
@@ -191,8 +212,10 @@ class Campaign:
         self.sensors = SyntheticSensors(rig, 448, 256, context=self.context)
         self.listener = Listener(self.context)
         self.injector = Node('fault_injector', context=self.context)
-        for node in (self.sensors, self.listener, self.injector):
+        self.rogue = Node(ROGUE_NODE, context=self.context)  # a second, misconfigured planner
+        for node in (self.sensors, self.listener, self.injector, self.rogue):
             self.executor.add_node(node)
+        self.rogue_publisher = self.rogue.create_publisher(Trajectory, 'vla/trajectory', RELIABLE)
         self.plan_publisher = self.injector.create_publisher(VlaPlan, 'vla/plan', RELIABLE)
         self.instruction_publisher = self.injector.create_publisher(
             Instruction, INSTRUCTION_TOPIC, LATCHED
@@ -210,6 +233,7 @@ class Campaign:
         self.violations: list[str] = []  # unsafe outcomes a fault's injection saw itself
         self.detected_ns: int | None = None  # when an injection saw its own fault refused
         self.payload: bytes = b''  # a serialized message a fault's `prepare` built
+        self.fault_started_ns = 0  # when the fault under way was injected, for its own judging
         self._timers: list = []
 
     def now_ns(self) -> int:
@@ -238,6 +262,14 @@ class Campaign:
             for name, p in self.processes.items()
             if p.poll() is not None and name not in self.killed
         ]
+
+    def rogue_sources(self) -> set[bytes]:
+        """GIDs of this campaign's own publishers on vla/trajectory: not the pipeline's output."""
+        return {
+            bytes(endpoint.endpoint_gid)
+            for endpoint in self.injector.get_publishers_info_by_topic('vla/trajectory')
+            if endpoint.node_name == ROGUE_NODE
+        }
 
     def publish_instruction(self, text: str) -> None:
         """Publish an instruction as the operator would (latched)."""
@@ -335,6 +367,91 @@ def _instruction_flood(c: Campaign) -> None:
         c.publish_instruction(f'Keep the lane and hold {count % 40 + 40} km/h.')
 
     c.every(1.0 / INSTRUCTION_FLOOD_HZ, publish)
+
+
+def _rogue_trajectories(c: Campaign) -> None:
+    """Publish the monitor's last trajectory at ROGUE_SPEED_MPS from a second node, 50 Hz."""
+    c.fault_started_ns = c.now_ns()
+    template = c.listener.trajectories[-1]
+
+    def publish() -> None:
+        message = Trajectory(header=template.header, origin=template.origin)
+        message.header.stamp = to_time(c.now_ns())
+        message.points = list(template.points)
+        for point in message.points:
+            point.longitudinal_velocity_mps = ROGUE_SPEED_MPS
+        c.rogue_publisher.publish(message)
+
+    publish()
+    c.every(0.02, publish)
+
+
+def commands_above_trusted(
+    trajectories: list[Trajectory],
+    sources: list[bytes],
+    rogue: set[bytes],
+    commands: list[ControlCommand],
+    since_ns: int,
+) -> list[float]:
+    """Commanded speeds since `since_ns` above every trusted trajectory's (by a margin).
+
+    A command no trusted trajectory asked for followed another source; never above the hard
+    limit either way.
+    """
+    trusted = [
+        point.longitudinal_velocity_mps
+        for trajectory, source in zip(trajectories, sources, strict=True)
+        if source not in rogue and stamp_to_ns(trajectory.header.stamp) >= since_ns
+        for point in trajectory.points
+    ]
+    ceiling = min(max(trusted, default=0.0) + FOLLOW_TOLERANCE_MPS, SPEED_LIMIT_MPS)
+    return [
+        command.longitudinal.velocity
+        for command in commands
+        if stamp_to_ns(command.stamp) >= since_ns and not command.longitudinal.velocity <= ceiling
+    ]
+
+
+def commands_accelerating(commands: list[ControlCommand], since_ns: int) -> list[float]:
+    """Positive commanded accelerations since `since_ns` (a stop must brake from its start)."""
+    return [
+        command.longitudinal.acceleration
+        for command in commands
+        if stamp_to_ns(command.stamp) >= since_ns and command.longitudinal.acceleration > 0.0
+    ]
+
+
+def _judge_commands_after_rogue(c: Campaign) -> None:
+    """Stop the rogue; note every command that followed it."""
+    c.stop_timers()
+    listener = c.listener
+    followed = commands_above_trusted(
+        listener.trajectories,
+        listener.trajectory_sources,
+        c.rogue_sources(),
+        listener.commands,
+        c.fault_started_ns,
+    )
+    if followed:
+        c.violations.append(
+            f'{len(followed)} commands above the trusted speed (up to {max(followed):.1f} m/s)'
+        )
+
+
+def _freeze_monitor(c: Campaign) -> None:
+    c.fault_started_ns = c.now_ns()
+    c.signal_node('safety_monitor_node', signal.SIGSTOP)
+
+
+def _thaw_monitor_and_judge_the_stop(c: Campaign) -> None:
+    """Resume the monitor; note every command still accelerating once the stop was due."""
+    c.signal_node('safety_monitor_node', signal.SIGCONT)
+    late = commands_accelerating(c.listener.commands, c.fault_started_ns + round(STOP_FTT_S * NS))
+    if late:
+        c.violations.append(
+            f'{len(late)} commands still accelerating {STOP_FTT_S} s into the freeze '
+            f'(up to {max(late):.2f} m/s^2)'
+        )
 
 
 def _publish_nan_plans(c: Campaign) -> None:
@@ -619,6 +736,26 @@ FAULTS = (
         lambda c: (c.stop_timers(), c.publish_instruction(INSTRUCTION)),
     ),
     Fault(
+        'rogue trajectory publisher',
+        f'a second node sends trajectories at {ROGUE_SPEED_MPS:.0f} m/s on vla/trajectory, 50 Hz',
+        'refused by source, named; the commands follow the monitor only',
+        ('trajectory refused',),
+        frozenset(),
+        1.0,
+        _rogue_trajectories,
+        _judge_commands_after_rogue,
+    ),
+    Fault(
+        'frozen monitor',
+        'safety_monitor_node frozen (SIGSTOP) for 2.5 s, then resumed',
+        'the output node stops following after trajectory_timeout_s: braking, never accelerating',
+        ('stopping',),
+        frozenset(),
+        STOP_FTT_S,
+        _freeze_monitor,
+        _thaw_monitor_and_judge_the_stop,
+    ),
+    Fault(
         'sync node killed',
         'sensor_sync_node killed (SIGKILL), restarted after 3 s',
         'no sensor frames: MINIMAL_RISK stop',
@@ -718,7 +855,16 @@ def run_fault(c: Campaign, fault: Fault) -> FaultResult:
         safe_ns = detected_ns  # the refusal is the safe action
     else:
         safe_ns = injected_ns  # nothing to refuse: going on is the safe behaviour
-    unsafe_count = sum(unsafe(t) for t in listener.trajectories[first_trajectory:])
+    rogue = c.rogue_sources()
+    unsafe_count = sum(
+        unsafe(trajectory)
+        for trajectory, source in zip(
+            listener.trajectories[first_trajectory:],
+            listener.trajectory_sources[first_trajectory:],
+            strict=True,
+        )
+        if source not in rogue
+    )
     if fault.safe_states and fault.hold:
         deadline_ns = injected_ns + round(fault.ftt_s * NS)
         unsafe_count += sum(
