@@ -1,5 +1,6 @@
 """InstructionIntake: newest wins, unreadable text refused, the encoder never blocks a caller."""
 
+import math
 import threading
 import time
 
@@ -91,3 +92,30 @@ def test_while_the_encoder_works_submitting_never_waits_and_the_newest_wins():
     assert understood == ['first', 'flood-49']  # the 49 in between were never embedded
     assert (intake.received, intake.superseded, intake.understood) == (51, 49, 2)
     assert encoding == ['Keep your lane.', 'Change to lane number 49.']
+
+
+def test_a_flood_is_embedded_at_most_once_per_interval_and_the_newest_still_wins():
+    encoded: list[str] = []
+
+    def encoder(text: str) -> np.ndarray:
+        encoded.append(text)
+        return vector(text)
+
+    intake = InstructionIntake(encoder, lambda understood: None)
+    stop = threading.Event()
+    worker = threading.Thread(target=intake.serve, args=(stop, 0.01, 0.1))
+    worker.start()
+    try:
+        for index in range(50):  # 50 instructions over about 0.5 s
+            intake.submit(given(f'{index}', f'Hold {index + 40} km/h.'))
+            time.sleep(0.01)
+        for _ in range(100):
+            if not intake.pending:
+                break
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join(5.0)
+    assert len(encoded) <= 1 + math.ceil(0.5 / 0.1) + 2  # one per 0.1 s, with scheduling slack
+    assert encoded[-1] == 'Hold 89 km/h.'
+    assert intake.superseded == 50 - len(encoded)

@@ -6,7 +6,8 @@ plans nonsense from. So the subscription only hands each instruction over (`subm
 waits for the encoder); a worker embeds the newest one (`process` or `serve`), and older ones
 still waiting are dropped and counted. Text that is not English, mostly symbols, or empty once
 cleaned is refused with its reason, and the last understood instruction (or the default) stays
-in force. ROS-free: the inference node runs `serve` on its own thread.
+in force. The worker embeds at most one instruction per `MIN_ENCODE_INTERVAL_S`. ROS-free: the
+inference node runs `serve` on its own thread.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from vla_model.instruction_encoder import InstructionCheck, check_instruction
 
 MIN_LETTER_SHARE = 0.5
 """Text whose visible characters are less than half letters is symbols or emoji, not words."""
+MIN_ENCODE_INTERVAL_S = 0.1
+"""The worker embeds at most one instruction per this interval; newer ones wait and supersede.
+
+No operator gives ten instructions a second, and each embedding takes CPU from the frames on a
+small computer: a flood then costs at most one embedding per interval."""
 
 
 @dataclass(frozen=True)
@@ -107,10 +113,17 @@ class InstructionIntake:
         self._on_understood(self.in_force)
         return self.in_force
 
-    def serve(self, stop: threading.Event, poll_s: float = 0.1) -> None:
+    def serve(
+        self,
+        stop: threading.Event,
+        poll_s: float = 0.1,
+        min_interval_s: float = MIN_ENCODE_INTERVAL_S,
+    ) -> None:
         """Process instructions as they come until `stop` is set (the worker thread's loop)."""
         while not stop.is_set():
             with self._lock:
                 if self._pending is None:
                     self._lock.wait(poll_s)
-            self.process()
+            if self._pending is not None:
+                self.process()
+                stop.wait(min_interval_s)
