@@ -16,6 +16,7 @@ from vla_ros.fault_campaign import (
     commands_accelerating,
     markdown_table,
     nan_plan,
+    plan_latency_note,
     unsafe,
 )
 from vla_ros.stamps import to_time
@@ -93,6 +94,16 @@ def test_a_stop_that_still_accelerates_once_due_is_named():
     commands = [command(500, 10.0, 1.5), command(1_500, 10.0, -0.5), command(1_600, 10.0, 0.2)]
     assert commands_accelerating(commands, 1_000) == [pytest.approx(0.2)]
     assert commands_accelerating(commands[:2], 1_000) == []
+
+
+def test_the_plan_latency_during_a_fault_is_set_beside_as_long_before_it():
+    latencies = [(stamp, ms) for stamp, ms in ((5, 40.0), (8, 50.0), (10, 60.0), (12, 90.0))]
+    note = plan_latency_note(latencies, 10, 15)
+    assert note == (
+        'plan latency during the fault: 2 plans, p50 75.0 ms, max 90.0 ms; '
+        'before it: 2 plans, p50 45.0 ms, max 50.0 ms'
+    )
+    assert 'during the fault: no plan' in plan_latency_note(latencies, 20, 30)
 
 
 def test_an_injected_plan_is_a_stamped_copy_with_non_finite_values():

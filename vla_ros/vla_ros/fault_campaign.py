@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from statistics import median
 
 import rclpy
 from rcl_interfaces.msg import Log, Parameter, ParameterType, ParameterValue
@@ -152,6 +153,7 @@ class Listener(Node):
         self.commands: list[ControlCommand] = []
         self.logs: list[Log] = []
         self.plan: VlaPlan | None = None
+        self.plan_latencies: list[tuple[int, float]] = []  # (frame stamp, input-to-output ms)
         self.create_subscription(SafetyStatus, 'vla/safety_status', self.statuses.append, RELIABLE)
         self.create_subscription(Trajectory, 'vla/trajectory', self._on_trajectory, RELIABLE)
         self.create_subscription(
@@ -166,6 +168,7 @@ class Listener(Node):
 
     def _on_plan(self, message: VlaPlan) -> None:
         self.plan = message
+        self.plan_latencies.append((stamp_to_ns(message.header.stamp), message.input_to_output_ms))
 
     def _on_log(self, message: Log) -> None:
         if message.level >= Log.WARN and message.name != self.get_name():
@@ -359,6 +362,7 @@ def _instruction(text: str) -> tuple[Callable[[Campaign], None], Callable[[Campa
 
 
 def _instruction_flood(c: Campaign) -> None:
+    c.fault_started_ns = c.now_ns()
     count = 0
 
     def publish() -> None:
@@ -452,6 +456,25 @@ def _thaw_monitor_and_judge_the_stop(c: Campaign) -> None:
             f'{len(late)} commands still accelerating {STOP_FTT_S} s into the freeze '
             f'(up to {max(late):.2f} m/s^2)'
         )
+
+
+def plan_latency_note(latencies: list[tuple[int, float]], start_ns: int, end_ns: int) -> str:
+    """Compare the plans' input-to-output latency during [start, end) with as long before it."""
+    before = [ms for stamp, ms in latencies if 2 * start_ns - end_ns <= stamp < start_ns]
+    during = [ms for stamp, ms in latencies if start_ns <= stamp < end_ns]
+
+    def described(values: list[float]) -> str:
+        if not values:
+            return 'no plan'
+        return f'{len(values)} plans, p50 {median(values):.1f} ms, max {max(values):.1f} ms'
+
+    return f'plan latency during the fault: {described(during)}; before it: {described(before)}'
+
+
+def _end_instruction_flood(c: Campaign) -> None:
+    c.stop_timers()
+    c.notes.append(plan_latency_note(c.listener.plan_latencies, c.fault_started_ns, c.now_ns()))
+    c.publish_instruction(INSTRUCTION)
 
 
 def _publish_nan_plans(c: Campaign) -> None:
@@ -733,7 +756,8 @@ FAULTS = (
         frozenset(),
         0.0,
         _instruction_flood,
-        lambda c: (c.stop_timers(), c.publish_instruction(INSTRUCTION)),
+        _end_instruction_flood,
+        duration_s=10.0,  # about 100 plans to set against the 10 s before
     ),
     Fault(
         'rogue trajectory publisher',
@@ -951,6 +975,9 @@ def run(names: list[str] | None, json_path: Path | None) -> list[FaultResult]:
         finally:
             campaign.close()
     print(markdown_table(results))
+    for r in results:
+        if r.notes:
+            print(f'- {r.fault}: {"; ".join(r.notes)}')
     failed = [r.fault for r in results if not r.passed]
     print(
         f'{len(results) - len(failed)}/{len(results)} faults handled safely'
