@@ -12,6 +12,7 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import Log
+from rclpy.node import Node
 from vla_msgs.msg import CameraFrame, InputStatus, Instruction, SensorFrame, VlaPlan
 
 from repo_paths import run_vla, tool
@@ -86,6 +87,35 @@ def start(parameters: dict[str, str], autostart: bool = True) -> subprocess.Pope
     )
 
 
+class FrameSource:
+    """SensorFrames 0.1 s apart on their stamps, made by `make(sequence, stamp_ns)`."""
+
+    def __init__(self, publisher, make=sensor_frame) -> None:
+        self.publisher, self.make = publisher, make
+        self.sequence, self.stamp_ns = 0, 1_000_000_000_000
+
+    def publish_next(self) -> None:
+        """Publish the next frame (a timer's callback)."""
+        self.sequence, self.stamp_ns = self.sequence + 1, self.stamp_ns + 100_000_000
+        self.publisher.publish(self.make(self.sequence, self.stamp_ns))
+
+
+def model_diagnostics(node: Node) -> list[dict[str, str]]:
+    """Collect the node's model status from /diagnostics: its values, and its message."""
+    received: list[dict[str, str]] = []
+    node.create_subscription(
+        DiagnosticArray,
+        '/diagnostics',
+        lambda array: received.extend(
+            {v.key: v.value for v in status.values} | {'message': status.message}
+            for status in array.status
+            if status.name == 'vla_inference_node: model'
+        ),
+        RELIABLE,
+    )
+    return received
+
+
 def stop(process: subprocess.Popen) -> None:
     assert process.poll() is None, f'vla_inference_node exited early with {process.returncode}'
     process.send_signal(signal.SIGINT)
@@ -104,20 +134,17 @@ def test_a_plan_for_every_frame_stamped_with_the_frame_time(ros: RosHarness, che
     node.create_subscription(OccupancyGrid, '/vla/neural_map', maps.append, RELIABLE)
     process = start(checkpoint)
     try:
-        sequence, stamp = 0, 1_000_000_000_000
-
-        def publish_next() -> None:
-            nonlocal sequence, stamp
-            sequence, stamp = sequence + 1, stamp + 100_000_000
-            frames.publish(
-                sensor_frame(sequence, stamp, missing=(2,) if sequence % 5 == 0 else ())
-            )
-
-        node.create_timer(0.1, publish_next)
+        source = FrameSource(
+            frames,
+            lambda sequence, stamp: sensor_frame(
+                sequence, stamp, missing=(2,) if sequence % 5 == 0 else ()
+            ),
+        )
+        node.create_timer(0.1, source.publish_next)
         assert ros.spin_until(lambda: bool(plans), 60.0), 'no plan within 60 s of start'
-        first = sequence
-        ros.spin_until(lambda: sequence >= first + 20, 5.0)
-        last = sequence
+        first = source.sequence
+        ros.spin_until(lambda: source.sequence >= first + 20, 5.0)
+        last = source.sequence
         assert ros.spin_until(lambda: plans[-1].frame_sequence >= last, 5.0)
     finally:
         stop(process)
@@ -206,30 +233,14 @@ def test_unreadable_instructions_are_refused_and_the_understood_one_stays(
     instructions = node.create_publisher(Instruction, '/vla/instruction', LATCHED)
     plans: list[VlaPlan] = []
     logs: list[Log] = []
-    diagnostics: list[dict[str, str]] = []
     node.create_subscription(VlaPlan, '/vla/plan', plans.append, RELIABLE)
     node.create_subscription(Log, '/rosout', logs.append, LATCHED)
-    node.create_subscription(
-        DiagnosticArray,
-        '/diagnostics',
-        lambda array: diagnostics.extend(
-            {v.key: v.value for v in status.values} | {'message': status.message}
-            for status in array.status
-            if status.name == 'vla_inference_node: model'
-        ),
-        RELIABLE,
-    )
+    diagnostics = model_diagnostics(node)
     instructions.publish(Instruction(id='exit', text='take the next exit'))
     process = start(checkpoint)
     try:
-        sequence, stamp = 0, 1_000_000_000_000
-
-        def publish_next() -> None:
-            nonlocal sequence, stamp
-            sequence, stamp = sequence + 1, stamp + 100_000_000
-            frames.publish(sensor_frame(sequence, stamp))
-
-        node.create_timer(0.1, publish_next)
+        source = FrameSource(frames)
+        node.create_timer(0.1, source.publish_next)
         assert ros.spin_until(lambda: bool(plans), 60.0), 'no plan within 60 s of start'
         for id_, text in (
             ('cn', '左转，然后在下一个出口离开'),
@@ -241,7 +252,7 @@ def test_unreadable_instructions_are_refused_and_the_understood_one_stays(
                 lambda id_=id_: any(f"instruction '{id_}' is not" in log.msg for log in logs),
                 30.0,
             ), id_
-        refused_at = sequence
+        refused_at = source.sequence
         assert ros.spin_until(lambda: plans[-1].frame_sequence > refused_at + 3, 10.0)
         assert ros.spin_until(
             lambda: bool(diagnostics) and diagnostics[-1]['instructions_refused'] == '3', 5.0
@@ -384,19 +395,9 @@ def test_frames_without_usable_odometry_are_not_planned_and_the_state_restarts(
     frames = node.create_publisher(SensorFrame, '/vla/sensor_frame', SENSOR_DATA)
     plans: list[VlaPlan] = []
     logs: list[Log] = []
-    diagnostics: list[dict[str, str]] = []
     node.create_subscription(VlaPlan, '/vla/plan', plans.append, RELIABLE)
     node.create_subscription(Log, '/rosout', logs.append, LATCHED)
-    node.create_subscription(
-        DiagnosticArray,
-        '/diagnostics',
-        lambda array: diagnostics.extend(
-            {v.key: v.value for v in status.values}
-            for status in array.status
-            if status.name == 'vla_inference_node: model'
-        ),
-        RELIABLE,
-    )
+    diagnostics = model_diagnostics(node)
     bad = {'kind': None}
     process = start(checkpoint)
     try:
