@@ -1,6 +1,7 @@
 """The driving network: shapes, camera geometry, ego warp, map prior, artifacts, ONNX parity."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import onnxruntime
@@ -16,6 +17,7 @@ from vla_model.bev_geometry import (
     cell_centres,
     project,
     rotation_from_quaternion,
+    view_weight,
 )
 from vla_model.config import ModelConfig, student, teacher
 from vla_model.export import example_inputs, export_onnx
@@ -25,6 +27,7 @@ from vla_model.instruction_encoder import (
     check_instruction,
 )
 from vla_model.network import INPUT_NAMES, VlaNet, warp
+from vla_model.student_network import student_v2
 from vla_perception.rig import RigConfig
 
 CONFIG = student()
@@ -107,6 +110,29 @@ def test_lut_ignores_points_behind_a_camera_and_normalises_weights():
     centres = cell_centres(CONFIG).reshape(-1, 2)
     behind = int(np.argmin(np.linalg.norm(centres - [-10.5, 0.5], axis=1)))
     assert lut.weight[behind, 0] == 0.0 and lut.weight[behind, 1] == 0.0  # not the front camera
+
+
+def test_a_compact_lut_lifts_the_same_bev_as_one_sample_per_camera_and_height():
+    compact = student_v2()
+    full = replace(compact, lut_samples=0)
+    assert compact.samples_per_cell < full.samples_per_cell
+    cameras = rig_cameras(config=compact)
+    luts = [build_view_lut(config, cameras) for config in (full, compact)]
+    features = np.random.default_rng(0).normal(size=(5, luts[0].index.max() + 1))
+    features[:, -1] = 0.0  # the zero feature unseen samples read
+    for valid in (np.ones(compact.num_cameras, bool), np.arange(compact.num_cameras) != 2):
+        lifted = [
+            (features[:, lut.index] * view_weight(lut.cameras, valid)).sum(-1) for lut in luts
+        ]
+        np.testing.assert_allclose(lifted[0], lifted[1], atol=1e-12)
+
+
+def test_a_rig_seen_by_more_samples_than_the_model_keeps_is_refused():
+    full = build_view_lut(student_v2(lut_samples=0), rig_cameras(config=student_v2()))
+    most = int((full.cameras >= 0).sum(axis=1).max())
+    fewer = student_v2(lut_samples=most - 1)
+    with pytest.raises(ValueError, match=f'seen by {most} camera samples, more than the model'):
+        build_view_lut(fewer, rig_cameras(config=fewer))
 
 
 def hot_cell_after_warp(net: VlaNet, x: float, y: float, motion: tuple[float, float, float]):

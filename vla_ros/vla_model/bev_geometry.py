@@ -26,10 +26,11 @@ class CameraGeometry:
 
 @dataclass(frozen=True)
 class ViewLut:
-    """Per BEV cell and sample (camera x height): flat feature index, and averaging weight."""
+    """Per BEV cell and sample: flat feature index, averaging weight, and the sample's camera."""
 
     index: np.ndarray  # (cells, samples) int64 into [0, cameras * Hf * Wf]; the last is zeros
     weight: np.ndarray  # (cells, samples) float32; a cell's weights sum to 1 (or 0 if unseen)
+    cameras: np.ndarray  # (cells, samples) int64: the camera a sample sees from; -1 none
 
 
 def rotation_from_quaternion(quaternion: tuple[float, float, float, float]) -> np.ndarray:
@@ -62,7 +63,11 @@ def project(points: np.ndarray, camera: CameraGeometry) -> tuple[np.ndarray, np.
 
 
 def build_view_lut(config: ModelConfig, cameras: list[CameraGeometry]) -> ViewLut:
-    """Compute the look-up table of a rig for this model's image, feature and BEV sizes."""
+    """Compute the look-up table of a rig for this model's image, feature and BEV sizes.
+
+    Samples run camera-major, one per height; with `config.lut_samples` only those that see the
+    cell are kept, in that order (a ValueError if a cell is seen by more).
+    """
     if len(cameras) != config.num_cameras:
         raise ValueError(
             f'the model takes {config.num_cameras} cameras, the rig has {len(cameras)}'
@@ -72,8 +77,9 @@ def build_view_lut(config: ModelConfig, cameras: list[CameraGeometry]) -> ViewLu
     centres = cell_centres(config).reshape(-1, 2)
     cells = len(centres)
     empty = config.num_cameras * feature_h * feature_w  # index of the appended zero feature
-    index = np.full((cells, config.samples_per_cell), empty, dtype=np.int64)
-    valid = np.zeros((cells, config.samples_per_cell), dtype=bool)
+    every = config.num_cameras * len(config.lut_heights_m)
+    index = np.full((cells, every), empty, dtype=np.int64)
+    camera_of = np.full((cells, every), -1, dtype=np.int64)
     sample = 0
     for camera_index, camera in enumerate(cameras):
         for height in config.lut_heights_m:
@@ -90,20 +96,30 @@ def build_view_lut(config: ModelConfig, cameras: list[CameraGeometry]) -> ViewLu
             )
             flat = camera_index * feature_h * feature_w + row * feature_w + column
             index[seen, sample] = flat[seen].astype(np.int64)
-            valid[:, sample] = seen
+            camera_of[seen, sample] = camera_index
             sample += 1
-    every_camera = np.ones(config.num_cameras, bool)
-    return ViewLut(index, view_weight(valid, every_camera, len(config.lut_heights_m)))
+    if config.lut_samples:
+        most = int((camera_of >= 0).sum(axis=1).max())
+        if most > config.lut_samples:
+            raise ValueError(
+                f'a BEV cell is seen by {most} camera samples, more than the model lut_samples '
+                f'{config.lut_samples}: the rig overlaps more than it was built for'
+            )
+        order = np.argsort(camera_of < 0, axis=1, kind='stable')[:, : config.lut_samples]
+        index = np.take_along_axis(index, order, axis=1)
+        camera_of = np.take_along_axis(camera_of, order, axis=1)
+    return ViewLut(index, view_weight(camera_of, np.ones(config.num_cameras, bool)), camera_of)
 
 
-def view_weight(seen: np.ndarray, camera_valid: np.ndarray, heights: int) -> np.ndarray:
+def view_weight(cameras: np.ndarray, camera_valid: np.ndarray) -> np.ndarray:
     """Return averaging weights over the samples that see a cell from a camera with an image.
 
-    `seen` (cells, samples) is where a LUT's weight is non-zero; samples run camera-major, one
-    per height. Leaving out a camera that has no image this frame makes it read as unseen
-    rather than as a black image.
+    `cameras` (cells, samples) is each sample's camera (-1: it sees nothing), a ViewLut's.
+    Leaving out a camera that has no image this frame makes it read as unseen rather than as a
+    black image.
     """
-    seen = seen & np.repeat(np.asarray(camera_valid, bool), heights)[None, :]
+    valid = np.append(np.asarray(camera_valid, bool), False)  # index -1: no camera
+    seen = valid[cameras]
     counts = seen.sum(axis=1, keepdims=True)
     return np.where(seen, 1.0 / np.maximum(counts, 1), 0.0).astype(np.float32)
 

@@ -65,6 +65,9 @@ class ModelConfig:
     bev_y_range: tuple[float, float] = (-24.0, 24.0)
     bev_cell_m: float = 1.0
     lut_heights_m: tuple[float, ...] = (0.0, 1.0)  # heights above base_link sampled per cell
+    # Samples kept per cell: 0 keeps one per camera and height (v1), n only the n that see the
+    # cell (a cell is seen by a few of them; the gather is a third of the BEV lift's time).
+    lut_samples: int = 0
     instruction_dim: int = 384  # all-MiniLM-L6-v2 sentence embedding
     speed_slot: bool = False  # a speed said in the text, parsed (vla_model.instruction_features)
     map_prior_channels: int = len(MAP_PRIOR_LAYERS)
@@ -107,8 +110,8 @@ class ModelConfig:
 
     @property
     def samples_per_cell(self) -> int:
-        """Look-up-table samples per BEV cell: one per camera and height."""
-        return self.num_cameras * len(self.lut_heights_m)
+        """Look-up-table samples per BEV cell: `lut_samples`, or one per camera and height."""
+        return self.lut_samples or self.num_cameras * len(self.lut_heights_m)
 
     def to_json(self) -> str:
         """Serialise for checkpoint metadata."""

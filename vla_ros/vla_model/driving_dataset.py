@@ -51,7 +51,6 @@ class DrivingDataset(Dataset):
         ]
         model = settings.model
         self.lut = build_view_lut(model, self._cameras())
-        self.lut_seen = self.lut.weight > 0
         max_gap_ns = to_ns(max_frame_gap_s)
         self.clips: list[tuple[int, int]] = []
         for index, bag in enumerate(self.bags):
@@ -72,14 +71,13 @@ class DrivingDataset(Dataset):
         bag = self.bags[bag_index]
         span = slice(start, start + self.clip_length)
         arrays = {name: bag.arrays[name][span] for name in bag.arrays if not _per_bag(name)}
-        heights = len(self.settings.model.lut_heights_m)
         poses = arrays['pose']
         motion = [np.zeros(3, np.float32)]  # the first frame starts from an empty BEV
         motion += [relative_motion(tuple(a), tuple(b)) for a, b in pairwise(poses)]
         sample = {
             'images': np.array(bag.images[span]),
             'lut_weight': np.stack(
-                [view_weight(self.lut_seen, valid, heights) for valid in arrays['camera_valid']]
+                [view_weight(self.lut.cameras, valid) for valid in arrays['camera_valid']]
             ),
             'ego_motion': np.stack(motion),
             'ego_state': arrays['ego_state'],

@@ -52,9 +52,7 @@ def neural_map_iou(
     channels = TeacherConfig().channels
     lut = build_view_lut(config, rig_cameras(rig, config))
     lut_index = torch.from_numpy(lut.index)
-    weight = torch.from_numpy(
-        view_weight(lut.weight > 0, np.ones(config.num_cameras, bool), len(config.lut_heights_m))
-    )
+    weight = torch.from_numpy(view_weight(lut.cameras, np.ones(config.num_cameras, bool)))
     bands = torch.from_numpy(band_masks(model))
     classes = [config.bev_classes.index(name) for name in MEASURED_CLASSES]
     intersection = torch.zeros(len(classes), len(bands))

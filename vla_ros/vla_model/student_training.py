@@ -156,14 +156,14 @@ class StudentBatches:
         instructions: np.ndarray,
         config: ModelConfig,
         channels: tuple[str, ...],
-        lut_seen: np.ndarray,
+        lut_cameras: np.ndarray,
         run: StudentTrainConfig,
     ) -> None:
         self.samples = samples
         self.instructions = torch.from_numpy(instructions)
         self.config = config
         self.channels = channels
-        self.lut_seen = lut_seen
+        self.lut_cameras = lut_cameras  # ViewLut.cameras: each sample's camera
         self.run = run
 
     def batch(self, indices: list[int], seed: int) -> dict[str, Tensor]:
@@ -177,8 +177,7 @@ class StudentBatches:
         dropped = rng.random(len(index)) < self.run.camera_dropout
         valid[np.flatnonzero(dropped), rng.integers(0, cameras, int(dropped.sum()))] = False
         images[~valid[:, None, :].repeat(2, 1)] = 0
-        heights = len(config.lut_heights_m)
-        weights = np.stack([view_weight(self.lut_seen, v, heights) for v in valid])
+        weights = np.stack([view_weight(self.lut_cameras, v) for v in valid])
         layer = {name: i for i, name in enumerate(self.channels)}
         prior = rasters[:, [layer[name] for name in MAP_PRIOR_LAYERS]]
         present = (rng.random(len(index)) < self.run.map_prior_share).astype(np.float32)
@@ -332,9 +331,7 @@ def train_student(
     encoder = InstructionEncoder(cache_size=len(samples.texts) + 1)
     instructions = instruction_table(samples.texts, encoder.encode, config.speed_slot)
     lut = build_view_lut(config, rig_cameras(rig, config))
-    data = StudentBatches(
-        samples, instructions, config, teacher.config.channels, lut.weight > 0, run
-    )
+    data = StudentBatches(samples, instructions, config, teacher.config.channels, lut.cameras, run)
     lut_index = torch.from_numpy(lut.index)
 
     torch.manual_seed(run.seed)

@@ -215,7 +215,7 @@ class InferenceCore:
         self._previous: FrameInput | None = None
         self._lut_key: bytes | None = None
         self._lut_index: np.ndarray | None = None
-        self._lut_seen: np.ndarray | None = None  # (cells, samples): the sample sees the cell
+        self._lut_cameras: np.ndarray | None = None  # (cells, samples): each sample's camera
         self._no_map_prior = np.zeros((1, config.map_prior_channels, rows, cols), np.float32)
         # (network input, text, when given or None until the next frame), swapped whole: a
         # worker thread may set the instruction while a frame is planned.
@@ -339,6 +339,6 @@ class InferenceCore:
         if key != self._lut_key:
             lut = build_view_lut(self.config, list(frame.cameras))
             self._lut_index, self._lut_key = lut.index, key
-            self._lut_seen = lut.weight > 0
-        weight = view_weight(self._lut_seen, frame.camera_valid, len(self.config.lut_heights_m))
+            self._lut_cameras = lut.cameras
+        weight = view_weight(self._lut_cameras, frame.camera_valid)
         return {'lut_index': self._lut_index, 'lut_weight': weight}
