@@ -51,7 +51,8 @@ def student_v2(**overrides) -> ModelConfig:
             stem_stride=8,
             backbone_channels=(32, 64),
             bev_channels=40,
-            lut_samples=4,  # the six-camera rig sees a cell from at most two cameras at two heights
+            # the six-camera rig sees a cell from at most two cameras at two heights
+            lut_samples=4,
             speed_slot=True,
             ego_state_dim=4,
             bev_classes=NEURAL_MAP_CLASSES,
