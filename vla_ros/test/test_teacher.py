@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from repo_paths import run_vla
 from vla_model.artifacts import ArtifactError, load_teacher, save_teacher
@@ -261,6 +263,35 @@ def test_training_fits_and_a_stopped_run_resumes_exactly(tiny_dataset, tmp_path)
     assert (Path(partial.out_dir) / 'training.png').is_file()
     loaded, _ = load_teacher(straight.weights, straight.sha256)
     assert loaded.config == TeacherConfig()
+
+
+def _rewrite_checkpoint_config(path: Path, edit) -> None:
+    """Rewrite a checkpoint's stored configuration with `edit(dict)`, as another version would."""
+    with safe_open(str(path), framework='pt') as handle:
+        metadata = handle.metadata()
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    config = json.loads(metadata['config'])
+    edit(config)
+    save_file(tensors, str(path), metadata={**metadata, 'config': json.dumps(config)})
+
+
+def test_a_checkpoint_from_before_a_defaulted_field_resumes_and_another_teacher_s_is_refused(
+    tiny_dataset, tmp_path
+):
+    """A run stopped before a configuration field (with its default) was added still resumes."""
+    straight = train_teacher(run_file(tmp_path / 'a', tiny_dataset), progress=False)
+    partial = run_file(tmp_path / 'b', tiny_dataset)
+    train_teacher(partial, progress=False, stop_after=2)
+    checkpoint = latest_checkpoint(Path(partial.out_dir) / 'checkpoints')
+    _rewrite_checkpoint_config(checkpoint, lambda config: config['plan'].pop('lut_samples'))
+    assert train_teacher(partial, progress=False).sha256 == straight.sha256
+
+    other = run_file(tmp_path / 'c', tiny_dataset)
+    train_teacher(other, progress=False, stop_after=2)
+    checkpoint = latest_checkpoint(Path(other.out_dir) / 'checkpoints')
+    _rewrite_checkpoint_config(checkpoint, lambda config: config.update(widths=[16, 32, 64]))
+    with pytest.raises(ValueError, match=f'{checkpoint.name} is of another teacher configuration'):
+        train_teacher(other, progress=False)
 
 
 def test_a_run_file_with_unknown_keys_or_another_teacher_is_refused(tiny_dataset, tmp_path):

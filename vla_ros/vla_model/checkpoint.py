@@ -7,6 +7,7 @@ and the step number are the whole state.
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -82,21 +83,30 @@ def resume(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     metadata: dict[str, str],
+    parse_config: Callable[[str], object],
     what: str,
 ) -> int:
     """Restore the run from its latest checkpoint in `folder`; return its step (0: none yet).
 
-    A checkpoint whose metadata 'config' is not `metadata`'s belongs to another network: it is
-    refused (ValueError naming it), never overwritten.
+    Configurations are compared as `parse_config` reads them, not as text, so a field added
+    since (with its default) does not orphan a run. A checkpoint of another configuration, or
+    one this version cannot read, belongs to another network: it is refused before any state
+    is loaded (ValueError naming it), never overwritten.
     """
     found_path = latest_checkpoint(folder)
     if found_path is None:
         return 0
-    step, found = load_checkpoint(found_path, model, optimizer)
-    if found.get('config') != metadata['config']:
+    with safe_open(str(found_path), framework='pt') as handle:
+        found_config = (handle.metadata() or {}).get('config', '')
+    try:
+        same = parse_config(found_config) == parse_config(metadata['config'])
+    except (ValueError, TypeError):  # unreadable JSON, or keys this version does not know
+        same = False
+    if not same:
         raise ValueError(
             f'checkpoint {found_path} is of another {what} configuration: give this run another '
             'out_dir'
         )
+    step, _ = load_checkpoint(found_path, model, optimizer)
     print(f'resuming from {found_path} (step {step})', file=sys.stderr)
     return step

@@ -350,7 +350,9 @@ def train_student(
     )
     out_dir = Path(run.out_dir)
     metadata = {'train_config': json.dumps(asdict(run)), 'config': config.to_json()}
-    first_step = resume(out_dir / 'checkpoints', network, optimizer, metadata, 'student')
+    first_step = resume(
+        out_dir / 'checkpoints', network, optimizer, metadata, ModelConfig.from_json, 'student'
+    )
     last_step = run.steps if stop_after is None else min(run.steps, first_step + stop_after)
     batches = StepBatches(
         len(samples), run.batch_size, run.seed, dist, range(first_step, last_step)

@@ -267,7 +267,9 @@ def train_teacher(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     metadata = {'train_config': json.dumps(asdict(config)), 'config': teacher_config.to_json()}
-    first_step = resume(out_dir / 'checkpoints', network, optimizer, metadata, 'teacher')
+    first_step = resume(
+        out_dir / 'checkpoints', network, optimizer, metadata, TeacherConfig.from_json, 'teacher'
+    )
     last_step = config.steps if stop_after is None else min(config.steps, first_step + stop_after)
     batches = StepBatches(
         len(samples), config.batch_size, config.seed, dist, range(first_step, last_step)
