@@ -23,6 +23,7 @@ from vla_model.bag_cache import BagReadError, DatasetSettings, load_bag
 from vla_model.config import student, teacher
 from vla_model.driving_dataset import DrivingDataset
 from vla_model.driving_labels import in_frame_of, occupancy_mask, rationale_index
+from vla_model.model_inputs import relative_motion
 from vla_perception import sensor_sync_node
 from vla_perception.health import Health
 from vla_perception.odometry import OdometrySample
@@ -30,7 +31,6 @@ from vla_perception.offline_sync import OfflineSync
 from vla_perception.rig import RigConfig
 from vla_perception.sensor_sync import SensorSyncCore
 from vla_perception.sensor_sync_node import sensor_frame_message, sync_config
-from vla_planning.inference_core import relative_motion
 from vla_planning.vla_inference_node import planning_input
 from vla_ros.bag_types import make_typestore
 from vla_ros.install_paths import vla_ros_file

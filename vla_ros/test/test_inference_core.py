@@ -10,16 +10,11 @@ from test_vla_model import rig_cameras
 from vla_model.config import student
 from vla_model.export import export_onnx
 from vla_model.instruction_features import speed_slot
+from vla_model.model_inputs import FrameInput, relative_motion
 from vla_model.network import VlaNet
 from vla_model.student_network import build_network, student_v2
 from vla_planning.backends import OnnxRuntimeBackend, TorchBackend, select_backend
-from vla_planning.inference_core import (
-    FrameInput,
-    InferenceCore,
-    InvalidModelOutputError,
-    path_kinematics,
-    relative_motion,
-)
+from vla_planning.inference_core import InferenceCore, InvalidModelOutputError, path_kinematics
 
 CONFIG = student()
 MS = 1_000_000

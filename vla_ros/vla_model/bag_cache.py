@@ -39,12 +39,12 @@ from vla_model.driving_labels import (
     occupancy_mask,
     rationale_index,
 )
+from vla_model.model_inputs import synced_frame_input
 from vla_perception.odometry import OdometrySample
 from vla_perception.offline_sync import OfflineCounts, OfflineSync
 from vla_perception.rig import RigConfig
 from vla_perception.sensor_sync import SensorSyncConfig, SensorSyncCore, SyncedFrame
 from vla_perception.synchronizer import SyncConfig, stamp_to_ns
-from vla_planning.inference_core import synced_frame_input
 from vla_ros.bag_types import make_typestore
 from vla_ros.topics import (
     EXPERT_TRAJECTORY_TOPIC,

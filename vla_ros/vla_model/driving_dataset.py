@@ -21,8 +21,8 @@ from torch.utils.data import Dataset
 
 from vla_model.bag_cache import BagCache, DatasetSettings, load_bag
 from vla_model.bev_geometry import CameraGeometry, build_view_lut, view_weight
+from vla_model.model_inputs import relative_motion
 from vla_perception.synchronizer import to_ns
-from vla_planning.inference_core import relative_motion
 
 DEFAULT_MAX_FRAME_GAP_S = 0.5  # vla_inference_node's max_frame_gap_s default
 

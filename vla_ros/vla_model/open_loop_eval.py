@@ -35,11 +35,12 @@ from vla_model.bag_cache import BagCache, DatasetSettings, deserialized_messages
 from vla_model.bev_geometry import CameraGeometry
 from vla_model.config import ModelConfig
 from vla_model.instruction_encoder import InstructionEncoder
+from vla_model.model_inputs import FrameInput
 from vla_perception.rig import RigConfig
 from vla_perception.synchronizer import stamp_to_ns, to_ns
 from vla_planning.backends import select_backend
 from vla_planning.collision import Obstacles, VehicleShape, boxes_overlap
-from vla_planning.inference_core import FrameInput, InferenceCore
+from vla_planning.inference_core import InferenceCore
 from vla_ros.bag_types import make_typestore
 from vla_ros.topics import OBSTACLES_TOPIC
 

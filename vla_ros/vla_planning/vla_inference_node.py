@@ -40,16 +40,15 @@ from vla_model.instruction_encoder import (
     InstructionEncoder,
     check_instruction,
 )
+from vla_model.model_inputs import FrameInput, ego_acceleration
 from vla_model.network import VlaNet
 from vla_perception.odometry import yaw_of
 from vla_perception.synchronizer import stamp_to_ns
 from vla_planning.backends import BACKENDS, Backend, select_backend
 from vla_planning.inference_core import (
-    FrameInput,
     InferenceCore,
     InvalidModelOutputError,
     Plan,
-    ego_acceleration,
     path_kinematics,
 )
 from vla_planning.instruction_intake import (

@@ -28,10 +28,10 @@ from vla_model.camera_dataset import (
     write_camera_shard,
 )
 from vla_model.driving_labels import in_frame_of
+from vla_model.model_inputs import relative_motion
 from vla_model.privileged_dataset import prepare_dataset
 from vla_model.teacher_network import TeacherConfig
 from vla_perception.rig import RigConfig, default_rig_path
-from vla_planning.inference_core import relative_motion
 from vla_sim.bev_ground_truth import BevGrid
 from vla_sim.camera_renderer import CameraRenderer
 from vla_sim.scenarios import get_scenario
