@@ -31,7 +31,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'vla = vla_ros.cli:main',
+            'vla = vla_tools.cli:main',
             'sensor_sync_node = vla_perception.sensor_sync_node:main',
             'vla_inference_node = vla_planning.vla_inference_node:main',
             'safety_monitor_node = vla_planning.safety_monitor_node:main',

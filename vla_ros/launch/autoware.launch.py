@@ -4,7 +4,7 @@
 with `autoware` true by default (config/bringup_autoware.yaml; docs/BRINGUP.md, "Autoware").
 """
 
-from vla_ros.launch_actions import bringup_launch_description
+from vla_tools.launch_actions import bringup_launch_description
 
 
 def generate_launch_description():

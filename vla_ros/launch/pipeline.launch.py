@@ -5,7 +5,7 @@ rig_file, weights_path, weights_sha256, onnx_path, onnx_sha256, backend, log_lev
 autoware.
 """
 
-from vla_ros.launch_actions import bringup_launch_description
+from vla_tools.launch_actions import bringup_launch_description
 
 
 def generate_launch_description():

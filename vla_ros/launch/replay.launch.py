@@ -3,7 +3,7 @@
 The same nodes and arguments as pipeline.launch.py, with use_sim_time true by default.
 """
 
-from vla_ros.launch_actions import bringup_launch_description
+from vla_tools.launch_actions import bringup_launch_description
 
 
 def generate_launch_description():

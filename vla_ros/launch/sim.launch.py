@@ -4,7 +4,7 @@ sim_bridge_node's own parameters (scenario, seed, mode...) are in config/sim_bri
 other arguments are pipeline.launch.py's.
 """
 
-from vla_ros.launch_actions import bringup_launch_description
+from vla_tools.launch_actions import bringup_launch_description
 
 
 def generate_launch_description():

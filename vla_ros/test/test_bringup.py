@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from vla_ros.bringup import (
+from vla_tools.bringup import (
     argument_defaults,
     file_parameters,
     load_bringup,
     node_overrides,
     node_parameters,
 )
-from vla_ros.bringup_runner import NODE_CLASSES, parse_assignments
+from vla_tools.bringup_runner import NODE_CLASSES, parse_assignments
 
 
 def node_specs(executable: str) -> dict[str, object]:

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 from repo_paths import run_vla
-from vla_ros import cli, doctor
+from vla_tools import cli, doctor
 
-VLA = [sys.executable, '-m', 'vla_ros.cli']  # the console script itself: test_workspace.py
+VLA = [sys.executable, '-m', 'vla_tools.cli']  # the console script itself: test_workspace.py
 
 
 def test_doctor_passes_in_the_set_up_environment():

@@ -18,7 +18,7 @@ from message_trees import message_class
 from vla_model.bag_cache import BagReadError, DatasetSettings, load_bag
 from vla_model.config import student
 from vla_model.driving_labels import expert_trajectory
-from vla_planning.trajectory_messages import trajectory_arrays, trajectory_message
+from vla_model.trajectory_messages import trajectory_arrays, trajectory_message
 from vla_ros.topics import CONTROL_COMMAND_TOPIC, EXPERT_TRAJECTORY_TOPIC, ODOMETRY_TOPIC
 from vla_sim.expert_lookahead import expert_lookahead
 from vla_sim.pipeline_driver import PipelineDriver

@@ -9,10 +9,10 @@ from PIL import Image
 
 from repo_paths import run_vla
 from vla_model.config import ModelConfig
-from vla_sim import demo
 from vla_sim.bev_ground_truth import BevGrid
 from vla_sim.evaluation import RecordedStep
 from vla_sim.report import bev_panel, gif_frame
+from vla_tools import demo
 
 
 def test_the_demo_drives_the_shipped_model_and_writes_the_report(tmp_path):

@@ -9,7 +9,8 @@ from sensor_msgs.msg import Image
 from vla_msgs.msg import ControlCommand, Trajectory, TrajectoryPoint, VlaPlan
 
 from repo_paths import run_vla
-from vla_ros.fault_campaign import (
+from vla_ros.stamps import to_time
+from vla_tools.fault_campaign import (
     FAULT_NAMES,
     FaultResult,
     commands_above_trusted,
@@ -19,8 +20,7 @@ from vla_ros.fault_campaign import (
     plan_latency_note,
     unsafe,
 )
-from vla_ros.stamps import to_time
-from vla_ros.synthetic_sensors import malformed_image
+from vla_tools.synthetic_sensors import malformed_image
 
 REDUCED = (
     'camera dropout',

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from test_vla_model import rig_cameras
+from vla_model.backends import OnnxRuntimeBackend, TorchBackend, select_backend
 from vla_model.config import student
 from vla_model.export import export_onnx
 from vla_model.instruction_features import speed_slot
 from vla_model.model_inputs import FrameInput, relative_motion
 from vla_model.network import VlaNet
 from vla_model.student_network import build_network, student_v2
-from vla_planning.backends import OnnxRuntimeBackend, TorchBackend, select_backend
 from vla_planning.inference_core import InferenceCore, InvalidModelOutputError, path_kinematics
 
 CONFIG = student()

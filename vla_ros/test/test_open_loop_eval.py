@@ -13,17 +13,17 @@ from vla_model.artifacts import save_weights
 from vla_model.bag_cache import DatasetSettings, load_bag
 from vla_model.config import student
 from vla_model.network import VlaNet
-from vla_model.open_loop_eval import (
+from vla_perception.rig import RigConfig
+from vla_planning.collision import Obstacles
+from vla_planning.inference_core import InferenceCore
+from vla_ros.install_paths import vla_ros_file
+from vla_tools.open_loop_eval import (
     collisions,
     evaluate_bag,
     read_obstacles,
     scenario_of,
     summarise,
 )
-from vla_perception.rig import RigConfig
-from vla_planning.collision import Obstacles
-from vla_planning.inference_core import InferenceCore
-from vla_ros.install_paths import vla_ros_file
 
 
 def encode(text: str) -> np.ndarray:

@@ -5,8 +5,8 @@ import math
 from pathlib import Path
 
 from repo_paths import run_vla
-from vla_ros.bare_relay import STAGES
-from vla_ros.pipeline_benchmark import Arrivals, round_latencies, summary_ms
+from vla_tools.bare_relay import STAGES
+from vla_tools.pipeline_benchmark import Arrivals, round_latencies, summary_ms
 
 MS = 1_000_000
 NODES = {'sensor_sync_node', 'vla_inference_node', 'safety_monitor_node', 'trajectory_output_node'}

@@ -14,6 +14,7 @@ import pytest
 
 from vla_model.artifacts import save_weights
 from vla_model.config import RATIONALES
+from vla_model.trajectory_messages import trajectory_arrays
 from vla_perception.health import Health
 from vla_perception.rig import RigConfig
 from vla_perception.synchronizer import stamp_to_ns
@@ -21,7 +22,6 @@ from vla_planning.safety_monitor import Origin
 from vla_planning.safety_rules import Verdict
 from vla_planning.safety_states import SafetyState
 from vla_planning.tracking_controller import ControllerConfig
-from vla_planning.trajectory_messages import trajectory_arrays
 from vla_sim.evaluation import DriverOutput, run_episode
 from vla_sim.pipeline_driver import STAGES, PipelineDriver, StepTrace, untrained_student
 from vla_sim.simulation import SimConfig, SimFrame, SimulationCore

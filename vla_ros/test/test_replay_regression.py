@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from repo_paths import run_vla
-from vla_ros.cli import main
 from vla_ros.install_paths import vla_ros_file
-from vla_ros.replay_command import pipeline_parameters
-from vla_ros.replay_regression import (
+from vla_tools.cli import main
+from vla_tools.replay_command import pipeline_parameters
+from vla_tools.replay_regression import (
     BACKEND,
     CASES,
     CORES,

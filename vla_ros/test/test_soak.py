@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from repo_paths import run_vla
-from vla_sim.soak import (
+from vla_tools.soak import (
     LatencyWindow,
     cpu_percent,
     drift_per_hour,

@@ -11,7 +11,6 @@ import torch
 
 from repo_paths import run_vla
 from vla_model.artifacts import ArtifactError, load_weights, save_teacher, save_weights
-from vla_model.benchmark import gflops
 from vla_model.camera_dataset import (
     CAMERA_SOURCES,
     CameraDatasetSettings,
@@ -46,6 +45,7 @@ from vla_sim.teacher_data import (
     instruction_for,
     teacher_raster,
 )
+from vla_tools.model_benchmark import gflops
 
 CHANNEL = {name: index for index, name in enumerate(PRIVILEGED_CHANNELS)}
 KEEP = 40

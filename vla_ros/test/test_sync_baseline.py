@@ -11,9 +11,9 @@ from repo_paths import require_ros_extras
 
 require_ros_extras()
 
-from vla_perception.sync_baseline import FAULTS, SyncOutcome, compare  # noqa: E402
-from vla_perception.sync_benchmark import run_baseline  # noqa: E402
 from vla_perception.synchronizer import SyncConfig  # noqa: E402
+from vla_tools.sync_baseline import FAULTS, SyncOutcome, compare  # noqa: E402
+from vla_tools.sync_benchmark import run_baseline  # noqa: E402
 
 
 @pytest.fixture(scope='module')

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from vla_model.backends import OnnxRuntimeBackend, select_backend
 from vla_model.config import student
 from vla_model.export import example_inputs, export_onnx
 from vla_model.network import VlaNet
-from vla_planning.backends import OnnxRuntimeBackend, select_backend
-from vla_planning.tensorrt_backend import (
+from vla_model.tensorrt_backend import (
     build_engine,
     engine_cache_name,
     tensorrt_unavailable_reason,

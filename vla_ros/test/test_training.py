@@ -11,7 +11,6 @@ import torch
 from safetensors.torch import load_file
 
 from vla_model.artifacts import load_weights
-from vla_model.distillation import distill, distill_table
 from vla_model.losses import (
     bev_loss,
     candidate_errors,
@@ -27,6 +26,7 @@ from vla_model.training import (
     learning_rate,
     train,
 )
+from vla_tools.distillation import distill, distill_table
 
 
 @pytest.fixture(scope='module')

@@ -16,9 +16,9 @@ require_ros_extras()
 
 import tf_transformations as tft  # noqa: E402
 
+from vla_model.trajectory_messages import trajectory_arrays, trajectory_message  # noqa: E402
 from vla_perception.odometry import quaternion_yaw, slerp  # noqa: E402
 from vla_perception.rig import quaternion_from_matrix, rotation_from_rpy  # noqa: E402
-from vla_planning.trajectory_messages import trajectory_arrays, trajectory_message  # noqa: E402
 
 RNG = np.random.default_rng(17)
 ANGLES = RNG.uniform(-np.pi, np.pi, size=(200, 3)) * np.array([1.0, 0.49, 1.0])  # |pitch| < pi/2

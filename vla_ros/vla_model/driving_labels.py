@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_model.config import ModelConfig
+from vla_model.trajectory_messages import trajectory_arrays
 from vla_perception.synchronizer import to_ns
-from vla_planning.trajectory_messages import trajectory_arrays
 
 MAX_ODOMETRY_GAP_S = 0.5
 """A trajectory label is made only where odometry has no hole longer than this around it."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_model.backends import Backend
 from vla_model.bev_geometry import (
     build_view_lut,
     view_weight,
@@ -20,7 +21,6 @@ from vla_model.bev_geometry import (
 from vla_model.config import MAX_INSTRUCTION_AGE_S, ModelConfig
 from vla_model.instruction_features import instruction_input
 from vla_model.model_inputs import FrameInput, relative_motion
-from vla_planning.backends import Backend
 
 NS_PER_S = 1_000_000_000
 

@@ -34,6 +34,7 @@ from vla_msgs.msg import (
 from vla_autoware.interfaces import autoware_types
 from vla_autoware.monitor_state import hazard_lights_command, hazard_status
 from vla_autoware.objects import Refusal, obstacle_array
+from vla_model.trajectory_messages import trajectory_arrays, trajectory_message
 from vla_perception.odometry import OdometrySample, yaw_of
 from vla_perception.synchronizer import stamp_to_ns
 from vla_planning.collision import Obstacles, VehicleShape
@@ -50,7 +51,6 @@ from vla_planning.safety_rules import RssParameters, SafetyLimits
 from vla_planning.safety_states import SafetyState, StateMachineConfig
 from vla_planning.speed_profiles import StopProfile
 from vla_planning.timed_path import TimedPath, unwrap
-from vla_planning.trajectory_messages import trajectory_arrays, trajectory_message
 from vla_ros.cdr import sequence_length_after_header
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.node_main import run_node

@@ -26,6 +26,7 @@ from vla_msgs.msg import ControlCommand, SafetyStatus, Trajectory, VlaPlan
 from vla_autoware.interfaces import autoware_types
 from vla_autoware.mirror import mirrored
 from vla_autoware.trajectory import PlanarTransform, autoware_trajectory, placement
+from vla_model.trajectory_messages import trajectory_arrays
 from vla_perception.odometry import OdometrySample, yaw_of
 from vla_perception.synchronizer import NS_PER_S, stamp_to_ns
 from vla_planning.command_gate import HARD_LIMITS, LIMITS, GateLimits
@@ -36,7 +37,6 @@ from vla_planning.tracking_controller import (
     StampedPath,
     TrackingController,
 )
-from vla_planning.trajectory_messages import trajectory_arrays
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters

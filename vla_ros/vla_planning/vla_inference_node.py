@@ -33,6 +33,7 @@ from vla_msgs.msg import (
 )
 
 from vla_model.artifacts import ArtifactError, load_weights, verify
+from vla_model.backends import BACKENDS, Backend, select_backend
 from vla_model.bev_geometry import CameraGeometry, rotation_from_quaternion
 from vla_model.config import MAP_PRIOR_LAYERS, ModelConfig
 from vla_model.instruction_encoder import (
@@ -42,9 +43,9 @@ from vla_model.instruction_encoder import (
 )
 from vla_model.model_inputs import FrameInput, ego_acceleration
 from vla_model.network import VlaNet
+from vla_model.trajectory_messages import trajectory_message
 from vla_perception.odometry import yaw_of
 from vla_perception.synchronizer import stamp_to_ns
-from vla_planning.backends import BACKENDS, Backend, select_backend
 from vla_planning.inference_core import (
     InferenceCore,
     InvalidModelOutputError,
@@ -57,7 +58,6 @@ from vla_planning.instruction_intake import (
     InstructionIntake,
 )
 from vla_planning.map_prior import MapPriorBuffer
-from vla_planning.trajectory_messages import trajectory_message
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters

@@ -1,1 +1,5 @@
-"""ROS-side glue shared by the vla_ros nodes and the `vla` command-line tool."""
+"""The ground floor: ROS glue shared by every node and tool.
+
+QoS, parameters, diagnostics, stamps, topics, bags, reports; it imports nothing of this
+repository but vla_msgs.
+"""

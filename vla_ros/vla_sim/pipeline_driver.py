@@ -37,6 +37,7 @@ from vla_msgs.msg import (
 )
 
 from vla_model.artifacts import load_weights, verify
+from vla_model.backends import Backend, select_backend
 from vla_model.config import ModelConfig
 from vla_model.export import export_onnx
 from vla_model.instruction_encoder import InstructionEncoder
@@ -50,7 +51,6 @@ from vla_perception.sensor_sync_node import (
     sync_config,
 )
 from vla_planning import vla_inference_node
-from vla_planning.backends import Backend, select_backend
 from vla_planning.inference_core import InferenceCore, InvalidModelOutputError
 from vla_planning.map_prior import MapPriorBuffer
 from vla_planning.safety_monitor import MonitorOutput
@@ -149,7 +149,7 @@ class PipelineDriver:
         """Load the model and build its backend.
 
         `weights`: a safetensors file, refused unless its SHA-256 is `weights_sha256` when that
-        is given; None: the untrained student. `backend`: one of vla_planning.backends.BACKENDS;
+        is given; None: the untrained student. `backend`: one of vla_model.backends.BACKENDS;
         all but torch run the ONNX export, made once per set of weights into `cache_dir`
         (default_cache_dir() when None). `enforce` False runs the safety monitor log-only
         (its `enforce` parameter): the model drives on its own, the monitor only reports.

@@ -14,6 +14,7 @@ import numpy as np
 from nav_msgs.msg import Odometry
 from vla_msgs.msg import ObstacleArray, SensorStatus, Trajectory, VlaPlan
 
+from vla_model.trajectory_messages import trajectory_arrays
 from vla_planning import safety_monitor_node, trajectory_output_node
 from vla_planning.safety_monitor import MonitorOutput, Origin, SafetyMonitor
 from vla_planning.safety_monitor_node import (
@@ -23,7 +24,6 @@ from vla_planning.safety_monitor_node import (
     monitor_trajectory_message,
 )
 from vla_planning.tracking_controller import Command, TrackingController
-from vla_planning.trajectory_messages import trajectory_arrays
 from vla_planning.trajectory_output_node import (
     control_command_message,
     control_step,

@@ -1,6 +1,6 @@
 """`vla run BRINGUP [name:=value ...]`: start a bring-up's nodes without `ros2 launch`.
 
-The nodes, parameter files and arguments are the launch files' (vla_ros.bringup), so a machine
+The nodes, parameter files and arguments are the launch files' (vla_tools.bringup), so a machine
 without `launch` runs exactly what `ros2 launch` would. By default each node is its own process,
 as `ros2 launch` starts them; `--single-process` puts them in one process on a multi-threaded
 executor (one interpreter, intra-process memory). Ctrl-C (or SIGTERM) stops every node and exits
@@ -23,7 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from vla_ros.bringup import (
+from vla_ros.node_main import STOP_POLL_S, stop_on_signals
+from vla_tools.bringup import (
     ARGUMENT_NAMES,
     BOOLEAN_ARGUMENTS,
     LOG_LEVELS,
@@ -33,7 +34,6 @@ from vla_ros.bringup import (
     load_bringup,
     node_overrides,
 )
-from vla_ros.node_main import STOP_POLL_S, stop_on_signals
 
 NODE_CLASSES = {
     'sensor_sync_node': 'vla_perception.sensor_sync_node:SensorSyncNode',

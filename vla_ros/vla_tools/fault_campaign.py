@@ -55,16 +55,16 @@ from vla_msgs.msg import (
 from vla_perception.rig import RigConfig, default_rig_path
 from vla_perception.synchronizer import stamp_to_ns
 from vla_planning.safety_states import SafetyState
-from vla_ros.bringup import argument_defaults, load_bringup
-from vla_ros.bringup_runner import node_command, stop_processes
 from vla_ros.cdr import restamped
 from vla_ros.install_paths import vla_ros_file
 from vla_ros.process_stats import cpu_name
 from vla_ros.qos import LATCHED, RELIABLE
 from vla_ros.reports import write_json
 from vla_ros.stamps import to_time
-from vla_ros.synthetic_sensors import INSTRUCTION, SyntheticSensors
 from vla_ros.topics import INSTRUCTION_TOPIC, OBSTACLES_TOPIC
+from vla_tools.bringup import argument_defaults, load_bringup
+from vla_tools.bringup_runner import node_command, stop_processes
+from vla_tools.synthetic_sensors import INSTRUCTION, SyntheticSensors
 
 NS = 1_000_000_000
 NOMINAL, DEGRADED, OVERRIDE, MINIMAL_RISK = (

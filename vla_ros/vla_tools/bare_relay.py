@@ -6,7 +6,7 @@ QoS and, as soon as an input is complete, publishes recorded copies of the node'
 relays in four processes move the same messages through the same hops as the pipeline, so the
 latency and CPU they take are what rclpy and DDS alone cost; the rest of the pipeline's is work.
 
-Run as `python -m vla_ros.bare_relay STAGE TEMPLATE_DIR`; the templates are serialised messages
+Run as `python -m vla_tools.bare_relay STAGE TEMPLATE_DIR`; the templates are serialised messages
 named `<topic>.cdr` (e.g. `vla_plan.cdr` for vla/plan).
 """
 

@@ -36,11 +36,11 @@ def distill(
     progress: bool = True,
 ) -> dict | None:
     """Train the teacher, then the student from it; return the comparison (main process only)."""
-    from vla_model.benchmark import measure
     from vla_model.config import student, teacher
-    from vla_model.open_loop_eval import evaluate_bags
     from vla_perception.rig import RigConfig
     from vla_ros.install_paths import vla_ros_file
+    from vla_tools.model_benchmark import measure
+    from vla_tools.open_loop_eval import evaluate_bags
 
     out_dir = Path(config.out_dir)
     cache_dir = config.cache_dir or str(out_dir / 'cache')

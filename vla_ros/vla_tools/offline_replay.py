@@ -10,7 +10,7 @@ the bag are used as the inference node uses them. Given trajectory_output_node's
 tracking controller follows the monitor's trajectories on its control period of log time, as
 that node's timer does. The monitor can instead judge plans recorded in the bag (`plan_topic`),
 so that its outputs do not depend on the model: the regression references
-(vla_ros.replay_regression) are made so. Nothing reads a clock,
+(vla_tools.replay_regression) are made so. Nothing reads a clock,
 so the same bag and model give the same plans, trajectories and safety states bit for bit. The
 plans' latency fields, the only measured values, are written as 0; the measured latencies are in
 the summary instead.
@@ -18,7 +18,7 @@ the summary instead.
 The outputs are the messages the nodes would have published (/vla/sensor_frame,
 /vla/sensor_status, /vla/plan, /vla/neural_map, /vla/trajectory, /vla/safety_status and, with the
 controller, /vla/control_command), the safety state changes, and the open-loop metrics of the
-plans against the logged future (vla_model.open_loop_eval).
+plans against the logged future (vla_tools.open_loop_eval).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from vla_msgs.msg import Instruction
 
+from vla_model.backends import Backend
 from vla_model.config import MAP_PRIOR_LAYERS, ModelConfig
 from vla_model.driving_labels import PoseTrack, future_trajectory
 from vla_model.instruction_encoder import InstructionEncoder, check_instruction
-from vla_model.open_loop_eval import FrameScores, score_frame, summarise
 from vla_perception.odometry import yaw_of
 from vla_perception.offline_sync import OfflineSync
 from vla_perception.rig import RigConfig
@@ -44,7 +44,6 @@ from vla_perception.sensor_sync_node import (
     sync_config,
 )
 from vla_perception.synchronizer import NS_PER_S, stamp_to_ns
-from vla_planning.backends import Backend
 from vla_planning.collision import Obstacles
 from vla_planning.inference_core import InferenceCore, InvalidModelOutputError
 from vla_planning.instruction_intake import refusal
@@ -68,6 +67,7 @@ from vla_planning.trajectory_output_node import (
 from vla_planning.vla_inference_node import neural_map_message, plan_message, planning_input
 from vla_ros.stamps import to_time
 from vla_ros.topics import CONTROL_COMMAND_TOPIC, INSTRUCTION_TOPIC
+from vla_tools.open_loop_eval import FrameScores, score_frame, summarise
 
 OUTPUT_TOPICS = (
     '/vla/sensor_status',

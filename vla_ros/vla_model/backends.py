@@ -13,7 +13,7 @@ import onnxruntime
 import torch
 
 from vla_model.network import INPUT_NAMES, OUTPUT_NAMES, VlaNet
-from vla_planning.tensorrt_backend import (
+from vla_model.tensorrt_backend import (
     TensorRtBackend,
     build_engine,
     tensorrt_unavailable_reason,

@@ -46,8 +46,6 @@ from vla_msgs.msg import SafetyStatus, VlaPlan  # noqa: E402
 
 from vla_perception.synchronizer import stamp_to_ns  # noqa: E402
 from vla_planning.safety_states import SafetyState  # noqa: E402
-from vla_ros.bringup import BringUp, argument_defaults, load_bringup  # noqa: E402
-from vla_ros.bringup_runner import SIGINT_RACE_S, node_command, stop_processes  # noqa: E402
 from vla_ros.install_paths import vla_ros_file  # noqa: E402
 from vla_ros.node_main import stop_on_signals  # noqa: E402
 from vla_ros.process_stats import (  # noqa: E402
@@ -60,6 +58,8 @@ from vla_ros.qos import RELIABLE  # noqa: E402
 from vla_ros.reports import write_json  # noqa: E402
 from vla_ros.topics import CLOCK_TOPIC  # noqa: E402
 from vla_sim.scenarios import SCENARIOS  # noqa: E402
+from vla_tools.bringup import BringUp, argument_defaults, load_bringup  # noqa: E402
+from vla_tools.bringup_runner import SIGINT_RACE_S, node_command, stop_processes  # noqa: E402
 
 BRINGUP = 'sim'
 CLOCK_NODE = 'sim_bridge_node'

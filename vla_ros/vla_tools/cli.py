@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from vla_ros.doctor import run_checks
+from vla_tools.doctor import run_checks
 
 
 def _doctor(_args: argparse.Namespace) -> int:
@@ -28,28 +28,28 @@ def _doctor(_args: argparse.Namespace) -> int:
 
 
 def _bench_sync(args: argparse.Namespace) -> int:
-    from vla_perception.sync_benchmark import run
+    from vla_tools.sync_benchmark import run
 
     run(args.duration, args.json)
     return 0
 
 
 def _bench_model(args: argparse.Namespace) -> int:
-    from vla_model.benchmark import run
+    from vla_tools.model_benchmark import run
 
     run(args.repeats, args.json, args.teacher)
     return 0
 
 
 def _bench_safety(args: argparse.Namespace) -> int:
-    from vla_planning.safety_benchmark import run
+    from vla_tools.safety_benchmark import run
 
     run(args.cycles, args.json)
     return 0
 
 
 def _bench_pipeline(args: argparse.Namespace) -> int:
-    from vla_ros.pipeline_benchmark import run
+    from vla_tools.pipeline_benchmark import run
 
     try:
         run(args.duration, args.json, args.case or None)
@@ -60,7 +60,7 @@ def _bench_pipeline(args: argparse.Namespace) -> int:
 
 
 def _faults(args: argparse.Namespace) -> int:
-    from vla_ros.fault_campaign import run
+    from vla_tools.fault_campaign import run
 
     try:
         results = run(args.only, args.json)
@@ -94,7 +94,7 @@ def _export(args: argparse.Namespace) -> int:
 def _bench_render(args: argparse.Namespace) -> int:
     from vla_perception.rig import default_rig_path
     from vla_ros.reports import write_json
-    from vla_sim.render_benchmark import run_render_benchmark
+    from vla_tools.render_benchmark import run_render_benchmark
 
     result = run_render_benchmark(args.rig or default_rig_path(), steps=args.steps)
     print(json.dumps(result, indent=2))
@@ -118,21 +118,21 @@ def _module_command(
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `vla` with every sub-command."""
-    from vla_model.distillation import add_distill_arguments, run_distill
     from vla_model.neural_map_eval import add_map_iou_arguments, run_map_iou
-    from vla_model.open_loop_eval import add_eval_bags_arguments, run_eval_bags
     from vla_model.student_training import add_student_train_arguments, run_student_train
     from vla_model.teacher_training import add_teacher_train_arguments, run_teacher_train
     from vla_model.training import add_train_arguments, run_train
-    from vla_ros.bringup_runner import add_run_arguments, run_bringup
-    from vla_ros.replay_command import add_replay_arguments, run_replay
-    from vla_ros.replay_regression import add_replay_test_arguments, run_replay_test
     from vla_sim.camera_data import add_student_record_arguments, run_student_record
-    from vla_sim.demo import add_demo_arguments, run_demo
     from vla_sim.recorder import add_record_arguments, run_record
     from vla_sim.sim_eval_command import add_sim_eval_arguments, run_sim_eval
-    from vla_sim.soak import add_soak_arguments, run_soak
     from vla_sim.teacher_data import add_teacher_record_arguments, run_teacher_record
+    from vla_tools.bringup_runner import add_run_arguments, run_bringup
+    from vla_tools.demo import add_demo_arguments, run_demo
+    from vla_tools.distillation import add_distill_arguments, run_distill
+    from vla_tools.open_loop_eval import add_eval_bags_arguments, run_eval_bags
+    from vla_tools.replay_command import add_replay_arguments, run_replay
+    from vla_tools.replay_regression import add_replay_test_arguments, run_replay_test
+    from vla_tools.soak import add_soak_arguments, run_soak
 
     parser = argparse.ArgumentParser(
         prog='vla', description='vla_ros: run, replay, evaluate and train the VLA driving stack.'

@@ -5,7 +5,7 @@ the rig's cameras (rgb8 test cards at a chosen size, stamped when published, 10 
 CameraInfo (latched), odometry of a car driving straight at constant speed (50 Hz), an empty
 obstacle list (10 Hz) and an instruction (latched). Odometry goes out before the cameras of the
 same instant, as a real driver stack's would. Run as a process (`python -m
-vla_ros.synthetic_sensors --width 1280 --height 720`) it can write the stamps of the camera
+vla_tools.synthetic_sensors --width 1280 --height 720`) it can write the stamps of the camera
 rounds it published, so a benchmark can count frames the pipeline dropped.
 """
 

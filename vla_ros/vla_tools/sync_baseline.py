@@ -29,8 +29,8 @@ from vla_perception.sensor_sync_node import PARAMETERS, sync_config
 from vla_perception.synchronizer import NS_PER_S, stamp_to_ns, to_ns
 from vla_ros.install_paths import vla_ros_file
 from vla_ros.parameters import parameter_defaults
-from vla_ros.replay_command import message_class
 from vla_ros.stamps import to_time
+from vla_tools.replay_command import message_class
 
 MF_QUEUE_SIZE = 10
 MF_SLOP_S = 0.1

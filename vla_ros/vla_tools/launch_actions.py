@@ -32,7 +32,7 @@ from launch_ros.events.lifecycle import ChangeState
 from launch_ros.parameter_descriptions import ParameterValue
 from lifecycle_msgs.msg import Transition
 
-from vla_ros.bringup import (
+from vla_tools.bringup import (
     ARGUMENTS,
     BOOLEAN_ARGUMENTS,
     PACKAGE,

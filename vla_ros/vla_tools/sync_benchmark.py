@@ -281,7 +281,7 @@ BASELINE_COLUMNS = [  # (title, SyncOutcome field) of the side-by-side table
 
 def run_baseline() -> dict[str, object] | None:
     """Compare with message_filters on recorded inputs; print the table; None without it."""
-    from vla_perception.sync_baseline import compare
+    from vla_tools.sync_baseline import compare
 
     try:
         outcomes, facts = compare()

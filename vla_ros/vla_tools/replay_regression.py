@@ -1,7 +1,7 @@
 """`vla replay-test`: the replay regression net (openpilot's process_replay).
 
 Small input bags, recorded from the simulator and committed under `replay_regression/inputs/`,
-are replayed through the cores the nodes wrap (vla_ros.offline_replay): sensor sync, inference
+are replayed through the cores the nodes wrap (vla_tools.offline_replay): sensor sync, inference
 with the pinned model, the safety monitor and the tracking controller. What each core published
 is reduced to the fields that matter (latencies left out) and compared with the references
 committed beside the bags, one file per core, field by field within per-field tolerances. A
@@ -48,6 +48,7 @@ from vla_model.artifacts import ArtifactError
 from vla_model.bag_cache import BagReadError, deserialized_messages
 from vla_model.config import MAP_PRIOR_LAYERS, ModelConfig
 from vla_model.driving_labels import PoseTrack, future_trajectory
+from vla_model.trajectory_messages import trajectory_arrays
 from vla_perception.health import Health
 from vla_perception.odometry import yaw_of
 from vla_perception.offline_sync import OfflineSync
@@ -58,16 +59,15 @@ from vla_perception.synchronizer import stamp_to_ns
 from vla_planning.safety_monitor import Origin
 from vla_planning.safety_rules import Verdict
 from vla_planning.safety_states import SafetyState
-from vla_planning.trajectory_messages import trajectory_arrays
 from vla_planning.vla_inference_node import candidate_message
 from vla_ros.bag_types import make_typestore
 from vla_ros.bag_writing import MessageBagWriter
 from vla_ros.install_paths import vla_ros_file
-from vla_ros.offline_replay import OfflinePipeline, Published, ReplayModel
 from vla_ros.qos import RELIABLE
-from vla_ros.replay_command import add_model_arguments, pipeline_parameters, replay_model
 from vla_ros.stamps import to_time
 from vla_ros.topics import INSTRUCTION_TOPIC, OBSTACLES_TOPIC, ODOMETRY_TOPIC, map_prior_topic
+from vla_tools.offline_replay import OfflinePipeline, Published, ReplayModel
+from vla_tools.replay_command import add_model_arguments, pipeline_parameters, replay_model
 
 FORMAT = 1
 """Version of the reference files' layout; a file of another version is refused."""

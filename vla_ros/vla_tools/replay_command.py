@@ -1,6 +1,6 @@
 """`vla replay BAG`: run the pipeline on a recorded drive, offline or live.
 
-Offline (default): the cores in log-time order (vla_ros.offline_replay), deterministic; prints
+Offline (default): the cores in log-time order (vla_tools.offline_replay), deterministic; prints
 the safety events and open-loop metrics, and writes the published messages to a new MCAP bag
 (`--out`, for Foxglove or `ros2 bag`) and a summary (`--json`).
 
@@ -33,15 +33,15 @@ from vla_perception.rig import RigConfig, default_rig_path
 from vla_planning.vla_inference_node import load_model, model_id
 from vla_ros.bag_types import make_typestore
 from vla_ros.bag_writing import MessageBagWriter
-from vla_ros.bringup import load_bringup, node_parameters
-from vla_ros.bringup_runner import NODE_CLASSES
 from vla_ros.node_main import stop_on_signals
-from vla_ros.offline_replay import OUTPUT_TOPICS, OfflinePipeline, Published, ReplayModel
 from vla_ros.parameters import parameter_defaults
 from vla_ros.qos import LATCHED, RELIABLE
 from vla_ros.reports import write_json
 from vla_ros.stamps import to_time
 from vla_ros.topics import CLOCK_TOPIC, CONTROL_COMMAND_TOPIC
+from vla_tools.bringup import load_bringup, node_parameters
+from vla_tools.bringup_runner import NODE_CLASSES
+from vla_tools.offline_replay import OUTPUT_TOPICS, OfflinePipeline, Published, ReplayModel
 
 REPLAYED_NODES = ('sensor_sync_node', 'vla_inference_node', 'safety_monitor_node')
 LIVE_QUEUE_DEPTH = 20  # a frame's six images and infos at once, with room to spare

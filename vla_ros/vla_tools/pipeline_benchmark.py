@@ -42,13 +42,13 @@ from rclpy.serialization import serialize_message
 from vla_msgs.msg import SafetyStatus, SensorFrame, SensorStatus, Trajectory, VlaPlan
 
 from vla_perception.synchronizer import stamp_to_ns
-from vla_ros.bare_relay import STAGES, template_file
-from vla_ros.bringup import argument_defaults, load_bringup
-from vla_ros.bringup_runner import node_command, stop_processes
 from vla_ros.install_paths import vla_ros_file
 from vla_ros.process_stats import cpu_name, peak_resident_mb, process_cpu_s
 from vla_ros.qos import RELIABLE, SENSOR_DATA
 from vla_ros.reports import write_json
+from vla_tools.bare_relay import STAGES, template_file
+from vla_tools.bringup import argument_defaults, load_bringup
+from vla_tools.bringup_runner import node_command, stop_processes
 
 CASES = {'default': (448, 256), '720p': (1280, 720)}  # name -> camera image width, height
 WARM_UP_S = 3.0
@@ -224,7 +224,7 @@ def _relay_commands(templates: Path) -> dict[str, list[str]]:
         f'bare_{stage}_relay': [
             sys.executable,
             '-m',
-            'vla_ros.bare_relay',
+            'vla_tools.bare_relay',
             stage,
             str(templates),
             '--ros-args',
@@ -262,7 +262,7 @@ def measure(
     sensors_command = [
         sys.executable,
         '-m',
-        'vla_ros.synthetic_sensors',
+        'vla_tools.synthetic_sensors',
         '--width',
         str(width),
         '--height',

@@ -31,6 +31,7 @@ from rosbags.rosbag2 import Reader
 from tqdm import tqdm
 
 from vla_model.artifacts import load_weights
+from vla_model.backends import select_backend
 from vla_model.bag_cache import BagCache, DatasetSettings, deserialized_messages, load_bag
 from vla_model.bev_geometry import CameraGeometry
 from vla_model.config import ModelConfig
@@ -38,7 +39,6 @@ from vla_model.instruction_encoder import InstructionEncoder
 from vla_model.model_inputs import FrameInput
 from vla_perception.rig import RigConfig
 from vla_perception.synchronizer import stamp_to_ns, to_ns
-from vla_planning.backends import select_backend
 from vla_planning.collision import Obstacles, VehicleShape, boxes_overlap
 from vla_planning.inference_core import InferenceCore
 from vla_ros.bag_types import make_typestore

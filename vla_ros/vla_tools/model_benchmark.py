@@ -44,7 +44,7 @@ def latencies_ms(run, repeats: int) -> np.ndarray:
 
 def measure(config: ModelConfig, repeats: int, workdir: Path) -> dict:
     """Measure one configuration with both backends."""
-    from vla_planning.backends import OnnxRuntimeBackend, TorchBackend
+    from vla_model.backends import OnnxRuntimeBackend, TorchBackend
 
     torch.manual_seed(0)
     model = build_network(config).eval()
