@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from vla_perception.image_preprocessing import ImageRejected
 from vla_perception.sensor_sync import SensorSyncCore, SyncedFrame
 from vla_perception.synchronizer import SyncConfig, to_ns
+from vla_ros.log_timer import LogTimer
 
 MIN_STEP_PERIOD_S = 0.002
 
@@ -37,10 +38,10 @@ class OfflineSync:
         self.core = core
         self.odometry_topic = odometry_topic
         self.period_ns = to_ns(step_period_s(core.config.sync))
+        self._timer = LogTimer(self.period_ns)
         self.images = {spec.image_topic: spec.name for spec in core.rig.cameras}
         self.infos = {spec.info_topic: spec.name for spec in core.rig.cameras}
         self.rejected = OfflineCounts()
-        self._next_tick_ns: int | None = None
         self._last_ns = 0
 
     @property
@@ -76,12 +77,9 @@ class OfflineSync:
 
     def _ticks_until(self, now_ns: int) -> list[SyncedFrame]:
         self._last_ns = max(self._last_ns, now_ns)
-        if self._next_tick_ns is None:
-            self._next_tick_ns = now_ns - now_ns % self.period_ns + self.period_ns
         frames = []
-        while self._next_tick_ns <= now_ns:
-            frames += self._step(self._next_tick_ns)
-            self._next_tick_ns += self.period_ns
+        for tick_ns in self._timer.due(now_ns):
+            frames += self._step(tick_ns)
         return frames
 
     def _step(self, now_ns: int) -> list[SyncedFrame]:

@@ -65,6 +65,7 @@ from vla_planning.trajectory_output_node import (
     gate_limits,
 )
 from vla_planning.vla_inference_node import neural_map_message, plan_message, planning_input
+from vla_ros.log_timer import LogTimer
 from vla_ros.stamps import to_time
 from vla_ros.topics import CONTROL_COMMAND_TOPIC, INSTRUCTION_TOPIC
 from vla_tools.open_loop_eval import FrameScores, score_frame, summarise
@@ -163,12 +164,12 @@ class OfflinePipeline:
         self.obstacles_topic = str(monitor['obstacles_topic'])
         self.plan_trigger = PlanTrigger(float(monitor['rate_hz']))
         self.period_ns = self.plan_trigger.period_ns
+        self._watchdog = LogTimer(self.period_ns)
         self.control = None
         if 'trajectory_output_node' in params:
             self.control = OfflineControl(params['trajectory_output_node'])
         self.instruction = Instruction()
         self._previous_speed: tuple[int, float] | None = None
-        self._next_tick_ns: int | None = None
         self._last_ns = 0
         self._state: tuple[str, str] | None = None
 
@@ -316,7 +317,7 @@ class OfflinePipeline:
         self.feed.plan(plan)
         if not self.plan_trigger.fire(log_time_ns):
             return []
-        self._next_tick_ns = log_time_ns + self.period_ns
+        self._watchdog.restart(log_time_ns)
         return self._cycle(log_time_ns)
 
     def _ticks_until(self, now_ns: int) -> list[Published]:
@@ -326,17 +327,14 @@ class OfflinePipeline:
         before the controller reads its trajectory.
         """
         self._last_ns = max(self._last_ns, now_ns)
-        if self._next_tick_ns is None:
-            self._next_tick_ns = now_ns - now_ns % self.period_ns + self.period_ns
         published = []
         while True:
-            control_ns = self.control.next_tick_ns(now_ns) if self.control else None
-            if self._next_tick_ns <= now_ns and (
-                control_ns is None or self._next_tick_ns <= control_ns
-            ):
-                if self.plan_trigger.watchdog(self._next_tick_ns):
-                    published += self._cycle(self._next_tick_ns)
-                self._next_tick_ns += self.period_ns
+            watchdog_ns = self._watchdog.next_tick_ns(now_ns)
+            control_ns = self.control.timer.next_tick_ns(now_ns) if self.control else None
+            if watchdog_ns <= now_ns and (control_ns is None or watchdog_ns <= control_ns):
+                self._watchdog.advance()
+                if self.plan_trigger.watchdog(watchdog_ns):
+                    published += self._cycle(watchdog_ns)
             elif control_ns is not None and control_ns <= now_ns:
                 published.append(self.control.tick())
             else:
@@ -366,23 +364,15 @@ class OfflineControl:
     def __init__(self, params: dict[str, object]) -> None:
         self.feed = ControlFeed(TrackingController(controller_config(params), gate_limits(params)))
         self.odometry_topic = str(params['odometry_topic'])
-        self.period_ns = round(NS_PER_S / float(params['control_rate_hz']))
-        self._next_ns: int | None = None
+        self.timer = LogTimer(round(NS_PER_S / float(params['control_rate_hz'])))
 
     def odometry(self, message: object) -> None:
         """Take odometry; drop a malformed one as the node does (the monitor counts it)."""
         with suppress(ValueError):
             self.feed.take_odometry(message)
 
-    def next_tick_ns(self, now_ns: int) -> int:
-        """Return the time of the timer's next tick; the first is the first period after now."""
-        if self._next_ns is None:
-            self._next_ns = now_ns - now_ns % self.period_ns + self.period_ns
-        return self._next_ns
-
     def tick(self) -> Published:
         """Run the control timer once: the command for the tick's time."""
-        now_ns = self._next_ns
-        self._next_ns += self.period_ns
+        now_ns = self.timer.advance()
         command = control_command_message(self.feed.step(now_ns), to_time(now_ns))
         return Published(CONTROL_COMMAND_TOPIC, now_ns, command)
