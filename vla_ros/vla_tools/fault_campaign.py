@@ -57,11 +57,11 @@ from vla_perception.synchronizer import stamp_to_ns
 from vla_planning.safety_states import SafetyState
 from vla_ros.cdr import restamped
 from vla_ros.install_paths import vla_ros_file
-from vla_ros.process_stats import cpu_name
 from vla_ros.qos import LATCHED, RELIABLE
 from vla_ros.reports import write_json
 from vla_ros.stamps import to_time
 from vla_ros.topics import INSTRUCTION_TOPIC, OBSTACLES_TOPIC
+from vla_tools.bench_harness import machine_line
 from vla_tools.bringup import argument_defaults, load_bringup
 from vla_tools.bringup_runner import node_command, stop_processes
 from vla_tools.synthetic_sensors import INSTRUCTION, SyntheticSensors
@@ -952,7 +952,7 @@ def run(names: list[str] | None, json_path: Path | None) -> list[FaultResult]:
     )
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     faults = [f for f in FAULTS if not names or f.name in names]
-    machine = f'{cpu_name()}, {os.cpu_count()} CPUs'
+    machine = machine_line()
     print(f'vla faults: {len(faults)} fault(s) into the running pipeline; {machine}', flush=True)
     results: list[FaultResult] = []
     with tempfile.TemporaryDirectory(prefix='vla_faults_') as directory:

@@ -6,7 +6,6 @@ are measured in the same run on the same inputs, so their ratio is meaningful on
 
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,19 @@ from vla_model.config import ModelConfig, student, teacher
 from vla_model.export import example_inputs, export_onnx
 from vla_model.network import INPUT_NAMES
 from vla_model.student_network import build_network, student_v2
-from vla_ros.reports import write_json
+from vla_tools.bench_harness import latencies_ms, print_table, summary, write_benchmark_json
 
 WARM_UP = 5
+COLUMNS = [  # (title, width) of the printed table
+    ('model', 12),
+    ('params', 10),
+    ('GFLOPs', 8),
+    ('torch p50', 10),
+    ('p99', 8),
+    ('ORT p50', 9),
+    ('p99', 8),
+    ('ORT speedup', 12),
+]
 
 
 def gflops(model: torch.nn.Module, inputs: dict[str, np.ndarray]) -> float:
@@ -28,18 +37,6 @@ def gflops(model: torch.nn.Module, inputs: dict[str, np.ndarray]) -> float:
     with torch.inference_mode(), counter:
         model(*(torch.from_numpy(inputs[name]) for name in INPUT_NAMES))
     return counter.get_total_flops() / 1e9
-
-
-def latencies_ms(run, repeats: int) -> np.ndarray:
-    """Time `run()` after a warm-up; return the per-call wall times in milliseconds."""
-    for _ in range(WARM_UP):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1e3)
-    return np.asarray(times)
 
 
 def measure(config: ModelConfig, repeats: int, workdir: Path) -> dict:
@@ -60,11 +57,8 @@ def measure(config: ModelConfig, repeats: int, workdir: Path) -> dict:
         'torch_threads': torch.get_num_threads(),
     }
     for name, backend in backends.items():
-        times = latencies_ms(lambda backend=backend: backend.run(inputs), repeats)
-        result[name] = {
-            'p50_ms': round(float(np.percentile(times, 50)), 2),
-            'p99_ms': round(float(np.percentile(times, 99)), 2),
-        }
+        times = latencies_ms(lambda backend=backend: backend.run(inputs), repeats, WARM_UP)
+        result[name] = summary(times, 2, key='{}_ms')
     result['onnxruntime_speedup'] = round(
         result['pytorch']['p50_ms'] / result['onnxruntime']['p50_ms'], 2
     )
@@ -85,27 +79,24 @@ def run(repeats: int, json_path: Path | None, include_teacher: bool) -> list[dic
     )
     with tempfile.TemporaryDirectory() as workdir:
         results = [measure(config, repeats, Path(workdir)) for config in configs]
-    print(
-        f'{"model":>12} {"params":>10} {"GFLOPs":>8} {"torch p50":>10} {"p99":>8} '
-        f'{"ORT p50":>9} {"p99":>8} {"ORT speedup":>12}'
+    print_table(
+        COLUMNS,
+        (
+            [
+                r['model'],
+                r['parameters'],
+                r['gflops'],
+                r['pytorch']['p50_ms'],
+                r['pytorch']['p99_ms'],
+                r['onnxruntime']['p50_ms'],
+                r['onnxruntime']['p99_ms'],
+                r['onnxruntime_speedup'],
+            ]
+            for r in results
+        ),
     )
-    for r in results:
-        print(
-            f'{r["model"]:>12} {r["parameters"]:>10} {r["gflops"]:>8} '
-            f'{r["pytorch"]["p50_ms"]:>10} {r["pytorch"]["p99_ms"]:>8} '
-            f'{r["onnxruntime"]["p50_ms"]:>9} {r["onnxruntime"]["p99_ms"]:>8} '
-            f'{r["onnxruntime_speedup"]:>12}'
-        )
     ratio = results[1]['onnxruntime']['p50_ms'] / results[0]['onnxruntime']['p50_ms']
     print(f'{results[1]["model"]} / {results[0]["model"]}, ONNX Runtime p50: {ratio:.2f}')
     if json_path is not None:
-        write_json(
-            json_path,
-            {
-                'benchmark': 'model',
-                'cpus': os.cpu_count(),
-                'results': results,
-                'v2_to_v1_onnxruntime_p50': round(ratio, 3),
-            },
-        )
+        write_benchmark_json(json_path, 'model', results, v2_to_v1_onnxruntime_p50=round(ratio, 3))
     return results

@@ -43,10 +43,11 @@ from vla_msgs.msg import SafetyStatus, SensorFrame, SensorStatus, Trajectory, Vl
 
 from vla_perception.synchronizer import stamp_to_ns
 from vla_ros.install_paths import vla_ros_file
-from vla_ros.process_stats import cpu_name, peak_resident_mb, process_cpu_s
+from vla_ros.process_stats import peak_resident_mb, process_cpu_s
 from vla_ros.qos import RELIABLE, SENSOR_DATA
 from vla_ros.reports import write_json
 from vla_tools.bare_relay import STAGES, template_file
+from vla_tools.bench_harness import machine_line, summary
 from vla_tools.bringup import argument_defaults, load_bringup
 from vla_tools.bringup_runner import node_command, stop_processes
 
@@ -61,14 +62,7 @@ GOALS = {'e2e_p99_ms': 60.0, 'rate_hz': 10.0, 'dropped': 0, 'overhead': 0.25}
 
 def summary_ms(values_ns: list[int]) -> dict[str, float]:
     """Return p50, p99 and max of latencies given in ns, in ms (NaN when there are none)."""
-    if not values_ns:
-        return {'p50': float('nan'), 'p99': float('nan'), 'max': float('nan')}
-    values = np.asarray(values_ns, dtype=np.float64) * 1e-6
-    return {
-        'p50': round(float(np.percentile(values, 50)), 2),
-        'p99': round(float(np.percentile(values, 99)), 2),
-        'max': round(float(values.max()), 2),
-    }
+    return summary(np.asarray(values_ns, dtype=np.float64) * 1e-6, 2, ('p50', 'p99', 'max'))
 
 
 @dataclass
@@ -420,7 +414,7 @@ def run(duration_s: float, json_path: Path | None, case_names: list[str] | None 
     unknown = sorted(set(case_names or ()) - set(CASES))
     if unknown:
         raise ValueError(f'unknown case(s) {", ".join(unknown)}: choose from {", ".join(CASES)}')
-    machine = f'{cpu_name()}, {os.cpu_count()} CPUs'
+    machine = machine_line()
     print(
         f'vla bench pipeline: sensors -> sync -> inference -> safety -> output over DDS, six '
         f'cameras at 10 Hz, {duration_s:.0f} s per run after {WARM_UP_S:.0f} s warm-up; {machine}'

@@ -6,7 +6,6 @@ rate, so the raster repaints about as much ground per frame as in closed loop.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,11 @@ import numpy as np
 from vla_model.bev_geometry import rotation_from_quaternion
 from vla_perception.rig import RigConfig
 from vla_planning.collision import VehicleShape
-from vla_ros.process_stats import cpu_name
 from vla_sim.camera_renderer import CameraRenderer
 from vla_sim.scenarios import get_scenario
 from vla_sim.scene import MarkingStyle, Pose2D, Scene, footprint
 from vla_sim.simulation import SimConfig, SimulationCore
+from vla_tools.bench_harness import machine_line, summary
 
 SCENARIO = 'dense_traffic'
 """About 20 vehicles within the cameras' range."""
@@ -38,11 +37,7 @@ def _scenes(rig: RigConfig, count: int) -> list[Scene]:
 
 def _summary(values: list[float]) -> dict[str, float]:
     """Return p50, p99 and mean of timings, rounded to microseconds."""
-    return {
-        'p50': round(float(np.percentile(values, 50)), 3),
-        'p99': round(float(np.percentile(values, 99)), 3),
-        'mean': round(float(np.mean(values)), 3),
-    }
+    return summary(values, 3, ('p50', 'p99', 'mean'))
 
 
 def run_render_benchmark(rig_path: str | Path, steps: int = 200, warmup: int = 10) -> dict:
@@ -77,7 +72,7 @@ def run_render_benchmark(rig_path: str | Path, steps: int = 200, warmup: int = 1
         'threads': 1,
         'cameras': len(rig.cameras),
         'image_size': [first.width, first.height],
-        'machine': f'{cpu_name()}, {os.cpu_count()} CPUs',
+        'machine': machine_line(),
         'step_ms': _summary(totals),
         'road_ms': _summary(parts.pop('road')),
         'camera_ms': {name: _summary(values) for name, values in parts.items()},

@@ -39,6 +39,7 @@ from vla_ros.qos import LATCHED, RELIABLE
 from vla_ros.reports import write_json
 from vla_ros.stamps import to_time
 from vla_ros.topics import CLOCK_TOPIC, CONTROL_COMMAND_TOPIC
+from vla_tools import bench_harness
 from vla_tools.bringup import load_bringup, node_parameters
 from vla_tools.bringup_runner import NODE_CLASSES
 from vla_tools.offline_replay import OUTPUT_TOPICS, OfflinePipeline, Published, ReplayModel
@@ -131,10 +132,7 @@ def replay_offline(args: argparse.Namespace) -> int:
             for e in record.events
         ],
         'open_loop': pipeline.open_loop(),
-        'model_latency_ms': {
-            'p50': float(np.percentile(latencies, 50)),
-            'p99': float(np.percentile(latencies, 99)),
-        },
+        'model_latency_ms': bench_harness.summary(latencies),
     }
     for event in record.events:
         print(

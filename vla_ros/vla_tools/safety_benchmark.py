@@ -21,7 +21,7 @@ from vla_planning.safety_monitor import (
     SafetyMonitor,
     SensorStatusInput,
 )
-from vla_ros.reports import write_json
+from vla_tools.bench_harness import summary, table_lines, write_benchmark_json
 
 NS_PER_S = 1_000_000_000
 CYCLE_NS = NS_PER_S // 10
@@ -29,6 +29,14 @@ SPEED_MPS = 25.0
 OBSTACLES = 50
 PLAN_POINTS = 40
 WARM_UP = 20
+COLUMNS = [  # (title, width, result field) of the printed table; the states reached follow
+    ('case', 11, 'case'),
+    ('cycle p50', 10, 'cycle_p50_ms'),
+    ('p99', 7, 'cycle_p99_ms'),
+    ('max', 7, 'cycle_max_ms'),
+    ('step p50', 9, 'step_p50_ms'),
+    ('p99', 7, 'step_p99_ms'),
+]
 
 
 def obstacle_layout(case: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -75,11 +83,8 @@ def measure(case: str, cycles: int, seed: int = 0) -> dict:
         'case': case,
         'cycles': cycles,
         'states': sorted(states),
-        'cycle_p50_ms': round(float(np.percentile(cycle_ms, 50)), 3),
-        'cycle_p99_ms': round(float(np.percentile(cycle_ms, 99)), 3),
-        'cycle_max_ms': round(float(np.max(cycle_ms)), 3),
-        'step_p50_ms': round(float(np.percentile(step_ms, 50)), 3),
-        'step_p99_ms': round(float(np.percentile(step_ms, 99)), 3),
+        **summary(cycle_ms, 3, ('p50', 'p99', 'max'), 'cycle_{}_ms'),
+        **summary(step_ms, 3, ('p50', 'p99'), 'step_{}_ms'),
     }
 
 
@@ -91,15 +96,13 @@ def run(cycles: int, json_path: Path | None) -> list[dict]:
         '+ the step; goal p99 <= 1 ms'
     )
     results = [measure(case, cycles) for case in ('far', 'adjacent', 'plans_lost')]
-    print(
-        f'{"case":>11} {"cycle p50":>10} {"p99":>7} {"max":>7} {"step p50":>9} {"p99":>7}  states'
+    lines = table_lines(
+        [(title, width) for title, width, _ in COLUMNS],
+        ([r[field] for *_, field in COLUMNS] for r in results),
     )
-    for r in results:
-        print(
-            f'{r["case"]:>11} {r["cycle_p50_ms"]:>10} {r["cycle_p99_ms"]:>7} '
-            f'{r["cycle_max_ms"]:>7} {r["step_p50_ms"]:>9} {r["step_p99_ms"]:>7}  '
-            f'{", ".join(r["states"])}'
-        )
+    states = ['states', *(', '.join(r['states']) for r in results)]
+    for line, reached in zip(lines, states, strict=True):
+        print(f'{line}  {reached}')
     if json_path is not None:
-        write_json(json_path, {'benchmark': 'safety', 'cpus': os.cpu_count(), 'results': results})
+        write_benchmark_json(json_path, 'safety', results)
     return results

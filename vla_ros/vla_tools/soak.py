@@ -49,7 +49,6 @@ from vla_planning.safety_states import SafetyState  # noqa: E402
 from vla_ros.install_paths import vla_ros_file  # noqa: E402
 from vla_ros.node_main import stop_on_signals  # noqa: E402
 from vla_ros.process_stats import (  # noqa: E402
-    cpu_name,
     peak_resident_mb,
     process_cpu_s,
     resident_mb,
@@ -58,6 +57,7 @@ from vla_ros.qos import RELIABLE  # noqa: E402
 from vla_ros.reports import write_json  # noqa: E402
 from vla_ros.topics import CLOCK_TOPIC  # noqa: E402
 from vla_sim.scenarios import SCENARIOS  # noqa: E402
+from vla_tools.bench_harness import machine_line, summary  # noqa: E402
 from vla_tools.bringup import BringUp, argument_defaults, load_bringup  # noqa: E402
 from vla_tools.bringup_runner import SIGINT_RACE_S, node_command, stop_processes  # noqa: E402
 
@@ -125,9 +125,7 @@ def latency_windows(
             start_s + index * width_s,
             min(end_s, start_s + (index + 1) * width_s),
             len(values),
-            float(np.percentile(values, 50)),
-            float(np.percentile(values, 99)),
-            float(np.max(values)),
+            *summary(values, None, ('p50', 'p99', 'max')).values(),
         )
         for index, values in sorted(groups.items())
     ]
@@ -180,9 +178,7 @@ def latency_summary(
     windows = latency_windows(times_s, latencies_ms, warm_up, duration_s, window_s(duration_s))
     return {
         'plans': len(values),
-        'p50_ms': float(np.percentile(values, 50)) if values else math.nan,
-        'p99_ms': float(np.percentile(values, 99)) if values else math.nan,
-        'max_ms': float(np.max(values)) if values else math.nan,
+        **summary(values, None, ('p50', 'p99', 'max'), '{}_ms'),
         'drift_ms_per_h': drift_per_hour(windows),
         'windows': [asdict(w) for w in windows],
     }
@@ -692,7 +688,7 @@ def run_soak(args: argparse.Namespace) -> int:
         'minutes': args.minutes,
         'sample_s': args.sample_s,
         'started': datetime.now(timezone.utc).isoformat(timespec='seconds'),
-        'machine': f'{cpu_name()}, {os.cpu_count()} CPUs',
+        'machine': machine_line(),
     }
     stop = stop_on_signals()
     soak = Soak(args.minutes * 60.0, args.sample_s, stop)

@@ -18,7 +18,6 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 
@@ -30,6 +29,7 @@ from vla_perception.synchronizer import NS_PER_S, stamp_to_ns, to_ns
 from vla_ros.install_paths import vla_ros_file
 from vla_ros.parameters import parameter_defaults
 from vla_ros.stamps import to_time
+from vla_tools.bench_harness import percentile
 from vla_tools.replay_command import message_class
 
 MF_QUEUE_SIZE = 10
@@ -211,9 +211,6 @@ def outcome(
         errors.append(abs(stamp_ns - newest_ns) / 1e6)
     start_ns = fault_start_ns(inputs, fault)
 
-    def percentile(values: list[float], q: float) -> float:
-        return round(float(np.percentile(values, q)), 1) if values else float('nan')
-
     return SyncOutcome(
         synchroniser=synchroniser,
         fault=fault,
@@ -221,9 +218,9 @@ def outcome(
         complete_frames=sum(complete for _, _, complete, *_ in emitted),
         resets=len({epoch for *_, epoch in emitted}) - 1 if emitted else 0,
         frames_after_fault=sum(emitted_ns >= start_ns for emitted_ns, *_ in emitted),
-        latency_p50_ms=percentile(latencies, 50),
-        latency_p99_ms=percentile(latencies, 99),
-        stamp_error_p99_ms=percentile(errors, 99),
+        latency_p50_ms=percentile(latencies, 50, 1),
+        latency_p99_ms=percentile(latencies, 99, 1),
+        stamp_error_p99_ms=percentile(errors, 99, 1),
     )
 
 

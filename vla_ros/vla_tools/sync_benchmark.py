@@ -41,6 +41,7 @@ from vla_ros.install_paths import vla_ros_file
 from vla_ros.process_stats import process_cpu_s
 from vla_ros.qos import LATCHED, RELIABLE
 from vla_ros.reports import write_json
+from vla_tools.bench_harness import percentile, print_table
 
 CAMERAS = ('front', 'front_left', 'front_right', 'back', 'back_left', 'back_right')
 WIDTH, HEIGHT, RATE_HZ = 1280, 720, 10.0
@@ -255,8 +256,8 @@ def run_transport(
         duration_s=round(wall_s, 3),
         output_rate_hz=round(frames / wall_s, 2),
         complete_fraction=round(sum(complete for *_, complete in window) / max(frames, 1), 3),
-        latency_p50_ms=round(float(np.percentile(latencies_ms, 50)), 2),
-        latency_p99_ms=round(float(np.percentile(latencies_ms, 99)), 2),
+        latency_p50_ms=percentile(latencies_ms, 50, 2),
+        latency_p99_ms=percentile(latencies_ms, 99, 2),
         newest_image_arrival_delay_ms=round(arrival, 2),
         node_processing_ms_mean=round(_mean(p['processing_ms_mean'] for p in processing), 2),
         node_processing_ms_max=round(max(float(p['processing_ms_max']) for p in processing), 2),
@@ -294,9 +295,10 @@ def run_baseline() -> dict[str, object] | None:
         f'on {facts["recording"]} x{facts["loops"]} ({facts["image_messages"]} images, '
         f'{facts["duration_s"]} s); faults start a third of the way in'
     )
-    print(' '.join(f'{title:>16}' for title, _ in BASELINE_COLUMNS))
-    for outcome in outcomes:
-        print(' '.join(f'{getattr(outcome, field):>16}' for _, field in BASELINE_COLUMNS))
+    print_table(
+        [(title, 16) for title, _ in BASELINE_COLUMNS],
+        ([getattr(outcome, field) for _, field in BASELINE_COLUMNS] for outcome in outcomes),
+    )
     return {**facts, 'outcomes': [asdict(outcome) for outcome in outcomes]}
 
 
@@ -317,9 +319,10 @@ def run(duration_s: float, json_path: Path | None) -> list[SyncBenchmarkResult]:
             run_transport(transport, duration_s, Path(workdir), node_command)
             for transport in ('raw', 'compressed')
         ]
-    print(' '.join(f'{title:>11}' for title, _ in COLUMNS))
-    for result in results:
-        print(' '.join(f'{getattr(result, field):>11}' for _, field in COLUMNS))
+    print_table(
+        [(title, 11) for title, _ in COLUMNS],
+        ([getattr(result, field) for _, field in COLUMNS] for result in results),
+    )
     baseline = run_baseline()
     if json_path is not None:
         write_json(
