@@ -560,6 +560,16 @@ def _control_characters() -> str:
     return 'keep\x1b[2J the\x07 lane\x7f and\x08 follow the road\x00 and then'
 
 
+# (what the pipeline must do, the sign of detection) for an odd instruction, by its kind
+INSTRUCTION_CLEANED = (
+    'warned about by name; the cleaned (or default) instruction is used; driving goes on',
+    ('instruction',),
+)
+INSTRUCTION_REFUSED = (
+    'refused by name as not understood; the instruction in force stays; driving goes on',
+    ('not understood',),
+)
+
 FAULTS = (
     Fault(
         'camera dropout',
@@ -721,31 +731,27 @@ FAULTS = (
         Fault(
             f'instruction: {kind}',
             f'the operator sends {text}',
-            'warned about by name; the cleaned (or default) instruction is used; driving goes on',
-            ('instruction',),
+            *outcome,
             frozenset(),
             1.0,
             *_instruction(instruction),
         )
-        for kind, text, instruction in (
-            ('empty', 'an empty instruction', ''),
-            ('1 MB', 'a 1 MB instruction', 'keep the lane ' * 75_000),
-            ('control characters', 'ESC, BEL, DEL, BS and NUL inside', _control_characters()),
-        )
-    ),
-    *(
-        Fault(
-            f'instruction: {kind}',
-            f'the operator sends {text}',
-            'refused by name as not understood; the instruction in force stays; driving goes on',
-            ('not understood',),
-            frozenset(),
-            1.0,
-            *_instruction(instruction),
-        )
-        for kind, text, instruction in (
-            ('not English', 'a Chinese instruction', '左转，然后在下一个出口离开高速公路'),
-            ('emoji', '5000 emoji', '🚗💨' * 2500),
+        for kind, text, instruction, outcome in (
+            ('empty', 'an empty instruction', '', INSTRUCTION_CLEANED),
+            ('1 MB', 'a 1 MB instruction', 'keep the lane ' * 75_000, INSTRUCTION_CLEANED),
+            (
+                'control characters',
+                'ESC, BEL, DEL, BS and NUL inside',
+                _control_characters(),
+                INSTRUCTION_CLEANED,
+            ),
+            (
+                'not English',
+                'a Chinese instruction',
+                '左转，然后在下一个出口离开高速公路',
+                INSTRUCTION_REFUSED,
+            ),
+            ('emoji', '5000 emoji', '🚗💨' * 2500, INSTRUCTION_REFUSED),
         )
     ),
     Fault(
