@@ -33,6 +33,7 @@ from vla_model.student_network import (
 )
 from vla_model.student_training import StudentTrainConfig, train_student
 from vla_model.teacher_network import PrivilegedTeacher, TeacherConfig
+from vla_model.teacher_training import TeacherTrainConfig
 from vla_sim.camera_data import CameraRecordSettings, record_camera_episode
 from vla_sim.camera_renderer import CameraRenderer
 from vla_sim.instructions import Intent
@@ -314,10 +315,11 @@ def test_a_student_run_with_a_bad_file_or_another_teacher_is_refused(camera_data
         train_student(run_file(tmp_path, camera_data, other), progress=False)
 
 
-def test_the_recipes_run_file_is_valid():
-    path = Path(__file__).resolve().parents[1] / 'config' / 'train_student_v2.yaml'
-    run = StudentTrainConfig.from_file(path)
-    assert run.teacher_weights.endswith('teacher/train1/teacher.safetensors')
+def test_the_recipes_run_file_is_valid_and_distils_from_the_last_teacher_round():
+    config_dir = Path(__file__).resolve().parents[1] / 'config'
+    run = StudentTrainConfig.from_file(config_dir / 'train_student_v2.yaml')
+    last_teacher = TeacherTrainConfig.from_file(config_dir / 'train_teacher_dagger2.yaml')
+    assert Path(run.teacher_weights) == Path(last_teacher.out_dir) / 'teacher.safetensors'
     assert len(run.data) == 2 and 0.0 < run.map_prior_share < 1.0
 
 
