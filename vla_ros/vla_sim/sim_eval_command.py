@@ -1,4 +1,4 @@
-"""`vla sim eval`: drive seeded episodes in lockstep and report closed-loop metrics."""
+"""`vla sim eval` drives seeded episodes in lockstep; `vla sim compare` compares drivers."""
 
 import argparse
 import sys
@@ -107,9 +107,62 @@ def run_sim_eval(args: argparse.Namespace, prog: str = 'vla sim eval') -> int:
             args.json,
             {
                 'driver': args.driver,
+                'split': args.split,
+                'monitor': args.monitor,
+                'weights': None if args.weights is None else str(args.weights),
                 'summary': aggregate,
                 'by_intent': by_intent,
                 'episodes': [result.metrics.as_dict() for result in results],
             },
         )
+    return 0
+
+
+def add_sim_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `vla sim compare`'s arguments."""
+    parser.add_argument(
+        'evaluations',
+        nargs='+',
+        metavar='[LABEL=]FILE',
+        help='`vla sim eval --json` files, one per driver, on the same seeds and split; the '
+        "column is LABEL or the file's driver. The expert's (label 'expert') is the progress "
+        'reference',
+    )
+    parser.add_argument('--markdown', type=Path, help='also write the tables here')
+    parser.add_argument('--plot', type=Path, help='bar charts of success and off-road (PNG)')
+
+
+def run_sim_compare(args: argparse.Namespace, prog: str = 'vla sim compare') -> int:
+    """Print the drivers' figures side by side on their common episodes."""
+    from vla_sim.eval_comparison import (
+        ComparisonError,
+        Evaluation,
+        compare,
+        comparison_markdown,
+        plot_comparison,
+    )
+
+    try:
+        evaluations = []
+        for given in args.evaluations:
+            label, _, path = given.rpartition('=')
+            evaluations.append(Evaluation.from_file(Path(path), label or None))
+        labels = [e.label for e in evaluations]
+        if len(set(labels)) < len(labels):
+            raise ComparisonError(
+                f'two evaluations are both labelled {sorted(labels)}: name them LABEL=FILE'
+            )
+        keys, tables = compare(evaluations)
+    except ComparisonError as error:
+        print(f'{prog}: {error}', file=sys.stderr)
+        return 1
+    unmatched = sum(len(e.episodes) - len(keys) for e in evaluations)
+    text = comparison_markdown(tables, labels)
+    print(text, end='')
+    print(f'{len(keys)} episodes matched by (scenario, seed); {unmatched} left out')
+    if args.markdown:
+        args.markdown.write_text(text, encoding='utf-8')
+    if args.plot:
+        plot_comparison(tables, labels, args.plot)
+        print(f'plot in {args.plot}')
     return 0

@@ -124,7 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     from vla_model.training import add_train_arguments, run_train
     from vla_sim.camera_data import add_student_record_arguments, run_student_record
     from vla_sim.recorder import add_record_arguments, run_record
-    from vla_sim.sim_eval_command import add_sim_eval_arguments, run_sim_eval
+    from vla_sim.sim_eval_command import (
+        add_sim_compare_arguments,
+        add_sim_eval_arguments,
+        run_sim_compare,
+        run_sim_eval,
+    )
     from vla_sim.teacher_data import add_teacher_record_arguments, run_teacher_record
     from vla_tools.bringup_runner import add_run_arguments, run_bringup
     from vla_tools.demo import add_demo_arguments, run_demo
@@ -243,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
         'drive seeded episodes in lockstep and report closed-loop metrics',
         add_sim_eval_arguments,
         run_sim_eval,
+    )
+    _module_command(
+        sim_commands,
+        'compare',
+        'set drivers side by side on the same episodes (the model card tables)',
+        add_sim_compare_arguments,
+        run_sim_compare,
     )
     _module_command(
         sim_commands,
