@@ -26,7 +26,7 @@ from vla_model.instruction_encoder import (
     InstructionEncoder,
     check_instruction,
 )
-from vla_model.network import INPUT_NAMES, VlaNet, warp
+from vla_model.network import IMAGENET_MEAN, IMAGENET_STD, INPUT_NAMES, Backbone, VlaNet, warp
 from vla_model.student_network import student_v2
 from vla_perception.rig import RigConfig
 
@@ -73,6 +73,18 @@ def test_output_shapes_and_anchor_units(net):
     assert CONFIG.horizon_steps * CONFIG.step_s >= 3.0  # at least 3 s ahead
     assert anchors[3, -1, 0] == pytest.approx(20.0 * 3.0)  # 20 m/s for 3 s, in metres
     assert np.abs(anchors[..., 2]).max() < np.pi  # headings in radians
+
+
+@pytest.mark.parametrize('stride', [4, 8])
+def test_the_stem_s_folded_normalisation_equals_normalising_every_pixel(stride):
+    torch.manual_seed(0)
+    backbone = Backbone((16, 32), 24, stride)
+    pixels = torch.randint(0, 256, (2, 3, 64, 96)).float()
+    normalised = (pixels / 255.0 - IMAGENET_MEAN.view(1, 3, 1, 1)) / IMAGENET_STD.view(1, 3, 1, 1)
+    for mode in (backbone.train, backbone.eval):
+        mode()
+        expected = backbone.project(backbone.stages(normalised))
+        torch.testing.assert_close(backbone(pixels), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_teacher_is_larger_than_student():
