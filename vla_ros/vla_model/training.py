@@ -166,9 +166,22 @@ def learning_rate(peak: float, warmup_steps: int, steps: int, step: int) -> floa
 
 
 class StepBatches:
-    """The sample indices of each step on one process: shuffled passes, every world-th sample."""
+    """The sample indices of each step on one process: shuffled passes, every world-th sample.
 
-    def __init__(self, samples: int, batch: int, seed: int, dist: Distributed, steps: range):
+    With `weights`, a pass is as many draws (with replacement) in proportion to them instead of
+    a permutation: rare samples come more often, and a step's batch is still a function of the
+    step and seed alone, so a stopped run resumes exactly.
+    """
+
+    def __init__(
+        self,
+        samples: int,
+        batch: int,
+        seed: int,
+        dist: Distributed,
+        steps: range,
+        weights: np.ndarray | None = None,
+    ):
         if samples < dist.world:
             raise ValueError(
                 f'{samples} training clips cannot be shared by {dist.world} processes'
@@ -178,6 +191,7 @@ class StepBatches:
         self.seed = seed
         self.dist = dist
         self.steps = steps
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
         self._orders: dict[int, list[int]] = {}
 
     def __len__(self) -> int:
@@ -197,7 +211,12 @@ class StepBatches:
         """Return this process's share of pass `epoch`'s shuffled order (one order for all)."""
         if epoch not in self._orders:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            order = torch.randperm(self.samples, generator=generator)
+            if self.weights is None:
+                order = torch.randperm(self.samples, generator=generator)
+            else:
+                order = torch.multinomial(
+                    self.weights, self.samples, replacement=True, generator=generator
+                )
             self._orders = {epoch: order[self.dist.rank :: self.dist.world].tolist()}
         return self._orders[epoch]
 
