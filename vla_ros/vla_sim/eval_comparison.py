@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vla_ros.reports import markdown_table
+
 WILSON_Z = 1.96
 """The normal quantile of a two-sided 95 % interval."""
 RATES = ('collision', 'off_road', 'instruction_success')
@@ -147,14 +149,11 @@ def comparison_markdown(
     ]
     for grouping, groups in tables.items():
         rows = [
-            f'| {grouping} | episodes | ' + ' | '.join(labels) + ' |',
-            '|---' * (len(labels) + 2) + '|',
+            # the same matched episodes for every driver
+            [name, by_driver[labels[0]].episodes, *(_cell(by_driver[label]) for label in labels)]
+            for name, by_driver in groups.items()
         ]
-        for name, by_driver in groups.items():
-            episodes = by_driver[labels[0]].episodes  # the same matched episodes for all
-            cells = ' | '.join(_cell(by_driver[label]) for label in labels)
-            rows.append(f'| {name} | {episodes} | {cells} |')
-        parts.append('\n'.join(rows) + '\n')
+        parts.append(markdown_table([grouping, 'episodes', *labels], rows) + '\n')
     return '\n'.join(parts)
 
 

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from vla_ros.reports import write_json  # noqa: E402
+from vla_ros.reports import markdown_table, write_json  # noqa: E402
 from vla_sim.bev_ground_truth import BevGrid  # noqa: E402
 from vla_sim.evaluation import EpisodeResult, RecordedStep, summary  # noqa: E402
 
@@ -49,13 +49,12 @@ BEV_PIXELS_PER_CELL = 4
 
 def metrics_table(aggregate: dict, group: str = 'scenario') -> str:
     """Return a Markdown table with one row per scenario (or other `group` of episodes)."""
-    header = f'| {group} | ' + ' | '.join(title for _, title, _ in TABLE_COLUMNS) + ' |'
-    rule = '|---' * (len(TABLE_COLUMNS) + 1) + '|'
+    header = [group, *(title for _, title, _ in TABLE_COLUMNS)]
     rows = [
-        f'| {name} | ' + ' | '.join(fmt(values[key]) for key, _, fmt in TABLE_COLUMNS) + ' |'
+        [name, *(fmt(values[key]) for key, _, fmt in TABLE_COLUMNS)]
         for name, values in aggregate.items()
     ]
-    return '\n'.join([header, rule, *rows]) + '\n'
+    return markdown_table(header, rows) + '\n'
 
 
 def _plot_tracks(results: list[EpisodeResult], path: Path) -> None:

@@ -116,6 +116,27 @@ def _module_command(
     command.set_defaults(handler=handler)
 
 
+ModuleCommand = tuple[
+    str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
+]
+"""A sub-command whose arguments and handler live in its own module: name, help, adder, handler."""
+
+
+def _command_group(
+    commands: argparse._SubParsersAction,
+    name: str,
+    help_text: str,
+    members: tuple[ModuleCommand, ...],
+) -> None:
+    """Add `vla NAME SUBCOMMAND`: a command whose sub-commands each live in their own module."""
+    group = commands.add_parser(name, help=help_text)
+    sub = group.add_subparsers(
+        dest=f'{name}_command', metavar=f'{name.upper()}_COMMAND', required=True
+    )
+    for member in members:
+        _module_command(sub, *member)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `vla` with every sub-command."""
     from vla_model.neural_map_eval import add_map_iou_arguments, run_map_iou
@@ -240,76 +261,77 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument('--steps', type=int, default=200, help='timed steps')
     render.add_argument('--json', type=Path, help='also write the results to this JSON file')
     render.set_defaults(handler=_bench_render)
-    sim = commands.add_parser('sim', help='the closed-loop simulator: record and evaluate')
-    sim_commands = sim.add_subparsers(dest='sim_command', metavar='SIM_COMMAND', required=True)
-    _module_command(
-        sim_commands,
-        'eval',
-        'drive seeded episodes in lockstep and report closed-loop metrics',
-        add_sim_eval_arguments,
-        run_sim_eval,
+    _command_group(
+        commands,
+        'sim',
+        'the closed-loop simulator: record and evaluate',
+        (
+            (
+                'eval',
+                'drive seeded episodes in lockstep and report closed-loop metrics',
+                add_sim_eval_arguments,
+                run_sim_eval,
+            ),
+            (
+                'compare',
+                'set drivers side by side on the same episodes (the model card tables)',
+                add_sim_compare_arguments,
+                run_sim_compare,
+            ),
+            (
+                'record',
+                'record expert demonstrations as rosbag2 MCAP, one bag per episode',
+                add_record_arguments,
+                run_record,
+            ),
+        ),
     )
-    _module_command(
-        sim_commands,
-        'compare',
-        'set drivers side by side on the same episodes (the model card tables)',
-        add_sim_compare_arguments,
-        run_sim_compare,
+    _command_group(
+        commands,
+        'teacher',
+        'the privileged BEV teacher of model v2: record its data, train it',
+        (
+            (
+                'record',
+                'record the expert without cameras: BEV rasters with own and counterfactual '
+                'labels',
+                add_teacher_record_arguments,
+                run_teacher_record,
+            ),
+            (
+                'train',
+                'train the privileged teacher on recorded data (resumes from its last checkpoint)',
+                add_teacher_train_arguments,
+                run_teacher_train,
+            ),
+        ),
     )
-    _module_command(
-        sim_commands,
-        'record',
-        'record expert demonstrations as rosbag2 MCAP, one bag per episode',
-        add_record_arguments,
-        run_record,
-    )
-    teacher = commands.add_parser(
-        'teacher', help='the privileged BEV teacher of model v2: record its data, train it'
-    )
-    teacher_commands = teacher.add_subparsers(
-        dest='teacher_command', metavar='TEACHER_COMMAND', required=True
-    )
-    _module_command(
-        teacher_commands,
-        'record',
-        'record the expert without cameras: BEV rasters with own and counterfactual labels',
-        add_teacher_record_arguments,
-        run_teacher_record,
-    )
-    _module_command(
-        teacher_commands,
-        'train',
-        'train the privileged teacher on recorded data (resumes from its last checkpoint)',
-        add_teacher_train_arguments,
-        run_teacher_train,
-    )
-    student = commands.add_parser(
+    _command_group(
+        commands,
         'student',
-        help='the camera student of model v2: record its data, train it, measure its map',
-    )
-    student_commands = student.add_subparsers(
-        dest='student_command', metavar='STUDENT_COMMAND', required=True
-    )
-    _module_command(
-        student_commands,
-        'record',
-        "render the cameras where states are kept, beside the teacher's raster (JPEG shards)",
-        add_student_record_arguments,
-        run_student_record,
-    )
-    _module_command(
-        student_commands,
-        'train',
-        'distil the camera student from the teacher (resumes from its last checkpoint)',
-        add_student_train_arguments,
-        run_student_train,
-    )
-    _module_command(
-        student_commands,
-        'map-iou',
-        'the neural map against the ground truth on held-out states: IoU per class and distance',
-        add_map_iou_arguments,
-        run_map_iou,
+        'the camera student of model v2: record its data, train it, measure its map',
+        (
+            (
+                'record',
+                "render the cameras where states are kept, beside the teacher's raster (JPEG "
+                'shards)',
+                add_student_record_arguments,
+                run_student_record,
+            ),
+            (
+                'train',
+                'distil the camera student from the teacher (resumes from its last checkpoint)',
+                add_student_train_arguments,
+                run_student_train,
+            ),
+            (
+                'map-iou',
+                'the neural map against the ground truth on held-out states: IoU per class and '
+                'distance',
+                add_map_iou_arguments,
+                run_map_iou,
+            ),
+        ),
     )
     for name, help_text, add_arguments, handler in (
         (

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from vla_model.training import Distributed, TrainConfig, TrainResult, train
+from vla_ros.reports import markdown_table
 
 
 def _summary(result: TrainResult) -> dict:
@@ -77,10 +78,8 @@ def distill(
 
 def distill_table(report: dict) -> str:
     """Return a Markdown table comparing teacher and student."""
-    lines = [
-        '| model | parameters | GFLOPs | ORT p50 | torch p50 | L2 1s | L2 2s | L2 3s |',
-        '|---|---|---|---|---|---|---|---|',
-    ]
+    header = ('model', 'parameters', 'GFLOPs', 'ORT p50', 'torch p50', 'L2 1s', 'L2 2s', 'L2 3s')
+    rows = []
     for name in ('teacher', 'student'):
         latency, open_loop = report[name]['latency'], report[name].get('open_loop')
         l2 = (
@@ -88,13 +87,17 @@ def distill_table(report: dict) -> str:
             if open_loop and open_loop.get('frames')
             else ['–'] * 3
         )
-        lines.append(
-            f'| {name} | {latency["parameters"]:,} | {latency["gflops"]} | '
-            f'{latency["onnxruntime"]["p50_ms"]} ms | {latency["pytorch"]["p50_ms"]} ms | '
-            + ' | '.join(l2)
-            + ' |'
+        rows.append(
+            (
+                name,
+                f'{latency["parameters"]:,}',
+                latency['gflops'],
+                f'{latency["onnxruntime"]["p50_ms"]} ms',
+                f'{latency["pytorch"]["p50_ms"]} ms',
+                *l2,
+            )
         )
-    return '\n'.join(lines)
+    return markdown_table(header, rows)
 
 
 def add_distill_arguments(parser: argparse.ArgumentParser) -> None:

@@ -55,6 +55,7 @@ from vla_msgs.msg import (
 from vla_perception.rig import RigConfig, default_rig_path
 from vla_perception.synchronizer import stamp_to_ns
 from vla_planning.safety_states import SafetyState
+from vla_ros import reports
 from vla_ros.cdr import restamped
 from vla_ros.install_paths import vla_ros_file
 from vla_ros.qos import LATCHED, RELIABLE
@@ -931,19 +932,34 @@ def _seconds(value: float | None) -> str:
 
 def markdown_table(results: list[FaultResult]) -> str:
     """Return the campaign's results as the table docs/RELIABILITY.md holds."""
-    lines = [
-        '| fault | injected | expected safe behaviour | detected s | safe s | FTT s | recovered s '
-        '| unsafe | crash | result |',
-        '|---|---|---|---|---|---|---|---|---|---|',
-    ]
-    for r in results:
-        lines.append(
-            f'| {r.fault} | {r.injection} | {r.expected} | {_seconds(r.detected_s)} '
-            f'| {_seconds(r.safe_s)} | {r.ftt_s:.1f} | {_seconds(r.recovered_s)} '
-            f'| {r.unsafe_trajectories} | {", ".join(r.crashed) or "none"} '
-            f'| {"pass" if r.passed else "FAIL"} |'
+    header = (
+        'fault',
+        'injected',
+        'expected safe behaviour',
+        'detected s',
+        'safe s',
+        'FTT s',
+        'recovered s',
+        'unsafe',
+        'crash',
+        'result',
+    )
+    rows = [
+        (
+            r.fault,
+            r.injection,
+            r.expected,
+            _seconds(r.detected_s),
+            _seconds(r.safe_s),
+            f'{r.ftt_s:.1f}',
+            _seconds(r.recovered_s),
+            r.unsafe_trajectories,
+            ', '.join(r.crashed) or 'none',
+            'pass' if r.passed else 'FAIL',
         )
-    return '\n'.join(lines)
+        for r in results
+    ]
+    return reports.markdown_table(header, rows)
 
 
 def run(names: list[str] | None, json_path: Path | None) -> list[FaultResult]:

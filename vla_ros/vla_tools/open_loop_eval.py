@@ -42,6 +42,7 @@ from vla_perception.synchronizer import stamp_to_ns, to_ns
 from vla_planning.collision import Obstacles, VehicleShape, boxes_overlap
 from vla_planning.inference_core import InferenceCore
 from vla_ros.bag_types import make_typestore
+from vla_ros.reports import markdown_table
 from vla_ros.topics import OBSTACLES_TOPIC
 
 HORIZONS_S = (1.0, 2.0, 3.0)
@@ -264,19 +265,18 @@ def evaluate_bags(
 def metrics_table(result: dict) -> str:
     """Return a Markdown table of per-scenario metrics (one results entry of evaluate_bags)."""
     header = ['scenario', 'frames', 'L2 1s', 'L2 2s', 'L2 3s', 'coll. 1s', 'coll. 2s', 'coll. 3s']
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    rows = [*result['scenarios'].items(), ('all', result['all'])]
-    for name, metrics in rows:
+    rows = []
+    for name, metrics in [*result['scenarios'].items(), ('all', result['all'])]:
         if not metrics['frames']:
-            lines.append(f'| {name} | 0 |' + ' – |' * 6)
+            rows.append([name, 0, *['–'] * 6])
             continue
         cells = [f'{metrics[f"l2_{h}s_m"]:.2f} m' for h in (1, 2, 3)]
         cells += [
             f'{metrics[f"collision_{h}s_pct"]:.1f} % ({metrics[f"log_collision_{h}s_pct"]:.1f})'
             for h in (1, 2, 3)
         ]
-        lines.append(f'| {name} | {metrics["frames"]} | ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
+        rows.append([name, metrics['frames'], *cells])
+    return markdown_table(header, rows)
 
 
 def add_eval_bags_arguments(parser: argparse.ArgumentParser) -> None:

@@ -54,7 +54,7 @@ from vla_ros.process_stats import (  # noqa: E402
     resident_mb,
 )
 from vla_ros.qos import RELIABLE  # noqa: E402
-from vla_ros.reports import write_json  # noqa: E402
+from vla_ros.reports import markdown_table, write_json  # noqa: E402
 from vla_ros.topics import CLOCK_TOPIC  # noqa: E402
 from vla_sim.scenarios import SCENARIOS  # noqa: E402
 from vla_tools.bench_harness import machine_line, summary  # noqa: E402
@@ -402,6 +402,7 @@ def _finite_or_lowest(value: float) -> float:
 
 def report_markdown(summary: dict) -> str:
     """Return the soak report as Markdown: tables of every figure, and the plots."""
+    dropped, sim = summary['dropped'], summary['sim']
     lines = [
         f'# Soak: {summary["scenario"]} from seed {summary["seed"]}, '
         f'{summary["duration_s"] / 60:.1f} min in lockstep',
@@ -412,16 +413,27 @@ def report_markdown(summary: dict) -> str:
         '',
         '## Memory and CPU per node process',
         '',
-        '| node | RSS after warm-up MiB | RSS at end MiB | peak MiB | growth MiB/h | CPU % |',
-        '|---|---|---|---|---|---|',
-    ]
-    for name, node in summary['nodes'].items():
-        lines.append(
-            f'| {name} | {_number(node["rss_start_mb"])} | {_number(node["rss_end_mb"])} | '
-            f'{_number(node["rss_peak_mb"])} | {_number(node["rss_growth_mb_per_h"], 2)} | '
-            f'{_number(node["cpu_percent"])} |'
-        )
-    lines += [
+        markdown_table(
+            (
+                'node',
+                'RSS after warm-up MiB',
+                'RSS at end MiB',
+                'peak MiB',
+                'growth MiB/h',
+                'CPU %',
+            ),
+            (
+                (
+                    name,
+                    _number(node['rss_start_mb']),
+                    _number(node['rss_end_mb']),
+                    _number(node['rss_peak_mb']),
+                    _number(node['rss_growth_mb_per_h'], 2),
+                    _number(node['cpu_percent']),
+                )
+                for name, node in summary['nodes'].items()
+            ),
+        ),
         '',
         '![RSS per node](rss.png)',
         '',
@@ -435,39 +447,44 @@ def report_markdown(summary: dict) -> str:
         'frame is planned before its /clock tick arrives). Drift: the least-squares slope of '
         "the windows' p50 over their mid-times.",
         '',
-        '| measure | plans | p50 ms | p99 ms | max ms | drift of window p50 ms/h |',
-        '|---|---|---|---|---|---|',
-    ]
-    for measure, latency in summary['latency'].items():
-        lines.append(
-            f'| {measure} | {latency["plans"]} | {_number(latency["p50_ms"])} | '
-            f'{_number(latency["p99_ms"])} | {_number(latency["max_ms"])} | '
-            f'{_number(latency["drift_ms_per_h"], 2)} |'
-        )
-    lines += [
+        markdown_table(
+            ('measure', 'plans', 'p50 ms', 'p99 ms', 'max ms', 'drift of window p50 ms/h'),
+            (
+                (
+                    measure,
+                    latency['plans'],
+                    *(_number(latency[key]) for key in ('p50_ms', 'p99_ms', 'max_ms')),
+                    _number(latency['drift_ms_per_h'], 2),
+                )
+                for measure, latency in summary['latency'].items()
+            ),
+        ),
         '',
         'Per window, frame_to_plan_ms:',
         '',
-        '| window s | plans | p50 ms | p99 ms | max ms |',
-        '|---|---|---|---|---|',
-    ]
-    for window in summary['latency']['frame_to_plan_ms']['windows']:
-        lines.append(
-            f'| {window["start_s"]:.0f}-{window["end_s"]:.0f} | {window["plans"]} | '
-            f'{_number(window["p50_ms"])} | {_number(window["p99_ms"])} | '
-            f'{_number(window["max_ms"])} |'
-        )
-    dropped, sim = summary['dropped'], summary['sim']
-    lines += [
+        markdown_table(
+            ('window s', 'plans', 'p50 ms', 'p99 ms', 'max ms'),
+            (
+                (
+                    f'{window["start_s"]:.0f}-{window["end_s"]:.0f}',
+                    window['plans'],
+                    *(_number(window[key]) for key in ('p50_ms', 'p99_ms', 'max_ms')),
+                )
+                for window in summary['latency']['frame_to_plan_ms']['windows']
+            ),
+        ),
         '',
         '![Latency](latency.png)',
         '',
         '## Dropped frames',
         '',
-        '| what | count |',
-        '|---|---|',
-        *(f'| {key} | {value} |' for key, value in dropped.items() if not isinstance(value, dict)),
-        *(f'| camera {name} not OK | {n} |' for name, n in dropped['camera_not_ok'].items()),
+        markdown_table(
+            ('what', 'count'),
+            [
+                *((key, value) for key, value in dropped.items() if not isinstance(value, dict)),
+                *((f'camera {name} not OK', n) for name, n in dropped['camera_not_ok'].items()),
+            ],
+        ),
         '',
         '## Simulation and safety monitor',
         '',
@@ -475,9 +492,9 @@ def report_markdown(summary: dict) -> str:
         f'{sim["simulated_s"]:.1f} s simulated over {sim["episodes"]} episode(s), '
         f'{sim["plans_received"]} plans received.',
         '',
-        '| safety state | status messages |',
-        '|---|---|',
-        *(f'| {state} | {count} |' for state, count in sorted(summary['safety_states'].items())),
+        markdown_table(
+            ('safety state', 'status messages'), sorted(summary['safety_states'].items())
+        ),
         '',
     ]
     return '\n'.join(lines)
