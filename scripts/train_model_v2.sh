@@ -14,7 +14,8 @@
 #      vla_model/instruction_grounding.py),
 #   4. a second DAgger round: that teacher drives 300 more episodes, and is fine-tuned on all
 #      three data sets (vla_ros/config/train_teacher_dagger2.yaml),
-#   5. the teacher and the expert drive the held-out evaluation (seeds 100+, test wording).
+#   5. the teacher and the expert drive the held-out evaluation (seeds 100+, test wording),
+#      set side by side by `vla sim compare`.
 # Every step resumes: recorded episodes are skipped, training continues from its last
 # checkpoint. Each stage's data and wall time on two cores: docs/TRAINING.md, "Measured".
 set -euo pipefail
@@ -46,6 +47,7 @@ evaluate() {  # driver name scenarios... (20 episodes each, held-out seeds and w
   shift 2
   local weights=()
   [ "$driver" = teacher ] && weights=(--weights "$teacher")
+  [ -f "$data/eval/${driver}_$name.json" ] && return 0  # evaluated already
   "$vla" sim eval --driver "$driver" "${weights[@]}" --scenarios "$@" --episodes 20 \
     --seed-start 100 --split test --json "$data/eval/${driver}_$name.json"
 }
@@ -54,6 +56,10 @@ for driver in expert teacher; do
   evaluate "$driver" nominal highway merge roundabout intersection exit
   evaluate "$driver" long_tail cut_in hard_braking_lead stalled_vehicle slow_truck \
     dense_traffic pull_over stop_behind_lead debris crossing_pedestrian
+done
+for part in nominal long_tail; do  # the side-by-side tables of the model card
+  "$vla" sim compare "$data/eval/expert_$part.json" "$data/eval/teacher_$part.json" \
+    --markdown "$data/eval/compare_$part.md" --plot "$data/eval/compare_$part.png"
 done
 
 # Stage 2, the camera student (docs/TRAINING.md, "Model v2, stage 2"):
@@ -71,10 +77,16 @@ done
 cp "$config/train_student_v2.yaml" "$data/train_student_v2.yaml"
 (cd "$data" && "$vla" student train train_student_v2.yaml --no-progress)
 student="$data/student/train0/student.safetensors"
-"$vla" student map-iou "$student" "$data/student/cameras_heldout" --no-progress \
-  --json "$data/eval/student_map_iou.json"
+[ -f "$data/eval/student_map_iou.json" ] ||
+  "$vla" student map-iou "$student" "$data/student/cameras_heldout" --no-progress \
+    --json "$data/eval/student_map_iou.json"
 for prior in on off; do
-  "$vla" sim eval --driver pipeline --weights "$student" --map-prior "$prior" \
-    --scenarios highway merge roundabout intersection exit --episodes 10 --seed-start 100 \
-    --split test --json "$data/eval/student_nominal_map_$prior.json"
+  [ -f "$data/eval/student_nominal_map_$prior.json" ] ||
+    "$vla" sim eval --driver pipeline --weights "$student" --map-prior "$prior" \
+      --scenarios highway merge roundabout intersection exit --episodes 10 --seed-start 100 \
+      --split test --json "$data/eval/student_nominal_map_$prior.json"
 done
+"$vla" sim compare "$data/eval/expert_nominal.json" "$data/eval/teacher_nominal.json" \
+  "v2-mapped=$data/eval/student_nominal_map_on.json" \
+  "v2-map-free=$data/eval/student_nominal_map_off.json" \
+  --markdown "$data/eval/compare_student.md" --plot "$data/eval/compare_student.png"
