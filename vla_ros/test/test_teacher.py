@@ -25,12 +25,7 @@ from vla_model.privileged_dataset import (
     prepare_dataset,
 )
 from vla_model.teacher_network import PrivilegedTeacher, TeacherConfig
-from vla_model.teacher_training import (
-    TeacherTrainConfig,
-    noisy_embeddings,
-    train_teacher,
-    turn_balance_weights,
-)
+from vla_model.teacher_training import TeacherTrainConfig, noisy_embeddings, train_teacher
 from vla_sim.expert_lookahead import expert_rollout
 from vla_sim.instructions import ALL_PARAPHRASES, Intent, Split
 from vla_sim.scenarios import get_scenario
@@ -297,22 +292,6 @@ def test_a_checkpoint_from_before_a_defaulted_field_resumes_and_another_teacher_
     _rewrite_checkpoint_config(checkpoint, lambda config: config.update(widths=[16, 32, 64]))
     with pytest.raises(ValueError, match=f'{checkpoint.name} is of another teacher configuration'):
         train_teacher(other, progress=False)
-
-
-def test_turn_balance_shows_the_rare_hard_turns_more_often():
-    straight = np.zeros((80, 6, 3), np.float32)
-    ring = np.zeros((20, 6, 3), np.float32)
-    ring[:, -1, 2] = 0.8  # a roundabout ring's heading change over the horizon
-    labels = np.concatenate([straight, ring])
-    assert np.allclose(turn_balance_weights(labels, 0.0), 1.0)
-    full = turn_balance_weights(labels, 1.0)  # every bin drawn as often as every other
-    assert full[80:].sum() == pytest.approx(full[:80].sum())
-    root = turn_balance_weights(labels, 0.5)
-    assert root.mean() == pytest.approx(1.0)
-    # shares go as their square roots: 0.2 ** 0.5 / (0.2 ** 0.5 + 0.8 ** 0.5), from 0.2 to 1/3
-    assert root[80:].sum() / root.sum() == pytest.approx(1 / 3)
-    with pytest.raises(ValueError, match='turn_balance must be in'):
-        TeacherTrainConfig(data=('x',), out_dir='o', turn_balance=1.5)
 
 
 def test_a_run_file_with_unknown_keys_or_another_teacher_is_refused(tiny_dataset, tmp_path):

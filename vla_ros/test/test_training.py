@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -139,16 +138,6 @@ def test_processes_share_each_pass_without_overlap():
     assert first_pass[0] | first_pass[1] == set(range(12))
     again = [i for s in StepBatches(12, 2, 7, Distributed(0, 2, 0), steps) for i in s]
     assert again == shares[0]  # the order is a function of the seed and step only
-
-
-def test_weighted_passes_draw_in_proportion_and_resume_at_any_step():
-    weights = np.array([1.0] * 90 + [9.0] * 10)  # the last ten samples are half the weight
-    steps = range(0, 200)
-    drawn = [i for s in StepBatches(100, 10, 3, Distributed(0, 1, 0), steps, weights) for i in s]
-    rare = sum(i >= 90 for i in drawn) / len(drawn)
-    assert 0.45 < rare < 0.55
-    resumed = StepBatches(100, 10, 3, Distributed(0, 1, 0), range(150, 200), weights)
-    assert [i for s in resumed for i in s] == drawn[1500:]
 
 
 def test_a_short_run_fits_the_bag(highway_bag, cache, tmp_path):

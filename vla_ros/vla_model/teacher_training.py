@@ -80,9 +80,6 @@ class TeacherTrainConfig:
     checkpoint_every: int = 250
     log_every: int = 25
     instruction_noise: float = 0.0  # up to this norm of Gaussian noise on each embedding
-    # Draw samples in proportion to (share of their turn bin) ** -turn_balance: 0 is uniform,
-    # 0.5 square-root balancing (vla_model.teacher_training.turn_balance_weights).
-    turn_balance: float = 0.0
     # Read instructions through their intents' centroids (vla_model.instruction_grounding),
     # built from this run's training texts.
     ground_instructions: bool = False
@@ -92,8 +89,6 @@ class TeacherTrainConfig:
         problems = [] if self.data else ['data must name at least one data set folder']
         if not 0.0 <= self.instruction_noise <= 2.0:
             problems.append(f'instruction_noise must be in [0, 2], got {self.instruction_noise}')
-        if not 0.0 <= self.turn_balance <= 1.0:
-            problems.append(f'turn_balance must be in [0, 1], got {self.turn_balance}')
         problems += schedule_problems(
             self, ('steps', 'batch_size', 'checkpoint_every', 'log_every')
         )
@@ -122,25 +117,6 @@ class TeacherTrainResult:
     samples: dict[str, int]  # per label source
     wall_s: float
     final_losses: dict[str, float]
-
-
-TURN_BINS_RAD = (0.2, 0.5, 1.0)
-"""Edges of the bins of heading change over the plan's horizon: straight on, a lane change or a
-bend, a junction turn or a roundabout's ring, a hairpin."""
-
-
-def turn_balance_weights(trajectories: np.ndarray, exponent: float) -> np.ndarray:
-    """Return a sampling weight per label: (share of its turn bin) ** -exponent, mean 1.
-
-    Most driving is straight: four in five expert labels turn less than 0.2 rad in 3 s, and the
-    states that turn hardest (roundabout rings, junction turns) are where a teacher trained on
-    the plain mix under-steers. Square-root balancing (exponent 0.5; Mahajan et al., ECCV 2018)
-    shows them more often without repeating a handful of rare ones endlessly.
-    """
-    bins = np.digitize(np.abs(trajectories[:, -1, 2]), TURN_BINS_RAD)
-    share = np.bincount(bins, minlength=len(TURN_BINS_RAD) + 1) / len(bins)
-    weights = share[bins] ** -exponent
-    return weights / weights.mean()
 
 
 def noisy_embeddings(instructions: Tensor, width: int, noise: float, seed: int) -> Tensor:
@@ -295,11 +271,8 @@ def train_teacher(
         out_dir / 'checkpoints', network, optimizer, metadata, TeacherConfig.from_json, 'teacher'
     )
     last_step = config.steps if stop_after is None else min(config.steps, first_step + stop_after)
-    weights = None
-    if config.turn_balance > 0.0:
-        weights = turn_balance_weights(samples.trajectory, config.turn_balance)
     batches = StepBatches(
-        len(samples), config.batch_size, config.seed, dist, range(first_step, last_step), weights
+        len(samples), config.batch_size, config.seed, dist, range(first_step, last_step)
     )
     metrics_path = out_dir / 'metrics.jsonl'
     out_dir.mkdir(parents=True, exist_ok=True)

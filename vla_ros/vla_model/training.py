@@ -166,22 +166,9 @@ def learning_rate(peak: float, warmup_steps: int, steps: int, step: int) -> floa
 
 
 class StepBatches:
-    """The sample indices of each step on one process: shuffled passes, every world-th sample.
+    """The sample indices of each step on one process: shuffled passes, every world-th sample."""
 
-    With `weights`, a pass is as many draws (with replacement) in proportion to them instead of
-    a permutation: rare samples come more often, and a step's batch is still a function of the
-    step and seed alone, so a stopped run resumes exactly.
-    """
-
-    def __init__(
-        self,
-        samples: int,
-        batch: int,
-        seed: int,
-        dist: Distributed,
-        steps: range,
-        weights: np.ndarray | None = None,
-    ):
+    def __init__(self, samples: int, batch: int, seed: int, dist: Distributed, steps: range):
         if samples < dist.world:
             raise ValueError(
                 f'{samples} training clips cannot be shared by {dist.world} processes'
@@ -191,7 +178,6 @@ class StepBatches:
         self.seed = seed
         self.dist = dist
         self.steps = steps
-        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
         self._orders: dict[int, list[int]] = {}
 
     def __len__(self) -> int:
@@ -211,12 +197,7 @@ class StepBatches:
         """Return this process's share of pass `epoch`'s shuffled order (one order for all)."""
         if epoch not in self._orders:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            if self.weights is None:
-                order = torch.randperm(self.samples, generator=generator)
-            else:
-                order = torch.multinomial(
-                    self.weights, self.samples, replacement=True, generator=generator
-                )
+            order = torch.randperm(self.samples, generator=generator)
             self._orders = {epoch: order[self.dist.rank :: self.dist.world].tolist()}
         return self._orders[epoch]
 
