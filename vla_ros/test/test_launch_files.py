@@ -170,6 +170,7 @@ def echo_once(topic: str, message_type: str) -> dict:
         timeout_s=90.0,
     )
     assert result.returncode == 0, result.stderr
+    assert result.stdout.strip(), f'no message on {topic} within 60 s'  # a timeout exits 0
     return yaml.safe_load(result.stdout.split('\n---')[0])
 
 
@@ -203,13 +204,23 @@ def message_fields(message_class: type) -> set[str]:
 
 @pytest.fixture(scope='module')
 def sim(module_ros: RosHarness, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launch]:
-    """`ros2 launch vla_ros sim.launch.py`, running until the model's first trajectory."""
+    """`ros2 launch vla_ros sim.launch.py`, running until the model's first trajectory.
+
+    The packaged bring-up drives one 20 s episode and then idles, which on a quiet machine is
+    over before the module's last test looks for a plan: the simulator is given episodes enough
+    to outlast them.
+    """
     node = module_ros.node('observer')
     trajectories: list[Trajectory] = []
     commands: list[ControlCommand] = []
     node.create_subscription(Trajectory, '/vla/trajectory', trajectories.append, RELIABLE)
     node.create_subscription(ControlCommand, CONTROL_COMMAND_TOPIC, commands.append, RELIABLE)
-    launch = start_launch(tmp_path_factory.mktemp('sim'), 'sim.launch.py')
+    folder = tmp_path_factory.mktemp('sim')
+    episodes = folder / 'episodes.yaml'
+    episodes.write_text(
+        '/**/sim_bridge_node:\n  ros__parameters:\n    episodes: 100\n', encoding='utf-8'
+    )
+    launch = start_launch(folder, 'sim.launch.py', f'params_file:={episodes}')
     launch.trajectories, launch.commands = trajectories, commands
     module_ros.spin_until(
         lambda: (
