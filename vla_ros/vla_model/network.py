@@ -68,7 +68,7 @@ class Backbone(nn.Module):
         The ImageNet normalisation ((p / 255 - mean) / std) is folded into the stem: the stem is
         linear and unpadded, so scaling its weights per input channel and adding the shift as a
         bias is exactly the same, without a division and a subtraction over every pixel of six
-        cameras (a sixth of a training step; a tenth of the export's kernel time).
+        cameras (16 % of a profiled training step's CPU time; docs/TRAINING.md).
         """
         stem = self.stages[0]
         weight = stem.weight / (255.0 * IMAGENET_STD.to(stem.weight)).view(1, 3, 1, 1)
