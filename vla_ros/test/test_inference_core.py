@@ -15,6 +15,7 @@ from vla_model.model_inputs import FrameInput, relative_motion
 from vla_model.network import VlaNet
 from vla_model.student_network import build_network, student_v2
 from vla_planning.inference_core import InferenceCore, InvalidModelOutputError, path_kinematics
+from vla_planning.plan_speeds import within_acceleration_limits
 
 CONFIG = student()
 MS = 1_000_000
@@ -90,7 +91,11 @@ def test_plan_has_probabilities_rationale_and_times(core):
     plan = core.step(frame(0))
     assert plan.probabilities.sum() == pytest.approx(1.0)
     assert plan.confidence == pytest.approx(plan.probabilities.max())
-    assert np.array_equal(plan.trajectory, plan.candidates[plan.selected])
+    # The selected candidate, re-timed along its path within the plan's acceleration limits.
+    expected = within_acceleration_limits(plan.candidates[plan.selected], 0.5, core.limits)
+    assert np.array_equal(plan.trajectory, expected)
+    assert plan.accelerations_mps2.max() <= core.limits.max_acceleration_mps2 * 1.01
+    assert plan.accelerations_mps2.min() >= -core.limits.max_deceleration_mps2 * 1.01
     assert plan.rationale == CONFIG.rationales[plan.rationale_class]
     assert plan.times_s == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
     assert plan.bev_probabilities.min() >= 0.0 and plan.bev_probabilities.max() <= 1.0

@@ -3,12 +3,13 @@
 ROS-free (the node, replay and the simulator loop call it). It keeps the model's temporal state
 (the previous BEV) and resets it when time jumps (a new SensorFrame epoch) or frames are missing;
 it builds the view look-up table once per rig calibration and leaves missing cameras out of it,
-so a dead camera reads as "unseen" rather than as a black image; it derives the speed profile
-from the chosen trajectory; and it refuses non-finite network outputs instead of passing them on.
+so a dead camera reads as "unseen" rather than as a black image; it keeps the chosen trajectory
+within the plan's acceleration limits (vla_planning.plan_speeds) and derives its speed profile;
+and it refuses non-finite network outputs instead of passing them on.
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +22,10 @@ from vla_model.bev_geometry import (
 from vla_model.config import MAX_INSTRUCTION_AGE_S, ModelConfig
 from vla_model.instruction_features import instruction_input
 from vla_model.model_inputs import FrameInput, relative_motion
+from vla_planning.plan_speeds import PlanAccelerationLimits, within_acceleration_limits
 
 NS_PER_S = 1_000_000_000
+DEFAULT_LIMITS = PlanAccelerationLimits()
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class Plan:
     stamp_ns: int
     epoch: int
     times_s: np.ndarray  # (T,) time_from_start of each point
-    trajectory: np.ndarray  # (T, 3) x, y, heading of the selected candidate
+    trajectory: np.ndarray  # (T, 3) x, y, heading: the selected candidate within the limits
     speeds_mps: np.ndarray  # (T,) along the path, from consecutive points
     accelerations_mps2: np.ndarray  # (T,)
     yaw_rates_rps: np.ndarray  # (T,)
@@ -74,18 +77,24 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def plan_fields(
-    config: ModelConfig, stamp_ns: int, epoch: int, outputs: dict[str, np.ndarray], reset: bool
+    config: ModelConfig,
+    stamp_ns: int,
+    epoch: int,
+    outputs: dict[str, np.ndarray],
+    reset: bool,
+    limits: PlanAccelerationLimits,
 ) -> dict:
     """Return a Plan's fields (all but the stage times) from one frame's network outputs.
 
-    The candidate with the highest score is selected; its speed profile comes from its points.
+    The candidate with the highest score is selected and re-timed within `limits`; its speed
+    profile comes from its points. `candidates` stay the network's own.
     Also used for the privileged teacher, which has the same plan head (a map of zeros where
     it predicts no `bev_semantics`).
     """
     candidates = outputs['trajectories'][0]
     probabilities = softmax(outputs['scores'][0].astype(np.float64))
     selected = int(np.argmax(probabilities))
-    trajectory = candidates[selected]
+    trajectory = within_acceleration_limits(candidates[selected], config.step_s, limits)
     speeds, accelerations, yaw_rates = path_kinematics(trajectory, config.step_s)
     rationale_class = int(np.argmax(outputs['rationale'][0]))
     semantics = outputs.get('bev_semantics')
@@ -119,8 +128,10 @@ class InferenceCore:
         backend: Backend,
         encode_instruction: Callable[[str], np.ndarray],
         max_frame_gap_s: float = 0.5,
+        limits: PlanAccelerationLimits = DEFAULT_LIMITS,
     ) -> None:
         self.config = config
+        self.limits = limits
         self.backend = backend
         self.encode_instruction = encode_instruction
         self.max_frame_gap_ns = round(max_frame_gap_s * NS_PER_S)
@@ -216,7 +227,7 @@ class InferenceCore:
                 f'for the frame at {frame.stamp_ns} ns; no plan made'
             )
         self._previous_bev, self._previous = outputs['bev_features'], frame
-        plan = plan_fields(self.config, frame.stamp_ns, frame.epoch, outputs, reset)
+        plan = plan_fields(self.config, frame.stamp_ns, frame.epoch, outputs, reset, self.limits)
         done = time.perf_counter()
         return Plan(
             **{
@@ -235,6 +246,21 @@ class InferenceCore:
         there.
         """
         self._previous_bev, self._previous = self._zero_bev, None
+
+    @classmethod
+    def from_parameters(
+        cls,
+        config: ModelConfig,
+        backend: Backend,
+        encode_instruction: Callable[[str], np.ndarray],
+        params: Mapping[str, object],
+    ) -> 'InferenceCore':
+        """Build the core as vla_inference_node's parameters (or their defaults) configure it."""
+        limits = PlanAccelerationLimits(
+            float(params['plan_max_acceleration_mps2']),
+            float(params['plan_max_deceleration_mps2']),
+        )
+        return cls(config, backend, encode_instruction, float(params['max_frame_gap_s']), limits)
 
     def _needs_reset(self, frame: FrameInput) -> bool:
         previous = self._previous

@@ -58,6 +58,7 @@ from vla_planning.instruction_intake import (
     InstructionIntake,
 )
 from vla_planning.map_prior import MapPriorBuffer
+from vla_planning.plan_speeds import PlanAccelerationLimits
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
@@ -83,6 +84,22 @@ PARAMETERS = [
     ParameterSpec('precision', 'fp16', 'TensorRT precision: fp32, fp16 or int8.'),
     ParameterSpec(
         'max_frame_gap_s', 0.5, 'Frames further apart reset the temporal state, s.', 0.05, 10.0
+    ),
+    ParameterSpec(
+        'plan_max_acceleration_mps2',
+        PlanAccelerationLimits.max_acceleration_mps2,
+        'The published plan is re-timed along its path to accelerate at most this, m/s^2 '
+        "(keep it under the safety monitor's limits.max_acceleration_mps2).",
+        0.1,
+        5.0,
+    ),
+    ParameterSpec(
+        'plan_max_deceleration_mps2',
+        PlanAccelerationLimits.max_deceleration_mps2,
+        'The published plan is re-timed along its path to brake at most this, m/s^2, positive '
+        "(keep it under the safety monitor's -limits.min_acceleration_mps2).",
+        0.1,
+        10.0,
     ),
     ParameterSpec(
         'map_prior_topic_prefix',
@@ -215,7 +232,7 @@ def plan_message(
     message.candidates = [
         candidate_message(c, plan.times_s, config.step_s, header) for c in plan.candidates
     ]
-    message.trajectory = message.candidates[plan.selected]
+    message.trajectory = candidate_message(plan.trajectory, plan.times_s, config.step_s, header)
     message.candidate_scores = plan.probabilities.astype(np.float32).tolist()
     message.selected_index, message.confidence = plan.selected, plan.confidence
     message.rationale_class, message.rationale = plan.rationale_class, plan.rationale
@@ -365,8 +382,8 @@ class VlaInferenceNode(LifecycleNode):
     def _load(self) -> InferenceCore:
         model, backend = load_model(self.params)
         self.model_id = model_id(model.config, self.params['weights_sha256'])
-        core = InferenceCore(
-            model.config, backend, self._encoder.encode, self.params['max_frame_gap_s']
+        core = InferenceCore.from_parameters(
+            model.config, backend, self._encoder.encode, self.params
         )
         in_force = self._intake.in_force
         if in_force is not None:

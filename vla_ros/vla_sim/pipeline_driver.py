@@ -196,11 +196,8 @@ class PipelineDriver:
             self.rig, sync_config(self.rig, parameter_defaults(sensor_sync_node.PARAMETERS))
         )
         inference = parameter_defaults(vla_inference_node.PARAMETERS)
-        self._inference = InferenceCore(
-            self.model_config,
-            self.backend,
-            shared_instruction_encoder().encode,
-            inference['max_frame_gap_s'],
+        self._inference = InferenceCore.from_parameters(
+            self.model_config, self.backend, shared_instruction_encoder().encode, inference
         )
         self._instruction: Instruction = instruction_message(
             core.instruction, core.stamp_ns, core.seed

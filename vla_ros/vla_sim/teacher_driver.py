@@ -20,6 +20,7 @@ from vla_model.artifacts import load_teacher
 from vla_model.instruction_features import instruction_input
 from vla_model.teacher_network import PrivilegedTeacher
 from vla_planning.inference_core import Plan, plan_fields
+from vla_planning.plan_speeds import PlanAccelerationLimits
 from vla_planning.vla_inference_node import plan_message
 from vla_ros.stamps import to_time
 from vla_sim.evaluation import DriverOutput
@@ -71,6 +72,7 @@ class TeacherDriver:
         torch.set_num_threads(1)
         self.config = model.config
         self.enforce = enforce
+        self.limits = PlanAccelerationLimits()  # vla_inference_node's defaults
         self.plan_ms = 0.0
 
     def reset(self, core: SimulationCore) -> None:
@@ -100,7 +102,7 @@ class TeacherDriver:
             'rationale': rationale.numpy(),
         }
         self.plan_ms = (time.perf_counter() - start) * 1e3
-        fields = plan_fields(self.config.plan, frame.stamp_ns, 0, outputs, False)
+        fields = plan_fields(self.config.plan, frame.stamp_ns, 0, outputs, False, self.limits)
         return Plan(**fields, preprocess_ms=0.0, inference_ms=self.plan_ms, postprocess_ms=0.0)
 
     def drive(self, core: SimulationCore, frame: SimFrame) -> DriverOutput:

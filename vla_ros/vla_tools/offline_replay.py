@@ -146,8 +146,8 @@ class OfflinePipeline:
         self.map_layers: dict[str, str] = {}
         if model is not None:
             inference = params['vla_inference_node']
-            self.inference = InferenceCore(
-                model.config, model.backend, model.encoder.encode, inference['max_frame_gap_s']
+            self.inference = InferenceCore.from_parameters(
+                model.config, model.backend, model.encoder.encode, inference
             )
             prefix = str(inference['map_prior_topic_prefix']).rstrip('/')
             self.map_layers = {f'{prefix}/{layer}': layer for layer in MAP_PRIOR_LAYERS if prefix}
