@@ -151,8 +151,7 @@ class SensorSyncCore:
             else:
                 validate_raw_image(msg)
         except ImageRejected as error:
-            self.synchronizer.reject(camera, now_ns)
-            self._record(camera, error.reason, str(error))
+            self.reject_image(camera, error, now_ns)
             raise
         intrinsics = self.intrinsics[camera]
         prepared = None
@@ -162,6 +161,11 @@ class SensorSyncCore:
         # A declined (late) image may still be reused as a later frame's STALE image, so its
         # decode is never cancelled.
         self.synchronizer.add(camera, stamp_to_ns(msg.header.stamp), now_ns, pending)
+
+    def reject_image(self, camera: str, error: ImageRejected, now_ns: int) -> None:
+        """Count an unusable image (also one the caller could not read): the camera is INVALID."""
+        self.synchronizer.reject(camera, now_ns)
+        self._record(camera, error.reason, str(error))
 
     def on_odometry(self, msg: object) -> None:
         """Buffer an odometry message; raise ValueError for non-finite or malformed values.

@@ -1,7 +1,9 @@
 """sensor_sync_node: N cameras and odometry in, vla_msgs/SensorFrame out, at a fixed rate.
 
 A thin wrapper over SensorSyncCore: it converts messages, holds parameters and QoS, warns about
-bad input (once per camera and reason per throttle period) and publishes /diagnostics.
+bad input (once per camera and reason per throttle period) and publishes /diagnostics. Images are
+taken serialized and read with numpy views of their bytes (vla_ros.raw_messages): rclpy's own
+conversion copies each image twice on this node's only thread (0.7 ms per 1280x720 image).
 """
 
 import array
@@ -32,6 +34,7 @@ from vla_ros.install_paths import vla_ros_file
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
+from vla_ros.raw_messages import MalformedMessage, read_message
 from vla_ros.stamps import to_time
 
 PARAMETERS = [
@@ -257,7 +260,11 @@ class SensorSyncNode(Node):
         for spec in self.rig.cameras:
             image_type = CompressedImage if spec.compressed else Image
             self.create_subscription(
-                image_type, spec.image_topic, partial(self._on_image, spec.name), SENSOR_DATA
+                image_type,
+                spec.image_topic,
+                partial(self._on_image, spec.name, image_type),
+                SENSOR_DATA,
+                raw=True,
             )
             self.create_subscription(
                 CameraInfo,
@@ -290,8 +297,15 @@ class SensorSyncNode(Node):
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
+    def _on_image(self, camera: str, image_type: type, raw: bytes) -> None:
         now_ns = self._now_ns()
+        try:
+            msg = read_message(raw, image_type)
+        except MalformedMessage as error:
+            rejected = ImageRejected('malformed', f'serialized {image_type.__name__}: {error}')
+            self.core.reject_image(camera, rejected, now_ns)
+            self._step()
+            return
         stamp_ns = stamp_to_ns(msg.header.stamp)
         self._arrival_delays_ms[camera].append((now_ns - stamp_ns) * 1e-6)
         arrived_ns = arrival_ns(
