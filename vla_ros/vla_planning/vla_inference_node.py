@@ -2,7 +2,8 @@
 
 A lifecycle node over InferenceCore. Configure loads the weights (refused unless their SHA-256
 equals the pinned one), builds the backend and warms it up; activate starts planning. It never
-queues behind: it keeps only the newest frame, and counts the frames it had to skip.
+queues behind: it plans in the frame's callback and its subscription keeps only the newest frame
+(depth 1) while it plans, so the frames it had to skip show as gaps in the sequence numbers.
 Instructions are embedded on a worker thread (InstructionIntake: newest wins, text the encoder
 cannot read refused), so frames never wait for the encoder.
 """
@@ -15,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
-from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import (
     LifecycleNode,
     LifecyclePublisher,
@@ -64,7 +64,6 @@ from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 
 USABLE = (InputStatus.HEALTH_OK, InputStatus.HEALTH_STALE)
-PROCESS_PERIOD_S = 0.005  # how often the node looks for a received frame, s of wall time
 PARAMETERS = [
     ParameterSpec('weights_path', '', 'Model weights (safetensors).'),
     ParameterSpec('weights_sha256', '', 'SHA-256 the weights file must have; required.'),
@@ -275,7 +274,6 @@ class VlaInferenceNode(LifecycleNode):
         self.params = declare_parameters(self, PARAMETERS)
         self.core: InferenceCore | None = None
         self.model_id = ''
-        self._pending: SensorFrame | None = None
         self._last_sequence: tuple[int, int] | None = None
         self._previous_speed: tuple[int, float] | None = None
         self._instruction = Instruction()  # in force: the plans carry its id and text
@@ -314,10 +312,6 @@ class VlaInferenceNode(LifecycleNode):
             self.create_subscription(
                 OccupancyGrid, f'{prefix}/{layer}', partial(self._on_map_layer, layer), RELIABLE
             )
-        # The frame queue is drained on wall time: on sim time a paused or lockstepped clock
-        # would hold a received frame until the clock moved on.
-        steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.create_timer(PROCESS_PERIOD_S, self._process, clock=steady)
         self.create_timer(1.0, self._publish_diagnostics)
         if self.params['autostart']:
             self.trigger_configure()
@@ -419,13 +413,12 @@ class VlaInferenceNode(LifecycleNode):
         )
 
     def _on_frame(self, message: SensorFrame) -> None:
-        # A newer frame replaces one not yet planned; the gap in sequence numbers counts it
-        # (and any frame lost in transport) when the newer one is planned.
-        self._pending = message
+        """Plan a frame as soon as it is taken: no queue or poll between arrival and the model.
 
-    def _process(self) -> None:
-        message, self._pending = self._pending, None
-        if message is None or not self._active or self.core is None:
+        Frames that arrive while it plans wait in the subscription (depth 1: the newest wins);
+        the gap in sequence numbers counts the ones replaced (and any lost in transport).
+        """
+        if not self._active or self.core is None:
             return
         config = self.core.config
         if len(message.cameras) != config.num_cameras:
