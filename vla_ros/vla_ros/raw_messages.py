@@ -1,5 +1,7 @@
 """Whole ROS messages read from their serialized (CDR) bytes, byte arrays as numpy views.
 
+Also `CdrWriter`, for a node that writes a large message's bytes straight from its own data.
+
 rclpy turns a received message into Python objects before a callback sees it, copying every
 byte array twice (into the C message, then into a Python array): 0.7 ms for a 1280x720 image
 and 1.3 ms for the 2 MB SensorFrame on the (loaded) development VM, on the node's only thread.
@@ -211,3 +213,58 @@ def read_message(raw: bytes, message_type: type, native: Collection[type] = ()) 
         head = bytes(raw[:ENCAPSULATION_BYTES]).hex()
         raise MalformedMessage(f'not plain CDR: encapsulation {head!r} (expected 00 00 or 00 01)')
     return _message_reader(message_type, frozenset(native))(_Cursor(raw, order))
+
+
+class CdrWriter:
+    """Plain little-endian CDR (XCDR1) written field by field, as rclpy serializes a message.
+
+    Each field is aligned to its own size from the body's start. Byte arrays are kept by
+    reference until `getvalue`, whose single join is their only copy: building a SensorFrame as
+    rclpy messages, then converting and serializing it, cost 1.7 ms of the sync node's frame.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[bytes | memoryview] = []
+        self._chunk = bytearray(b'\x00\x01\x00\x00')  # encapsulation: plain CDR, little endian
+        self._size = 0  # of the body so far
+
+    def _align(self, alignment: int) -> None:
+        padding = -self._size % alignment
+        self._chunk += bytes(padding)
+        self._size += padding
+
+    def numbers(self, code: str, values: object) -> None:
+        """Append a fixed-length array of one struct type code (or one number: a 1-tuple)."""
+        packed = struct.pack(f'<{len(values)}{code}', *values)
+        if packed:
+            self._align(struct.calcsize(code))
+        self._chunk += packed
+        self._size += len(packed)
+
+    def number(self, code: str, value: float | int | bool) -> None:
+        """Append one number of a struct type code ('I' uint32, 'd' float64, '?' bool, ...)."""
+        self.numbers(code, (value,))
+
+    def string(self, text: str) -> None:
+        """Append a string: its length with the terminating NUL, its UTF-8 bytes, the NUL."""
+        encoded = text.encode() + b'\x00'
+        self.number('I', len(encoded))
+        self._chunk += encoded
+        self._size += len(encoded)
+
+    def sequence(self, code: str, values: object) -> None:
+        """Append a sequence of numbers: its length, then the numbers."""
+        self.number('I', len(values))
+        self.numbers(code, values)
+
+    def byte_sequence(self, data: object) -> None:
+        """Append a uint8 sequence from any contiguous buffer, kept by reference until the join."""
+        view = memoryview(data).cast('B')
+        self.number('I', view.nbytes)
+        self._parts += [bytes(self._chunk), view]
+        self._chunk = bytearray()
+        self._size += view.nbytes
+
+    def getvalue(self) -> bytes:
+        """Return the serialized message (rclpy publishes bytes as they are)."""
+        return b''.join([*self._parts, self._chunk])
