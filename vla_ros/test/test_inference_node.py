@@ -118,6 +118,17 @@ def model_diagnostics(node: Node) -> list[dict[str, str]]:
     return received
 
 
+def frame_harness(ros: RosHarness) -> tuple[Node, object, list, list, list]:
+    """Return a node, its frame publisher, and recorders of the plans, log and diagnostics."""
+    node = ros.node('frame_source')
+    frames = node.create_publisher(SensorFrame, '/vla/sensor_frame', SENSOR_DATA)
+    plans: list[VlaPlan] = []
+    logs: list[Log] = []
+    node.create_subscription(VlaPlan, '/vla/plan', plans.append, RELIABLE)
+    node.create_subscription(Log, '/rosout', logs.append, LATCHED)
+    return node, frames, plans, logs, model_diagnostics(node)
+
+
 def stop(process: subprocess.Popen) -> None:
     assert process.poll() is None, f'vla_inference_node exited early with {process.returncode}'
     process.send_signal(signal.SIGINT)
@@ -393,13 +404,7 @@ def test_frames_without_usable_odometry_are_not_planned_and_the_state_restarts(
 ):
     # Issue 21: frames with missing (zero-filled) or NaN odometry were planned on. Now they are
     # skipped, named in a warning and counted; the first frame after them resets the BEV memory.
-    node = ros.node('frame_source')
-    frames = node.create_publisher(SensorFrame, '/vla/sensor_frame', SENSOR_DATA)
-    plans: list[VlaPlan] = []
-    logs: list[Log] = []
-    node.create_subscription(VlaPlan, '/vla/plan', plans.append, RELIABLE)
-    node.create_subscription(Log, '/rosout', logs.append, LATCHED)
-    diagnostics = model_diagnostics(node)
+    node, frames, plans, logs, diagnostics = frame_harness(ros)
     bad = {'kind': None}
     process = start(checkpoint)
     try:
@@ -465,13 +470,7 @@ def big_endian_flag(frame: SensorFrame) -> bytes:
 
 
 def test_malformed_frames_are_refused_by_reason_and_counted(ros: RosHarness, checkpoint):
-    node = ros.node('frame_source')
-    frames = node.create_publisher(SensorFrame, '/vla/sensor_frame', SENSOR_DATA)
-    plans: list[VlaPlan] = []
-    logs: list[Log] = []
-    node.create_subscription(VlaPlan, '/vla/plan', plans.append, RELIABLE)
-    node.create_subscription(Log, '/rosout', logs.append, LATCHED)
-    diagnostics = model_diagnostics(node)
+    node, frames, plans, logs, diagnostics = frame_harness(ros)
     corrupt = {'how': None}
     sequence = 0
 

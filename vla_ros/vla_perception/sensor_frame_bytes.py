@@ -17,33 +17,23 @@ ZEROS_9, ZEROS_12, ZEROS_36 = (0.0,) * 9, (0.0,) * 12, (0.0,) * 36
 NO_ROTATION = (0.0, 0.0, 0.0, 1.0)  # geometry_msgs/Quaternion's default
 
 
-def _stamp(out: CdrWriter, stamp_ns: int) -> None:
-    out.number('i', stamp_ns // NS_PER_S)
-    out.number('I', stamp_ns % NS_PER_S)
-
-
-def _header(out: CdrWriter, stamp_ns: int, frame_id: str) -> None:
-    _stamp(out, stamp_ns)
-    out.string(frame_id)
-
-
 def _input_status(out: CdrWriter, name: str, health: int, stamp_ns: int, skew_ns: int) -> None:
     out.string(name)
     out.number('B', int(health))
-    _stamp(out, stamp_ns)
+    out.stamp(stamp_ns)
     out.number('f', skew_ns / NS_PER_S)
 
 
 def _camera_info(out: CdrWriter, intrinsics: Intrinsics | None, stamp_ns: int, frame: str) -> None:
     if intrinsics is None:  # an empty CameraInfo
-        _header(out, 0, '')
+        out.header(0, '')
         out.numbers('I', (0, 0))
         out.string('')
         out.sequence('d', ())
         for values in (ZEROS_9, ZEROS_9, ZEROS_12):
             out.numbers('d', values)
     else:
-        _header(out, stamp_ns, frame)
+        out.header(stamp_ns, frame)
         out.numbers('I', (intrinsics.height, intrinsics.width))
         out.string(intrinsics.distortion_model)
         out.sequence('d', intrinsics.d.tolist())
@@ -57,7 +47,7 @@ def _camera_info(out: CdrWriter, intrinsics: Intrinsics | None, stamp_ns: int, f
 def _camera(out: CdrWriter, camera: CameraImage) -> None:
     spec = camera.spec
     _input_status(out, spec.name, camera.health, camera.stamp_ns, camera.skew_ns)
-    _header(out, camera.stamp_ns, spec.frame_id)
+    out.header(camera.stamp_ns, spec.frame_id)
     if camera.image is None:
         out.numbers('I', (0, 0))
         out.string('')
@@ -80,7 +70,7 @@ def _camera(out: CdrWriter, camera: CameraImage) -> None:
 def sensor_frame_bytes(frame: SyncedFrame) -> bytes:
     """Return the serialized SensorFrame of a synchronised frame (sensor_frame_message's)."""
     out = CdrWriter()
-    _header(out, frame.stamp_ns, 'base_link')
+    out.header(frame.stamp_ns, 'base_link')
     out.number('Q', frame.sequence)
     out.number('I', frame.epoch)
     out.number('?', frame.complete)
@@ -91,7 +81,7 @@ def sensor_frame_bytes(frame: SyncedFrame) -> bytes:
     sample = odometry.sample
     sample_stamp = frame.stamp_ns + odometry.skew_ns if sample else 0
     _input_status(out, 'odometry', odometry.health, sample_stamp, odometry.skew_ns)
-    _header(out, frame.stamp_ns, frame.odometry_frame_id)
+    out.header(frame.stamp_ns, frame.odometry_frame_id)
     out.string(frame.odometry_child_frame_id)
     if sample is None:
         pose = (0.0, 0.0, 0.0, *NO_ROTATION)

@@ -5,7 +5,8 @@ equals the pinned one), builds the backend and warms it up; activate starts plan
 queues behind: it plans in the frame's callback and its subscription keeps only the newest frame
 (depth 1) while it plans, so the frames it had to skip show as gaps in the sequence numbers.
 Frames are taken serialized and read with numpy views of their images (vla_ros.raw_messages):
-rclpy's conversion of the 2 MB SensorFrame into Python objects took 1.3 ms of each frame.
+rclpy's conversion of the 2 MB SensorFrame into Python objects took 1.3 ms of each frame. The
+plan is published as the bytes plan_bytes writes (the fields of plan_message).
 Instructions are embedded on a worker thread (InstructionIntake: newest wins, text the encoder
 cannot read refused), so frames never wait for the encoder.
 """
@@ -60,6 +61,7 @@ from vla_planning.instruction_intake import (
     InstructionIntake,
 )
 from vla_planning.map_prior import MapPriorBuffer
+from vla_planning.plan_bytes import plan_bytes
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
@@ -467,7 +469,7 @@ class VlaInferenceNode(LifecycleNode):
             return
         latency_ms = (self.get_clock().now().nanoseconds - plan.stamp_ns) / 1e6
         self.plan_publisher.publish(
-            plan_message(
+            plan_bytes(
                 message,
                 plan,
                 config,

@@ -37,6 +37,7 @@ from rosidl_parser.definition import (
 )
 
 from vla_ros.cdr import ENCAPSULATION_BYTES, byte_order
+from vla_ros.stamps import NS_PER_S
 
 # rosidl basic type -> struct format (CDR sizes; each aligned to its own size).
 _FORMATS = {
@@ -251,6 +252,16 @@ class CdrWriter:
         self.number('I', len(encoded))
         self._chunk += encoded
         self._size += len(encoded)
+
+    def stamp(self, stamp_ns: int) -> None:
+        """Append a builtin_interfaces/Time (as vla_ros.stamps.to_time splits it)."""
+        self.number('i', stamp_ns // NS_PER_S)
+        self.number('I', stamp_ns % NS_PER_S)
+
+    def header(self, stamp_ns: int, frame_id: str) -> None:
+        """Append a std_msgs/Header."""
+        self.stamp(stamp_ns)
+        self.string(frame_id)
 
     def sequence(self, code: str, values: object) -> None:
         """Append a sequence of numbers: its length, then the numbers."""
