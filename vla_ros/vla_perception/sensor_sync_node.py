@@ -33,6 +33,7 @@ from vla_perception.sensor_sync import CameraImage, SensorSyncConfig, SensorSync
 from vla_perception.synchronizer import NS_PER_S, SyncConfig, stamp_to_ns
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.install_paths import vla_ros_file
+from vla_ros.large_buffers import keep_large_buffers
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
@@ -244,6 +245,7 @@ class SensorSyncNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('sensor_sync_node', **kwargs)
+        keep_large_buffers()  # a 2 MB frame a frame, without fresh pages each time
         params = declare_parameters(self, PARAMETERS)
         rig_file = params['rig_file'] or vla_ros_file('config/rig_surround.yaml')
         self.rig = RigConfig.from_file(rig_file)

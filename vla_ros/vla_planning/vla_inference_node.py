@@ -63,6 +63,7 @@ from vla_planning.instruction_intake import (
 from vla_planning.map_prior import MapPriorBuffer
 from vla_planning.plan_bytes import plan_bytes
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
+from vla_ros.large_buffers import keep_large_buffers
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
@@ -276,6 +277,7 @@ class VlaInferenceNode(LifecycleNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('vla_inference_node', **kwargs)
+        keep_large_buffers()  # a 2 MB frame a frame, without fresh pages each time
         self.params = declare_parameters(self, PARAMETERS)
         self.core: InferenceCore | None = None
         self.model_id = ''
