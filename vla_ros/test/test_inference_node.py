@@ -2,6 +2,7 @@
 
 import math
 import signal
+import struct
 import subprocess
 
 import numpy as np
@@ -13,6 +14,7 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import Log
 from rclpy.node import Node
+from rclpy.serialization import serialize_message
 from vla_msgs.msg import CameraFrame, InputStatus, Instruction, SensorFrame, VlaPlan
 
 from repo_paths import run_vla, tool
@@ -114,6 +116,17 @@ def model_diagnostics(node: Node) -> list[dict[str, str]]:
         RELIABLE,
     )
     return received
+
+
+def frame_harness(ros: RosHarness) -> tuple[Node, object, list, list, list]:
+    """Return a node, its frame publisher, and recorders of the plans, log and diagnostics."""
+    node = ros.node('frame_source')
+    frames = node.create_publisher(SensorFrame, '/vla/sensor_frame', SENSOR_DATA)
+    plans: list[VlaPlan] = []
+    logs: list[Log] = []
+    node.create_subscription(VlaPlan, '/vla/plan', plans.append, RELIABLE)
+    node.create_subscription(Log, '/rosout', logs.append, LATCHED)
+    return node, frames, plans, logs, model_diagnostics(node)
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -391,13 +404,7 @@ def test_frames_without_usable_odometry_are_not_planned_and_the_state_restarts(
 ):
     # Issue 21: frames with missing (zero-filled) or NaN odometry were planned on. Now they are
     # skipped, named in a warning and counted; the first frame after them resets the BEV memory.
-    node = ros.node('frame_source')
-    frames = node.create_publisher(SensorFrame, '/vla/sensor_frame', SENSOR_DATA)
-    plans: list[VlaPlan] = []
-    logs: list[Log] = []
-    node.create_subscription(VlaPlan, '/vla/plan', plans.append, RELIABLE)
-    node.create_subscription(Log, '/rosout', logs.append, LATCHED)
-    diagnostics = model_diagnostics(node)
+    node, frames, plans, logs, diagnostics = frame_harness(ros)
     bad = {'kind': None}
     process = start(checkpoint)
     try:
@@ -444,3 +451,57 @@ def test_frames_without_usable_odometry_are_not_planned_and_the_state_restarts(
     values = diagnostics[-1]
     assert int(values['frames_without_odometry']) >= 10
     assert values['last_frame_problem'] in ('odometry missing', 'odometry not finite')
+
+
+def truncated(frame: SensorFrame) -> bytes:
+    return serialize_message(frame)[:-1000]
+
+
+def lying_image_length(frame: SensorFrame) -> bytes:
+    raw = bytearray(serialize_message(frame))
+    data = frame.cameras[0].image.data.tobytes()
+    at = raw.find(struct.pack('<I', len(data)) + data)  # the first camera's image data length
+    struct.pack_into('<I', raw, at, 2**31)
+    return bytes(raw)
+
+
+def big_endian_flag(frame: SensorFrame) -> bytes:
+    return b'\x00\x00' + serialize_message(frame)[2:]  # little-endian bytes said to be big
+
+
+def test_malformed_frames_are_refused_by_reason_and_counted(ros: RosHarness, checkpoint):
+    node, frames, plans, logs, diagnostics = frame_harness(ros)
+    corrupt = {'how': None}
+    sequence = 0
+
+    def publish_next() -> None:
+        nonlocal sequence
+        sequence += 1
+        frame = sensor_frame(sequence, 1_000_000_000_000 + sequence * 100_000_000)
+        frames.publish(frame if corrupt['how'] is None else corrupt['how'](frame))
+
+    process = start(checkpoint)
+    try:
+        node.create_timer(0.1, publish_next)
+        assert ros.spin_until(lambda: bool(plans), 60.0), 'no plan within 60 s of start'
+        for how, reason in (
+            (truncated, 'truncated: '),
+            (lying_image_length, 'Image.data claims 2147483648 elements of 1 bytes'),
+            (big_endian_flag, 'claims'),
+        ):
+            corrupt['how'] = how
+            assert ros.spin_until(
+                lambda reason=reason: any(
+                    log.msg.startswith('frame refused: ') and reason in log.msg for log in logs
+                ),
+                10.0,
+            ), (how.__name__, [log.msg for log in logs][-3:])
+            ros.spin_until(lambda: False, 5.0)  # past the warning's throttle
+        corrupt['how'] = None
+        count = len(plans)
+        assert ros.spin_until(lambda: len(plans) > count + 2, 10.0), 'planning did not resume'
+        assert ros.spin_until(
+            lambda: bool(diagnostics) and int(diagnostics[-1]['frames_malformed']) >= 3, 5.0
+        )
+    finally:
+        stop(process)

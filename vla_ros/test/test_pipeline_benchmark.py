@@ -87,8 +87,15 @@ def test_a_short_run_measures_the_pipeline_and_its_bare_transport(tmp_path: Path
         'p99 <= 60 ms',
         '10 Hz sustained',
         'zero dropped frames',
-        'overhead <= 25%',
+        'beyond the floor <= 5 ms',
+        'p99 <= 1.3 x p50',
     }
+    compared = case['comparison']
+    assert compared['beyond_floor_p50_ms'] == round(
+        pipeline['end_to_end_ms']['p50']
+        - (pipeline['model_ms']['p50'] + bare['end_to_end_ms']['p50']),
+        2,
+    )
     assert 'default (448x256):' in result.stdout and 'goals:' in result.stdout
 
 

@@ -6,6 +6,7 @@ Six jittery 10 Hz cameras, a camera that dies and comes back, and every kind of 
 import json
 import random
 import signal
+import struct
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from rclpy.clock import ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
+from rclpy.serialization import serialize_message
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -67,7 +69,8 @@ class RigDriver:
         self.node, self.rig = node, rig
         self.rng = random.Random(3)
         self.alive = dict.fromkeys(rig.names, True)
-        self.override: dict[str, Callable[[Image | CompressedImage], None]] = {}
+        # Changes a camera's message before it is sent; one that returns bytes sends those.
+        self.override: dict[str, Callable[[Image | CompressedImage], bytes | None]] = {}
         pixels = np.random.default_rng(0).integers(0, 256, (HEIGHT, WIDTH, 3), np.uint8)
         self.raw = pixels.tobytes()
         self.jpeg = cv2.imencode('.jpg', pixels)[1].tobytes()
@@ -104,8 +107,8 @@ class RigDriver:
                 )
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
             msg.header.frame_id = spec.frame_id
-            self.override.get(spec.name, lambda _m: None)(msg)
-            self.images[spec.name].publish(msg)
+            serialized = self.override.get(spec.name, lambda _m: None)(msg)
+            self.images[spec.name].publish(msg if serialized is None else serialized)
 
     def _publish_odometry(self) -> None:
         msg = Odometry(child_frame_id='base_link')
@@ -278,6 +281,23 @@ def corrupt_jpeg(msg):
     msg.data = b'\xff\xd8\xff\xe0garbage-not-a-jpeg'
 
 
+def truncated_cdr(msg) -> bytes:
+    return serialize_message(msg)[:-1000]
+
+
+def lying_data_length(msg) -> bytes:
+    data, msg.data = msg.data, b''
+    length_at = len(serialize_message(msg)) - 4  # data is the last field: its length ends it
+    msg.data = data
+    raw = bytearray(serialize_message(msg))
+    struct.pack_into('<I', raw, length_at, len(data) + 1)
+    return bytes(raw)
+
+
+def big_endian_flag(msg) -> bytes:
+    return b'\x00\x00' + serialize_message(msg)[2:]  # little-endian bytes said to be big
+
+
 @pytest.mark.parametrize(
     ('camera', 'corrupt', 'info', 'expected'),
     [
@@ -287,6 +307,9 @@ def corrupt_jpeg(msg):
         ('victim', absurd_height, None, 'dimensions'),
         ('victim', None, camera_info(640, 480), 'camera_info_size'),
         ('jpeg', corrupt_jpeg, None, 'corrupt_compressed'),
+        ('victim', truncated_cdr, None, 'malformed'),
+        ('victim', lying_data_length, None, 'malformed'),
+        ('jpeg', big_endian_flag, None, 'malformed'),
     ],
     ids=[
         'short-data',
@@ -295,6 +318,9 @@ def corrupt_jpeg(msg):
         'absurd-height',
         'info-mismatch',
         'corrupt-jpeg',
+        'truncated-cdr',
+        'lying-length',
+        'wrong-endianness',
     ],
 )
 def test_bad_input_is_dropped_with_a_warning_and_others_keep_flowing(

@@ -20,6 +20,7 @@ from nav_msgs.msg import Odometry, Path
 from rcl_interfaces.msg import Log
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
+from rclpy.serialization import serialize_message
 from visualization_msgs.msg import Marker, MarkerArray
 from vla_msgs.msg import ControlCommand, SafetyStatus, Trajectory, TrajectoryPoint, VlaPlan
 
@@ -271,6 +272,24 @@ def straight_ahead(stamp, speed: float) -> Trajectory:
         point.pose.orientation.w = 1.0
         message.points.append(point)
     return message
+
+
+def test_a_malformed_plan_is_refused_with_the_reason_and_the_last_one_kept(
+    ros: RosHarness, node_process: subprocess.Popen
+):
+    world = World(ros.node('world'))
+    assert ros.spin_until(
+        lambda: world.markers and 'candidates' in by_namespace(world.markers[-1]), 15.0
+    )
+    stamp = world.node.get_clock().now().to_msg()
+    world.plan.publish(serialize_message(plan_message(stamp))[:-50])
+    assert ros.spin_until(
+        lambda: any(log.msg.startswith('plan refused: truncated: ') for log in world.logs), 5.0
+    ), [log.msg for log in world.logs]
+    assert node_process.poll() is None
+    count = len(world.markers)
+    assert ros.spin_until(lambda: len(world.markers) > count + 2, 3.0)
+    assert len(by_namespace(world.markers[-1])['candidates']) == 3
 
 
 def test_trajectories_of_any_other_publisher_are_refused_by_name(

@@ -80,6 +80,7 @@ _MAX_CACHED_MAPS = 16
 
 REJECT_REASONS: frozenset[str] = frozenset(
     {
+        'malformed',  # serialized bytes that are not the message they claim to be
         'data_size',
         'encoding',
         'dimensions',

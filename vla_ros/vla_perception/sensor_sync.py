@@ -151,8 +151,7 @@ class SensorSyncCore:
             else:
                 validate_raw_image(msg)
         except ImageRejected as error:
-            self.synchronizer.reject(camera, now_ns)
-            self._record(camera, error.reason, str(error))
+            self.reject_image(camera, error, now_ns)
             raise
         intrinsics = self.intrinsics[camera]
         prepared = None
@@ -162,6 +161,11 @@ class SensorSyncCore:
         # A declined (late) image may still be reused as a later frame's STALE image, so its
         # decode is never cancelled.
         self.synchronizer.add(camera, stamp_to_ns(msg.header.stamp), now_ns, pending)
+
+    def reject_image(self, camera: str, error: ImageRejected, now_ns: int) -> None:
+        """Count an unusable image (also one the caller could not read): the camera is INVALID."""
+        self.synchronizer.reject(camera, now_ns)
+        self._record(camera, error.reason, str(error))
 
     def on_odometry(self, msg: object) -> None:
         """Buffer an odometry message; raise ValueError for non-finite or malformed values.
@@ -213,15 +217,23 @@ class SensorSyncCore:
             )
             return CameraImage(spec, Health.INVALID, sample.stamp_ns, skew_ns, None, None)
         try:
-            image = (
-                pending.prepared.result()
-                if pending.prepared is not None
-                else self.preprocessor.prepare(pending.message, intrinsics)
-            )
+            image = self._prepared(pending, intrinsics)
         except ImageRejected as error:
             self._record(spec.name, error.reason, str(error))
             return CameraImage(spec, Health.INVALID, sample.stamp_ns, skew_ns, None, output)
         return CameraImage(spec, health, sample.stamp_ns, skew_ns, image, image.intrinsics)
+
+    def _prepared(self, pending: PendingImage, intrinsics: Intrinsics) -> PreparedImage:
+        """Return the image prepared: by the pool, or here when the pool has not begun it yet.
+
+        A frame waits for its newest image's preparation anyway; doing it on this thread spares
+        a hand-over to a pool thread and back, a wake-up each way (milliseconds when the cores
+        are busy). A cancelled preparation stays cancelled: an image reused as STALE is
+        prepared again.
+        """
+        if pending.prepared is not None and not pending.prepared.cancel():
+            return pending.prepared.result()
+        return self.preprocessor.prepare(pending.message, intrinsics)
 
     def _output_intrinsics(self, intrinsics: Intrinsics | None) -> Intrinsics | None:
         """Return the intrinsics of this camera's output image (resized, maybe undistorted)."""

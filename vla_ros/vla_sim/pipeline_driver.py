@@ -44,7 +44,7 @@ from vla_model.instruction_encoder import InstructionEncoder
 from vla_model.network import VlaNet
 from vla_perception import sensor_sync_node
 from vla_perception.rig import CameraSpec, RigConfig
-from vla_perception.sensor_sync import SensorSyncCore
+from vla_perception.sensor_sync import SensorSyncCore, SyncedFrame
 from vla_perception.sensor_sync_node import (
     sensor_frame_message,
     sensor_status_message,
@@ -234,8 +234,9 @@ class PipelineDriver:
         )
 
         start = time.perf_counter()
-        sensor_frame = self._synchronise(images, odometry, stamp)
-        status = None if sensor_frame is None else sensor_status_message(sensor_frame)
+        synced_frame = self._synchronise(images, odometry, stamp)
+        sensor_frame = None if synced_frame is None else sensor_frame_message(synced_frame)
+        status = None if synced_frame is None else sensor_status_message(synced_frame)
         synced = time.perf_counter()
         for layer, message in map_layers.items():  # the inference node's map-layer callbacks
             self._map_priors.add(layer, message)
@@ -265,14 +266,13 @@ class PipelineDriver:
 
     def _synchronise(
         self, images: list[tuple[CameraSpec, Image]], odometry: Odometry, stamp: int
-    ) -> SensorFrame | None:
+    ) -> SyncedFrame | None:
         """Feed the sync core as its node's callbacks do; step it once, at the frame stamp."""
         for spec, message in images:
             self._sync.on_camera_info(spec.name, camera_info_message(spec, stamp))
             self._sync.on_image(spec.name, message, stamp)
         self._sync.on_odometry(odometry)
-        frame = self._sync.step(stamp)
-        return None if frame is None else sensor_frame_message(frame)
+        return self._sync.step(stamp)
 
     def _plan(self, sensor_frame: SensorFrame, start: float) -> VlaPlan | None:
         """Plan the frame as vla_inference_node does; None when the model's output is refused."""

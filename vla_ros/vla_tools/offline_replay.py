@@ -270,7 +270,7 @@ class OfflinePipeline:
     def _frame(self, frame: SyncedFrame, log_time_ns: int) -> list[Published]:
         """Plan a frame the sync core emitted, as vla_inference_node would, at `log_time_ns`."""
         message = sensor_frame_message(frame)
-        status = sensor_status_message(message)
+        status = sensor_status_message(frame)
         self.feed.sensor_status(status)
         published = [
             Published('/vla/sensor_frame', log_time_ns, message),
