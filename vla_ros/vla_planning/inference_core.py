@@ -51,6 +51,16 @@ class Plan:
     inference_ms: float
     postprocess_ms: float
 
+    def published_arrays(self) -> tuple[np.ndarray, ...]:
+        """Return times, points, speeds, accelerations, yaw rates of the published trajectory."""
+        return (
+            self.times_s,
+            self.trajectory,
+            self.speeds_mps,
+            self.accelerations_mps2,
+            self.yaw_rates_rps,
+        )
+
 
 class InvalidModelOutputError(RuntimeError):
     """The network produced NaN or infinity: no plan is made from it."""

@@ -44,16 +44,8 @@ def plan_bytes(
             *kinematics[index],
         )
 
-    write_trajectory(  # the selected candidate within the plan's acceleration limits
-        out,
-        header,
-        Trajectory.ORIGIN_MODEL,
-        plan.times_s,
-        plan.trajectory,
-        plan.speeds_mps,
-        plan.accelerations_mps2,
-        plan.yaw_rates_rps,
-    )
+    # The selected candidate within the plan's acceleration limits.
+    write_trajectory(out, header, Trajectory.ORIGIN_MODEL, *plan.published_arrays())
     out.number('I', len(plan.candidates))
     for index in range(len(plan.candidates)):
         trajectory(index)

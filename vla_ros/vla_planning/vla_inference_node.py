@@ -237,14 +237,9 @@ def plan_message(
     message.candidates = [
         candidate_message(c, plan.times_s, config.step_s, header) for c in plan.candidates
     ]
-    message.trajectory = trajectory_message(  # the selected one within the acceleration limits
-        header,
-        Trajectory.ORIGIN_MODEL,
-        plan.times_s,
-        plan.trajectory,
-        plan.speeds_mps,
-        plan.accelerations_mps2,
-        plan.yaw_rates_rps,
+    # The selected candidate within the plan's acceleration limits.
+    message.trajectory = trajectory_message(
+        header, Trajectory.ORIGIN_MODEL, *plan.published_arrays()
     )
     message.candidate_scores = plan.probabilities.astype(np.float32).tolist()
     message.selected_index, message.confidence = plan.selected, plan.confidence
