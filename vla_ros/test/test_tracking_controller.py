@@ -25,6 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vla_planning.command_gate import HARD_LIMITS
 from vla_planning.timed_path import from_plan
 from vla_planning.tracking_controller import (
     Command,
@@ -557,9 +558,11 @@ def test_outputs_are_always_finite_and_within_the_limits(steps):
             <= CONFIG.max_acceleration_mps2 + 1e-12
         )
         # Rising, never faster than the emergency jerk; falling too, except that a stop drops a
-        # positive acceleration at once (it brakes from its first command).
+        # positive acceleration at once (it brakes from its first command), and so does the
+        # last gate at or above its hard speed limit (command_gate: no driving force there).
         assert command.jerk_mps3 <= CONFIG.emergency_jerk_mps3 * (1 + 1e-9)
-        if not command.stopping:
+        over_the_hard_speed = ego is not None and ego.speed >= HARD_LIMITS.max_speed_mps
+        if not command.stopping and not over_the_hard_speed:
             assert command.jerk_mps3 >= -CONFIG.emergency_jerk_mps3 * (1 + 1e-9)
         assert command.velocity_mps >= 0.0 and command.reason
         assert command.stopping == (command.reason not in ('tracking', 'holding at standstill'))
