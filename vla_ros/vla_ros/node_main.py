@@ -4,17 +4,77 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 
 import rclpy
+from rclpy.context import Context
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import (
+    ConditionReachedException,
+    Executor,
+    ExternalShutdownException,
+    ShutdownException,
+    SingleThreadedExecutor,
+    TimeoutException,
+)
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+from rclpy.task import Task
 
 RCL_ERROR = rclpy_implementation.RCLError  # e.g. a malformed --ros-args rule
 STOP_POLL_S = 0.1  # how soon a SIGINT/SIGTERM is noticed while nothing else wakes the executor
+
+
+class CallbackThreadsExecutor(Executor):
+    """Run callbacks on a pool of threads, each callback group's one at a time.
+
+    What rclpy's MultiThreadedExecutor does, without its busy loop (rclpy 9.1.2; ros2/rclpy
+    issue 1452, fixed upstream by pull request 1547): rclpy yields a callback again for as long
+    as it waits in the pool's queue, and the MultiThreadedExecutor queues it again each time and
+    returns at once, so its spinning thread loops holding the GIL while the pool's threads wait
+    for it. With three threads on the 2-vCPU development VM the safety monitor then stalled for
+    0.3-1.7 s at a time, fresh inputs and all (issue 21). Here a callback still queued or
+    running is skipped and the spinning thread goes back to waiting.
+    """
+
+    def __init__(self, num_threads: int, *, context: Context | None = None) -> None:
+        super().__init__(context=context)
+        self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix='callbacks')
+        self._dispatched: set[Task] = set()  # queued or running on the pool
+        self._dispatched_lock = threading.Lock()
+        self._failures: list[BaseException] = []
+
+    def spin_once(self, timeout_sec: float | None = None) -> None:
+        """Hand the next ready callback to the pool; raise what a finished callback raised."""
+        if self._failures:
+            raise self._failures.pop(0)
+        while True:
+            try:
+                handler, _, _ = self.wait_for_ready_callbacks(timeout_sec)
+            except (ConditionReachedException, ShutdownException, TimeoutException):
+                return
+            with self._dispatched_lock:
+                if handler not in self._dispatched:
+                    self._dispatched.add(handler)
+                    break
+        self._pool.submit(self._run, handler)
+
+    def _run(self, handler: Task) -> None:
+        """Run (or resume) a callback on a pool thread; keep its exception for spin_once."""
+        try:
+            handler()
+        finally:
+            with self._dispatched_lock:
+                self._dispatched.discard(handler)
+        if handler.done() and handler.exception() is not None:
+            self._failures.append(handler.exception())
+
+    def shutdown(self, timeout_sec: float | None = None) -> bool:
+        """Finish the callbacks handed to the pool (none is left half-run), then stop."""
+        self._pool.shutdown(wait=True)
+        return super().shutdown(timeout_sec)
 
 
 def stop_on_signals() -> threading.Event:
@@ -29,13 +89,19 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = None) -> None:
+def run_node(
+    make_node: Callable[[], Node], name: str, args: list[str] | None = None, threads: int = 1
+) -> None:
     """Create the node and spin it; SIGINT, SIGTERM and ROS shutdown end it cleanly (exit 0).
 
     rclpy's own handler lets Python raise KeyboardInterrupt wherever the main thread happens
     to be; inside a message conversion pybind11 turns that into a RuntimeError and the node
     dies with exit code 1. Here a signal only sets a flag that the spin loop checks between
     callbacks, so no callback is cut off half-way.
+
+    `threads` above 1 spins a CallbackThreadsExecutor with that many threads, for a node whose
+    callback groups must not wait for each other (the safety monitor's cycle and its inputs);
+    every other node keeps the single-threaded executor, its callbacks one after another.
 
     A missing file, a bad value, an out-of-range parameter or a malformed `--ros-args` rule
     while the node starts ends the process with one line naming the problem and exit code 1,
@@ -45,7 +111,9 @@ def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = 
     try:
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             node = make_node()
-            executor = SingleThreadedExecutor()
+            executor = (
+                CallbackThreadsExecutor(threads) if threads > 1 else SingleThreadedExecutor()
+            )
             executor.add_node(node)
             while not stop.is_set():
                 executor.spin_once(timeout_sec=STOP_POLL_S)
