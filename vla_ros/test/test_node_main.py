@@ -9,6 +9,7 @@ import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
 from rclpy.node import Node
+from std_msgs.msg import Empty
 
 from vla_ros.node_main import CallbackThreadsExecutor
 
@@ -89,6 +90,53 @@ def test_a_callback_waiting_for_a_thread_is_not_dispatched_again(node: Node):
     executor.shutdown()
     assert returns < 20, f'spin_once returned {returns} times in {BUSY_S / 2} s'
     assert calls.count('slow') >= 1 and 'tick' in calls
+
+
+def test_the_spinning_thread_waits_while_a_message_waits_for_a_thread(node: Node):
+    # The pool's one thread is held; a message arrives at 50 Hz for a subscription in another
+    # group, whose callback must wait for the thread. Until a thread begins that callback, the
+    # subscription's QoS event handlers stay in the wait set and its unread message wakes each
+    # wait at once with nothing to do: rclpy's MultiThreadedExecutor spun on that (and so did
+    # this executor while it waited on the middleware then), taking most of a CPU and the GIL
+    # from the threads that should run the callbacks.
+    held = threading.Event()
+    received: list[Empty] = []
+    node.create_timer(
+        0.01,
+        lambda: held.set() or time.sleep(2.0),
+        callback_group=MutuallyExclusiveCallbackGroup(),
+    )
+    node.create_subscription(
+        Empty,
+        'executor_test',
+        received.append,
+        10,
+        callback_group=MutuallyExclusiveCallbackGroup(),
+    )
+    publisher = Node('executor_test_publisher', context=node.context).create_publisher(
+        Empty, 'executor_test', 10
+    )
+    publishing = threading.Event()
+
+    def publish_at_50_hz() -> None:
+        while not publishing.wait(0.02):
+            publisher.publish(Empty())
+
+    executor = CallbackThreadsExecutor(1, context=node.context)
+    executor.add_node(node)
+    sender = threading.Thread(target=publish_at_50_hz)
+    sender.start()
+    while not held.is_set():
+        executor.spin_once(timeout_sec=0.1)
+    cpu_before = time.thread_time()
+    spin_for(executor, 1.5)
+    spinning_cpu_s = time.thread_time() - cpu_before
+    spin_for(executor, 1.0)
+    publishing.set()
+    sender.join()
+    executor.shutdown()
+    assert spinning_cpu_s < 0.2, f'the spinning thread used {spinning_cpu_s:.2f} s of CPU in 1.5 s'
+    assert received, 'the subscription never ran once the thread was free'
 
 
 def test_an_exception_in_a_callback_comes_out_of_spin_once(node: Node):

@@ -30,44 +30,60 @@ STOP_POLL_S = 0.1  # how soon a SIGINT/SIGTERM is noticed while nothing else wak
 class CallbackThreadsExecutor(Executor):
     """Run callbacks on a pool of threads, each callback group's one at a time.
 
-    What rclpy's MultiThreadedExecutor does, without its busy loop (rclpy 9.1.2; ros2/rclpy
-    issue 1452, fixed upstream by pull request 1547): rclpy yields a callback again for as long
-    as it waits in the pool's queue, and the MultiThreadedExecutor queues it again each time and
-    returns at once, so its spinning thread loops holding the GIL while the pool's threads wait
-    for it. With three threads on the 2-vCPU development VM the safety monitor then stalled for
-    0.3-1.7 s at a time, fresh inputs and all (issue 21). Here a callback still queued or
-    running is skipped and the spinning thread goes back to waiting.
+    What rclpy's MultiThreadedExecutor does, without its busy loop. rclpy 9.1.2 makes a
+    subscription's handler when it is ready, and only the pool thread that runs it marks its
+    callback group busy; until then the subscription's QoS event handlers (same group, idle)
+    stay in the wait set, and its unread data wakes every wait at once with nothing to do. The
+    MultiThreadedExecutor also queues such a handler again on each of those wakes and returns
+    (ros2/rclpy issue 1452, fixed upstream by pull request 1547), so its spinning thread loops
+    holding the GIL and the pool's threads cannot start: on the loaded 2-vCPU development VM
+    the safety monitor stalled 0.3-1.7 s at a time with fresh inputs (issue 21). Here the
+    spinning thread waits on the middleware only while no callback it handed over is still
+    waiting for a thread, and never hands a callback over twice.
     """
 
     def __init__(self, num_threads: int, *, context: Context | None = None) -> None:
         super().__init__(context=context)
         self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix='callbacks')
-        self._dispatched: set[Task] = set()  # queued or running on the pool
-        self._dispatched_lock = threading.Lock()
+        self._handed_over = threading.Condition()
+        self._queued: set[Task] = set()  # handed to the pool, not taken up by a thread yet
+        self._running: set[Task] = set()
         self._failures: list[BaseException] = []
 
     def spin_once(self, timeout_sec: float | None = None) -> None:
-        """Hand the next ready callback to the pool; raise what a finished callback raised."""
+        """Hand the next ready callback to the pool; raise what a finished callback raised.
+
+        Waits for ready callbacks only once every callback handed over has been taken up by a
+        pool thread (returning after `timeout_sec` if none is free), and never hands one over
+        twice.
+        """
         if self._failures:
             raise self._failures.pop(0)
+        with self._handed_over:
+            if not self._handed_over.wait_for(lambda: not self._queued, timeout_sec):
+                return
         while True:
             try:
                 handler, _, _ = self.wait_for_ready_callbacks(timeout_sec)
             except (ConditionReachedException, ShutdownException, TimeoutException):
                 return
-            with self._dispatched_lock:
-                if handler not in self._dispatched:
-                    self._dispatched.add(handler)
+            with self._handed_over:
+                if handler not in self._queued and handler not in self._running:
+                    self._queued.add(handler)
                     break
         self._pool.submit(self._run, handler)
 
     def _run(self, handler: Task) -> None:
         """Run (or resume) a callback on a pool thread; keep its exception for spin_once."""
+        with self._handed_over:
+            self._queued.discard(handler)
+            self._running.add(handler)
+            self._handed_over.notify_all()
         try:
             handler()
         finally:
-            with self._dispatched_lock:
-                self._dispatched.discard(handler)
+            with self._handed_over:
+                self._running.discard(handler)
         if handler.done() and handler.exception() is not None:
             self._failures.append(handler.exception())
 
