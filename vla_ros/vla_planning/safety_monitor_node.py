@@ -3,13 +3,15 @@
 A thin wrapper over SafetyMonitor. Every cycle of its timer (node clock, so `use_sim_time`
 works) it publishes on `vla/trajectory` whatever the monitor decided — the plan, a clamped or
 held one, or a stop — and the reasons on `vla/safety_status`, whether or not inputs arrived.
-Every limit is a read-only parameter with a range: a running monitor cannot be loosened. With
-`autoware` true its obstacles come from Autoware's PredictedObjects and its state also goes out
-as Autoware's hazard status and hazard lights command (vla_autoware).
+Its cycle runs on a thread of its own, apart from its input callbacks, so a heavy input cannot
+delay it. Every limit is a read-only parameter with a range: a running monitor cannot be
+loosened. With `autoware` true its obstacles come from Autoware's PredictedObjects and its
+state also goes out as Autoware's hazard status and hazard lights command (vla_autoware).
 """
 
 import dataclasses
 import math
+import threading
 import time
 from collections.abc import Callable
 
@@ -18,6 +20,7 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.serialization import deserialize_message
@@ -130,9 +133,14 @@ def limit_specs() -> list[ParameterSpec]:
 
 
 DEFAULT_MAX_OBSTACLES = 1000
-"""Obstacles a list may hold. A dense urban scene has a few hundred tracked objects; on the
-monitor's only thread rclpy took 0.7-0.8 s to build a list of 20 000 and 28-36 ms for 1 000
+"""Obstacles a list may hold. A dense urban scene has a few hundred tracked objects; rclpy took
+0.7-0.8 s to build a list of 20 000 and 28-36 ms for 1 000, on the monitor's input thread
 (loaded 2-vCPU VM; issue 21, docs/SAFETY.md)."""
+
+EXECUTOR_THREADS = 3
+"""Threads of the node's executor: one per callback group that may run at once (the cycle, the
+inputs, and the node's default group with its parameter services), so that a busy input
+callback never leaves the cycle waiting for a thread."""
 
 OBSTACLE_ARRAY_BYTE_FIELDS = 1  # vla_msgs/ObstacleArray: `source` between header and list
 PREDICTED_OBJECTS_BYTE_FIELDS = 0  # autoware_perception_msgs/PredictedObjects: none
@@ -359,6 +367,11 @@ class MonitorFeed:
     both; `on_refused(kind, reason)` is told of each refusal (kind: plan, odometry, obstacles).
     Obstacle lists over `max_obstacles` are refused, from the serialized bytes where the node
     has them, so that building an oversized list cannot hold up the monitor's cycle.
+
+    A message is converted outside `lock`, which is held only while the result is handed to the
+    core: the node steps the core on another thread, holding the same lock, so a cycle sees
+    every input whole and never waits for a conversion. On one thread (the replay, the
+    simulator's loop) the lock is never contended and changes nothing.
     """
 
     def __init__(
@@ -373,6 +386,7 @@ class MonitorFeed:
         self.max_obstacles = max_obstacles
         self.on_refused = on_refused
         self.odometry_frame = 'odom'
+        self.lock = threading.Lock()
 
     def plan(self, message: VlaPlan) -> None:
         """Take a plan; a refused one is reported to the core as invalid at its stamp."""
@@ -380,9 +394,11 @@ class MonitorFeed:
             plan = plan_input(message, self.max_plan_points)
         except ValueError as error:
             self.on_refused('plan', str(error))
-            self.monitor.on_invalid_plan(stamp_to_ns(message.header.stamp), str(error))
+            with self.lock:
+                self.monitor.on_invalid_plan(stamp_to_ns(message.header.stamp), str(error))
             return
-        self.monitor.on_plan(plan)
+        with self.lock:
+            self.monitor.on_plan(plan)
 
     def odometry(self, message: Odometry) -> None:
         """Take odometry; its frame becomes the frame obstacles and trajectories are in."""
@@ -391,8 +407,9 @@ class MonitorFeed:
         except ValueError as error:
             self.on_refused('odometry', str(error))
             return
-        self.odometry_frame = message.header.frame_id or self.odometry_frame
-        self.monitor.on_odometry(sample)
+        with self.lock:
+            self.odometry_frame = message.header.frame_id or self.odometry_frame
+            self.monitor.on_odometry(sample)
 
     def obstacles(self, message: ObstacleArray) -> None:
         """Take the independent obstacle list."""
@@ -401,7 +418,8 @@ class MonitorFeed:
         except ValueError as error:
             self.on_refused('obstacles', str(error))
             return
-        self.monitor.on_obstacles(obstacles)
+        with self.lock:
+            self.monitor.on_obstacles(obstacles)
 
     def serialized_obstacles(self, raw: bytes) -> None:
         """Take a serialized ObstacleArray: refused unread over the bound, else as obstacles."""
@@ -432,7 +450,9 @@ class MonitorFeed:
 
     def sensor_status(self, message: SensorStatus) -> None:
         """Take the sensor-sync status of a frame."""
-        self.monitor.on_sensor_status(sensor_status_input(message))
+        status = sensor_status_input(message)
+        with self.lock:
+            self.monitor.on_sensor_status(status)
 
     def _refused_unread(self, raw: bytes, byte_fields: int) -> bool:
         """Refuse a serialized list over the bound by its count; True if refused.
@@ -489,6 +509,11 @@ class SafetyMonitorNode(Node):
         super().__init__('safety_monitor_node', **kwargs)
         self.params = declare_parameters(self, PARAMETERS)
         self.monitor = SafetyMonitor(monitor_config(self.params))
+        # The cycle (plan-run and watchdog cycles, diagnostics) runs in a callback group of its
+        # own and every input in another, on threads of their own (EXECUTOR_THREADS): a heavy
+        # input callback cannot delay a cycle (issue 21). They share the core under feed.lock.
+        self.cycle_group = MutuallyExclusiveCallbackGroup()
+        self.input_group = MutuallyExclusiveCallbackGroup()
         self.feed = MonitorFeed(
             self.monitor,
             self.params['max_plan_points'],
@@ -511,9 +536,15 @@ class SafetyMonitorNode(Node):
         self.diagnostics_publisher = self.create_publisher(
             DiagnosticArray, '/diagnostics', RELIABLE
         )
-        plans = self.create_subscription(VlaPlan, 'vla/plan', self._on_plan, RELIABLE)
+        plans = self.create_subscription(
+            VlaPlan, 'vla/plan', self._on_plan, RELIABLE, callback_group=self.input_group
+        )
         odometry = self.create_subscription(
-            Odometry, self.params['odometry_topic'], self.feed.odometry, SENSOR_DATA
+            Odometry,
+            self.params['odometry_topic'],
+            self.feed.odometry,
+            SENSOR_DATA,
+            callback_group=self.input_group,
         )
         # Obstacle lists are taken serialized (raw): an oversized one is refused by its count
         # before rclpy builds it (MonitorFeed).
@@ -525,6 +556,7 @@ class SafetyMonitorNode(Node):
                 self.feed.serialized_obstacles,
                 RELIABLE,
                 raw=True,
+                callback_group=self.input_group,
             )
         else:
             obstacles = self.create_subscription(
@@ -533,6 +565,7 @@ class SafetyMonitorNode(Node):
                 self._on_predicted_objects,
                 RELIABLE,
                 raw=True,
+                callback_group=self.input_group,
             )
             self.hazard_status_publisher = self.create_publisher(
                 self.autoware.HazardStatusStamped,
@@ -545,7 +578,11 @@ class SafetyMonitorNode(Node):
                 RELIABLE,
             )
         self.create_subscription(
-            SensorStatus, 'vla/sensor_status', self.feed.sensor_status, RELIABLE
+            SensorStatus,
+            'vla/sensor_status',
+            self.feed.sensor_status,
+            RELIABLE,
+            callback_group=self.input_group,
         )
         self.input_topics = {
             'plan': plans.topic_name,
@@ -553,8 +590,14 @@ class SafetyMonitorNode(Node):
             'obstacles': obstacles.topic_name,
         }
         self.plan_trigger = PlanTrigger(self.params['rate_hz'])
-        self.watchdog = self.create_timer(1.0 / self.params['rate_hz'], self._on_watchdog)
-        self.create_timer(1.0, self._publish_diagnostics)
+        # A plan, once handed to the core, wakes the cycle's group through this condition.
+        self.plan_arrived = self.create_guard_condition(
+            self._on_plan_arrived, callback_group=self.cycle_group
+        )
+        self.watchdog = self.create_timer(
+            1.0 / self.params['rate_hz'], self._on_watchdog, callback_group=self.cycle_group
+        )
+        self.create_timer(1.0, self._publish_diagnostics, callback_group=self.cycle_group)
         self.get_logger().info(
             f'monitoring at {self.params["rate_hz"]} Hz; limits are read-only '
             '(docs/SAFETY.md lists them with their sources); obstacles from '
@@ -589,7 +632,8 @@ class SafetyMonitorNode(Node):
         """Apply run-time changes once every validator has accepted them."""
         for parameter in parameters:
             if parameter.name == 'degraded_max_speed_mps':
-                self.monitor.set_degraded_max_speed(parameter.value)
+                with self.feed.lock:
+                    self.monitor.set_degraded_max_speed(parameter.value)
                 self.get_logger().info(f'degraded_max_speed_mps is now {parameter.value} m/s')
 
     def _reject(self, what: str, error: str) -> None:
@@ -614,19 +658,35 @@ class SafetyMonitorNode(Node):
             )
 
     def _on_plan(self, message: VlaPlan) -> None:
+        """Hand the plan to the core, then wake the cycle (plans between two cycles coalesce)."""
         self.feed.plan(message)
+        self.plan_arrived.trigger()
+
+    def _on_plan_arrived(self) -> None:
+        """Run a plan-run cycle now, on the cycle's thread, if one is due (PlanTrigger)."""
         if self.plan_trigger.fire(self.get_clock().now().nanoseconds):
             self._cycle()
             self.watchdog.reset()
 
     def _on_watchdog(self) -> None:
+        """Cycle when plans stop; a tick that stands aside restarts the period.
+
+        A tick queued while a plan-run cycle reset the timer still runs after it, and rclpy's
+        timer call then moves the next tick a second period out (200 ms without a cycle at
+        10 Hz); restarting here keeps it one period after the plan-run cycle.
+        """
         if self.plan_trigger.watchdog(self.get_clock().now().nanoseconds):
             self._cycle()
+        else:
+            self.watchdog.reset()
 
     def _cycle(self) -> None:
-        now = self.get_clock().now()
-        output = self.monitor.step(now.nanoseconds)
-        trajectory = monitor_trajectory_message(output, now.to_msg(), self.feed.odometry_frame)
+        # `now` is read under the lock: every input the step sees was handed over before it.
+        with self.feed.lock:
+            now = self.get_clock().now()
+            output = self.monitor.step(now.nanoseconds)
+            odometry_frame = self.feed.odometry_frame
+        trajectory = monitor_trajectory_message(output, now.to_msg(), odometry_frame)
         self.trajectory_publisher.publish(trajectory)
         status = safety_status_message(
             output, trajectory.header, self.monitor.config.machine.clear_cycles
@@ -692,7 +752,7 @@ class SafetyMonitorNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run safety_monitor_node until shut down."""
-    run_node(SafetyMonitorNode, 'safety_monitor_node', args)
+    run_node(SafetyMonitorNode, 'safety_monitor_node', args, threads=EXECUTOR_THREADS)
 
 
 if __name__ == '__main__':

@@ -4,17 +4,93 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 
 import rclpy
+from rclpy.context import Context
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import (
+    ConditionReachedException,
+    Executor,
+    ExternalShutdownException,
+    ShutdownException,
+    SingleThreadedExecutor,
+    TimeoutException,
+)
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+from rclpy.task import Task
 
 RCL_ERROR = rclpy_implementation.RCLError  # e.g. a malformed --ros-args rule
 STOP_POLL_S = 0.1  # how soon a SIGINT/SIGTERM is noticed while nothing else wakes the executor
+
+
+class CallbackThreadsExecutor(Executor):
+    """Run callbacks on a pool of threads, each callback group's one at a time.
+
+    What rclpy's MultiThreadedExecutor does, without its busy loop. rclpy 9.1.2 makes a
+    subscription's handler when it is ready, and only the pool thread that runs it marks its
+    callback group busy; until then the subscription's QoS event handlers (same group, idle)
+    stay in the wait set, and its unread data wakes every wait at once with nothing to do. The
+    MultiThreadedExecutor also queues such a handler again on each of those wakes and returns
+    (ros2/rclpy issue 1452, fixed upstream by pull request 1547), so its spinning thread loops
+    holding the GIL and the pool's threads cannot start: on the loaded 2-vCPU development VM
+    the safety monitor stalled 0.3-1.7 s at a time with fresh inputs (issue 21). Here the
+    spinning thread waits on the middleware only while no callback it handed over is still
+    waiting for a thread, and never hands a callback over twice.
+    """
+
+    def __init__(self, num_threads: int, *, context: Context | None = None) -> None:
+        super().__init__(context=context)
+        self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix='callbacks')
+        self._handed_over = threading.Condition()
+        self._queued: set[Task] = set()  # handed to the pool, not taken up by a thread yet
+        self._running: set[Task] = set()
+        self._failures: list[BaseException] = []
+
+    def spin_once(self, timeout_sec: float | None = None) -> None:
+        """Hand the next ready callback to the pool; raise what a finished callback raised.
+
+        Waits for ready callbacks only once every callback handed over has been taken up by a
+        pool thread (returning after `timeout_sec` if none is free), and never hands one over
+        twice.
+        """
+        if self._failures:
+            raise self._failures.pop(0)
+        with self._handed_over:
+            if not self._handed_over.wait_for(lambda: not self._queued, timeout_sec):
+                return
+        while True:
+            try:
+                handler, _, _ = self.wait_for_ready_callbacks(timeout_sec)
+            except (ConditionReachedException, ShutdownException, TimeoutException):
+                return
+            with self._handed_over:
+                if handler not in self._queued and handler not in self._running:
+                    self._queued.add(handler)
+                    break
+        self._pool.submit(self._run, handler)
+
+    def _run(self, handler: Task) -> None:
+        """Run (or resume) a callback on a pool thread; keep its exception for spin_once."""
+        with self._handed_over:
+            self._queued.discard(handler)
+            self._running.add(handler)
+            self._handed_over.notify_all()
+        try:
+            handler()
+        finally:
+            with self._handed_over:
+                self._running.discard(handler)
+        if handler.done() and handler.exception() is not None:
+            self._failures.append(handler.exception())
+
+    def shutdown(self, timeout_sec: float | None = None) -> bool:
+        """Finish the callbacks handed to the pool (none is left half-run), then stop."""
+        self._pool.shutdown(wait=True)
+        return super().shutdown(timeout_sec)
 
 
 def stop_on_signals() -> threading.Event:
@@ -29,13 +105,19 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = None) -> None:
+def run_node(
+    make_node: Callable[[], Node], name: str, args: list[str] | None = None, threads: int = 1
+) -> None:
     """Create the node and spin it; SIGINT, SIGTERM and ROS shutdown end it cleanly (exit 0).
 
     rclpy's own handler lets Python raise KeyboardInterrupt wherever the main thread happens
     to be; inside a message conversion pybind11 turns that into a RuntimeError and the node
     dies with exit code 1. Here a signal only sets a flag that the spin loop checks between
     callbacks, so no callback is cut off half-way.
+
+    `threads` above 1 spins a CallbackThreadsExecutor with that many threads, for a node whose
+    callback groups must not wait for each other (the safety monitor's cycle and its inputs);
+    every other node keeps the single-threaded executor, its callbacks one after another.
 
     A missing file, a bad value, an out-of-range parameter or a malformed `--ros-args` rule
     while the node starts ends the process with one line naming the problem and exit code 1,
@@ -45,7 +127,9 @@ def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = 
     try:
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             node = make_node()
-            executor = SingleThreadedExecutor()
+            executor = (
+                CallbackThreadsExecutor(threads) if threads > 1 else SingleThreadedExecutor()
+            )
             executor.add_node(node)
             while not stop.is_set():
                 executor.spin_once(timeout_sec=STOP_POLL_S)

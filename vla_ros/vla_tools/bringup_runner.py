@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import shutil
 import signal
 import subprocess
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from vla_ros.node_main import STOP_POLL_S, stop_on_signals
+from vla_ros.node_main import STOP_POLL_S, CallbackThreadsExecutor, stop_on_signals
 from vla_tools.bringup import (
     ARGUMENT_NAMES,
     BOOLEAN_ARGUMENTS,
@@ -179,10 +180,13 @@ def node_class(executable: str) -> type:
 
 
 def run_single_process(bringup: BringUp, values: dict[str, str], stop: threading.Event) -> int:
-    """Run every node in this process on a multi-threaded executor until `stop` is set."""
+    """Run every node in this process on a multi-threaded executor until `stop` is set.
+
+    The CallbackThreadsExecutor, one thread per CPU as rclpy's MultiThreadedExecutor would take,
+    without that executor's busy loop (vla_ros.node_main).
+    """
     import rclpy
     from rclpy.exceptions import ParameterException
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
     rclpy_args = ['--ros-args', '--log-level', values['log_level']]
@@ -190,7 +194,7 @@ def run_single_process(bringup: BringUp, values: dict[str, str], stop: threading
         tempfile.TemporaryDirectory(prefix='vla_run_') as directory,
         rclpy.init(args=rclpy_args, signal_handler_options=SignalHandlerOptions.NO),
     ):
-        executor = MultiThreadedExecutor()
+        executor = CallbackThreadsExecutor(len(os.sched_getaffinity(0)))
         nodes = []
         for launch in bringup.nodes:
             try:
