@@ -331,9 +331,9 @@ def test_lifecycle_transitions_gate_planning(ros: RosHarness, checkpoint):
         return future.result().success
 
     def state() -> str:
-        future = get_state.call_async(GetState.Request())
-        assert ros.spin_until(future.done, 10.0)
-        return future.result().current_state.label
+        response = ros.call(get_state, GetState.Request())
+        assert response is not None, 'get_state never answered'
+        return response.current_state.label
 
     process = start(checkpoint, autostart=False)
     try:

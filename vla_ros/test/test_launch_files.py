@@ -221,8 +221,8 @@ def lifecycle_state(ros: RosHarness, client: object) -> str:
     """Ask a lifecycle node for its state over its get_state service ('' if it does not answer)."""
     if not ros.spin_until(client.service_is_ready, 5.0):
         return ''
-    future = client.call_async(GetState.Request())
-    return future.result().current_state.label if ros.spin_until(future.done, 10.0) else ''
+    response = ros.call(client, GetState.Request())
+    return response.current_state.label if response is not None else ''
 
 
 def message_fields(message_class: type) -> set[str]:

@@ -245,9 +245,9 @@ def set_parameter(ros: RosHarness, node, name: str, value: float) -> tuple[bool,
             )
         ]
     )
-    future = client.call_async(request)
-    assert ros.spin_until(future.done, 10.0)
-    result = future.result().results[0]
+    response = ros.call(client, request)
+    assert response is not None, f'{name}: set_parameters never answered'
+    result = response.results[0]
     return result.successful, result.reason
 
 

@@ -309,6 +309,20 @@ def test_a_student_run_with_a_bad_file_or_another_teacher_is_refused(camera_data
             {'data': ['x'], 'teacher_weights': 't', 'out_dir': 'o', 'map_prior_share': 2},
             tmp_path,
         )
+    for weights, reason in (
+        ({'vehicles': 10.0}, "'vehicles' is not a map class"),
+        ({'vehicle': 0.5}, r'map_positive_weight.vehicle must be in \[1, 100\]'),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            StudentTrainConfig.from_dict(
+                {
+                    'data': ['x'],
+                    'teacher_weights': 't',
+                    'out_dir': 'o',
+                    'map_positive_weight': weights,
+                },
+                tmp_path,
+            )
     other = tmp_path / 'other.safetensors'
     save_teacher(PrivilegedTeacher(TeacherConfig(widths=(16, 32, 64))), other)
     with pytest.raises(ArtifactError, match='another configuration'):

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from torch.nn import functional
 
 from vla_model.artifacts import load_weights
 from vla_model.losses import (
     bev_loss,
     candidate_errors,
     distillation_loss,
+    neural_map_loss,
     path_derivatives,
     planning_loss,
     rationale_loss,
@@ -103,6 +105,28 @@ def test_unlabelled_samples_add_no_bev_or_rationale_loss():
     assert rationale_loss(rationale, torch.tensor([-1, -1])) == 0
     assert rationale_loss(rationale, torch.tensor([3, -1])) == rationale_loss(
         rationale[:1], torch.tensor([3])
+    )
+
+
+def test_a_weighted_map_loss_prefers_drawing_a_rare_class_to_missing_it():
+    """A rare class is worth drawing only when its positive cells are weighted up.
+
+    Unweighted, a map that never draws a class covering 1 % of the cells beats one that draws
+    it where it is and a little around; weighted 10, the drawing one wins.
+    """
+    truth = torch.zeros(1, 1, 10, 10)
+    truth[0, 0, 0, 0] = 1.0
+    never = torch.full_like(truth, -4.0)
+    drawn = never.clone()
+    drawn[0, 0, :2, :2] = 1.0  # the vehicle and three cells around it, at p = 0.73
+    one = torch.tensor([1.0])
+    assert neural_map_loss(never, truth, one) < neural_map_loss(drawn, truth, one)
+    ten = torch.tensor([10.0])
+    assert neural_map_loss(drawn, truth, ten) < neural_map_loss(never, truth, ten)
+    # a class weighted 1 is plain binary cross-entropy
+    assert torch.isclose(
+        neural_map_loss(drawn, truth, one),
+        functional.binary_cross_entropy_with_logits(drawn, truth),
     )
 
 

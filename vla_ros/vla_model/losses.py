@@ -78,6 +78,19 @@ def bev_loss(logits: Tensor, target: Tensor, valid: Tensor) -> Tensor:
     return functional.binary_cross_entropy_with_logits(logits[valid], target[valid])
 
 
+def neural_map_loss(logits: Tensor, target: Tensor, positive_weight: Tensor) -> Tensor:
+    """Binary cross-entropy per map class, a class's positive cells weighted `positive_weight`.
+
+    Vehicles fill about 0.6 % of the cells within 30 m: unweighted, the loss is least for a map
+    that never draws one (the v4 student's vehicle IoU stayed 0.0 for 1 780 steps). Weighting
+    the positives, as Lift-Splat-Shoot does (pos_weight 2.13), makes missing a vehicle cost what
+    a false one does. `positive_weight` holds one weight per class, (classes,).
+    """
+    return functional.binary_cross_entropy_with_logits(
+        logits, target, pos_weight=positive_weight[:, None, None]
+    )
+
+
 def rationale_loss(logits: Tensor, target: Tensor) -> Tensor:
     """Cross-entropy over the samples that have a rationale label (target >= 0)."""
     valid = target >= 0

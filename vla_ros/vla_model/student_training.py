@@ -3,7 +3,8 @@
 Learning by Cheating's second stage, on rendered states (vla_model.camera_dataset). In a step,
 each state's frame before runs without gradients to give the temporal fusion its previous BEV;
 the state's own frame runs with them. The losses:
-- **neural map**: binary cross-entropy of each mask class against the simulator's raster, and
+- **neural map**: binary cross-entropy of each mask class against the simulator's raster (a rare
+  class's positive cells weighted up, `map_positive_weight`), and
   the vehicles' velocities (smooth L1 where there is a vehicle): dense labels on every frame;
 - **plan**: the teacher, on the true raster, answers the state's own instruction and the other
   instructions stored with it (ages included); the student's planner, on the student's own map,
@@ -44,6 +45,7 @@ from vla_model.checkpoint import resume
 from vla_model.config import MAP_PRIOR_LAYERS, VELOCITY_CHANNELS, ModelConfig
 from vla_model.losses import (
     mask_iou,
+    neural_map_loss,
     plan_distillation_loss,
     planning_loss,
     velocity_loss,
@@ -55,7 +57,7 @@ from vla_model.run_files import (
     run_values,
     schedule_problems,
 )
-from vla_model.student_network import NeuralMapStudent, student_for
+from vla_model.student_network import NEURAL_MAP_CLASSES, NeuralMapStudent, student_for
 from vla_model.teacher_network import PrivilegedTeacher
 from vla_model.teacher_training import noisy_embeddings
 from vla_model.training import (
@@ -104,6 +106,9 @@ class StudentTrainConfig:
     instruction_noise: float = 0.6  # as the teacher's: wording never seen lands near, not on
     map_prior_share: float = 0.5  # states given the map prior; the rest drive map-free
     camera_dropout: float = 0.1  # states with one camera's image missing
+    # map class -> weight of its positive cells in the map's cross-entropy (losses.
+    # neural_map_loss); a class not named weighs 1
+    map_positive_weight: dict[str, float] = field(default_factory=dict)
     loss_weights: StudentLossWeights = field(default_factory=StudentLossWeights)
 
     def __post_init__(self) -> None:
@@ -117,6 +122,14 @@ class StudentTrainConfig:
             problems.append(f'instruction_noise must be in [0, 2], got {self.instruction_noise}')
         if not self.planner_learning_rate > 0:
             problems.append('planner_learning_rate must be > 0')
+        for name, weight in self.map_positive_weight.items():
+            if name not in NEURAL_MAP_CLASSES:
+                problems.append(
+                    f'map_positive_weight: {name!r} is not a map class '
+                    f'({", ".join(NEURAL_MAP_CLASSES)})'
+                )
+            elif not 1.0 <= weight <= 100.0:
+                problems.append(f'map_positive_weight.{name} must be in [1, 100], got {weight}')
         problems += schedule_problems(
             self, ('steps', 'batch_size', 'checkpoint_every', 'log_every')
         )
@@ -243,7 +256,7 @@ def student_losses(
         trajectories, scores, taught[0], taught[1], weighted=True
     )
     terms = {
-        'bev': functional.binary_cross_entropy_with_logits(logits, batch['bev']),
+        'bev': neural_map_loss(logits, batch['bev'], positive_weight(run, config)),
         'velocity': velocity_loss(velocity, batch['velocity'], batch['vehicle']),
         'trajectory': trajectory,
         'score': score,
@@ -259,6 +272,11 @@ def student_losses(
             if name in ('drivable', 'lane_marking', 'vehicle')
         }
     return terms, measures
+
+
+def positive_weight(run: StudentTrainConfig, config: ModelConfig) -> Tensor:
+    """Return the map loss's weight of positive cells per class of `config`, (classes,)."""
+    return torch.tensor([run.map_positive_weight.get(name, 1.0) for name in config.bev_classes])
 
 
 def _expert_term(

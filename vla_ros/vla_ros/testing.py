@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 import rclpy
+from rclpy.client import Client
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -86,6 +87,21 @@ class RosHarness:
                 return False
             self.executor.spin_once(timeout_sec=min(0.05, remaining))
         return True
+
+    def call(self, client: Client, request: object, timeout_s: float = 10.0, attempts: int = 3):
+        """Call an idempotent service; return its response, or None after `attempts` silences.
+
+        A request is sent again when no response came within `timeout_s`: a server can take a
+        request before it has matched the client's response reader, and rmw_fastrtps then drops
+        the response after 100 ms ("failed to send response (timeout)", ros2/ros2#1253,
+        ros2/rmw_fastrtps#842). `wait_for_service` sees only the request side.
+        """
+        for _ in range(attempts):
+            future = client.call_async(request)
+            if self.spin_until(future.done, timeout_s):
+                return future.result()
+            client.remove_pending_request(future)
+        return None
 
     def close(self) -> None:
         """Destroy every node, the executor and the context."""
