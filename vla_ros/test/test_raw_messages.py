@@ -10,7 +10,7 @@ from nav_msgs.msg import Odometry
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
-from vla_msgs.msg import CameraFrame, SensorFrame
+from vla_msgs.msg import CameraFrame, SensorFrame, Trajectory, TrajectoryPoint, VlaPlan
 
 from vla_ros.raw_messages import MalformedMessage, read_message
 
@@ -148,3 +148,67 @@ def test_a_string_without_its_nul_is_refused():
     raw[4 + 12 + 3] = ord('x')  # frame_id's terminating NUL
     with pytest.raises(MalformedMessage, match='Header.frame_id: string not NUL-terminated'):
         read_message(bytes(raw), Image)
+
+
+def plan_with_candidates(frame_id: str) -> VlaPlan:
+    """Return a plan whose frame id puts its points at either alignment of their doubles."""
+    plan = VlaPlan(confidence=0.75, selected_index=1, candidate_scores=[0.25, 0.75])
+    plan.header.stamp, plan.header.frame_id = Time(sec=3, nanosec=4), frame_id
+    for index in range(3):
+        trajectory = Trajectory(origin=index)
+        trajectory.header.frame_id = frame_id[:index]
+        for step in range(index + 2):
+            point = TrajectoryPoint(longitudinal_velocity_mps=float(step), acceleration_mps2=-1.5)
+            point.time_from_start.nanosec = 100 * step
+            point.pose.position.x, point.pose.orientation.w = 2.0 * step + index, 1.0
+            trajectory.points.append(point)
+        if index == 0:
+            plan.trajectory = trajectory
+        else:
+            plan.candidates.append(trajectory)
+    plan.rationale, plan.model_id = 'keep lane', 'm'
+    return plan
+
+
+@pytest.mark.parametrize('frame_id', ['', 'a', 'ab', 'abc', 'abcd', 'base_link'])
+def test_named_fields_read_as_the_whole_message_and_the_others_are_left_out(frame_id: str):
+    raw = serialize_message(plan_with_candidates(frame_id))
+    whole = read_message(raw, VlaPlan)
+    read = read_message(raw, VlaPlan, fields=('header', 'trajectory', 'confidence'))
+    assert sorted(vars(read)) == ['confidence', 'header', 'trajectory']
+    assert (read.header, read.trajectory, read.confidence) == (
+        whole.header,
+        whole.trajectory,
+        whole.confidence,
+    )
+    assert_same(read.trajectory, plan_with_candidates(frame_id).trajectory)
+
+
+def test_bytes_of_fields_left_out_are_checked_as_the_whole_message_is():
+    raw = serialize_message(plan_with_candidates('abc'))
+    for end in range(len(raw)):
+        try:
+            read_message(raw[:end], VlaPlan)
+        except MalformedMessage:
+            with pytest.raises(MalformedMessage, match='truncated|claims|not plain CDR'):
+                read_message(raw[:end], VlaPlan, fields=['confidence'])
+        else:
+            read_message(raw[:end], VlaPlan, fields=['confidence'])
+
+
+def test_a_lying_length_in_a_field_left_out_is_refused_before_it_is_stepped_over():
+    plan = plan_with_candidates('abc')
+    raw = bytearray(serialize_message(plan))
+    last = plan.candidates[-1]
+    # The last candidate's point count: after its header (stamp 8, frame id 'ab': 4 + 3 bytes).
+    at = raw.find(struct.pack('<I', len(last.points)), raw.find(b'ab\x00') + 3)
+    struct.pack_into('<I', raw, at, 2**31)
+    with pytest.raises(
+        MalformedMessage, match='Trajectory.points claims 2147483648 elements of 88'
+    ):
+        read_message(bytes(raw), VlaPlan, fields=['confidence'])
+
+
+def test_a_field_the_message_does_not_have_is_a_programming_error():
+    with pytest.raises(TypeError, match='VlaPlan: cannot read only'):
+        read_message(serialize_message(VlaPlan()), VlaPlan, fields=['speed'])

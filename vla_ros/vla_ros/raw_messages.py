@@ -15,6 +15,11 @@ names as the message (the nodes' cores take messages by duck typing) or, for the
 Every length is checked against the bytes left before anything is read, so a truncated message
 or a length field that lies raises `MalformedMessage` with a one-line reason, never an
 out-of-bounds read or a huge allocation; so does any representation but plain CDR (XCDR1).
+
+A reader that needs a few fields of a large message names them (`fields`): the others are still
+walked and checked, but not built, and lists of fixed-layout messages (trajectory points) are
+stepped over by arithmetic: the safety monitor reads a plan's selected trajectory without the
+Python objects of its 16 candidates.
 """
 
 from __future__ import annotations
@@ -81,6 +86,15 @@ class _Cursor:
             )
         self.offset = start + size
         return start
+
+    def skip_to(self, offset: int, what: str) -> None:
+        """Move to `offset` (past skipped data), refusing one beyond the message's end."""
+        if offset > self.end:
+            raise MalformedMessage(
+                f'truncated: {what} needs {offset - self.offset} bytes at offset {self.offset}, '
+                f'the message has {self.end}'
+            )
+        self.offset = offset
 
     def count(self, what: str, item_size: int) -> int:
         """Read a sequence's or string's length, refusing one the remaining bytes cannot hold."""
@@ -171,22 +185,125 @@ def _field_reader(slot_type: object, what: str, native: frozenset[type]) -> Read
 
 
 @cache
-def _message_reader(message_type: type, native: frozenset[type]) -> Reader:
-    """Compile, once per type, the readers of its fields in their order on the wire."""
+def _message_reader(
+    message_type: type, native: frozenset[type], wanted: frozenset[str] | None = None
+) -> Reader:
+    """Compile, once per type, the readers of its fields in their order on the wire.
+
+    With `wanted`, only those fields are built; the others are skipped (`_skipper`).
+    """
     names = list(message_type.get_fields_and_field_types())
     build_native = message_type in native
+    if wanted is not None and (build_native or not wanted <= set(names)):
+        raise TypeError(f'{message_type.__name__}: cannot read only {sorted(wanted)}')
     # A native message's setters insist on native fields: everything inside it is native too.
     inner = frozenset(native | _nested_types(message_type)) if build_native else native
-    fields = [
-        (name, _field_reader(slot_type, f'{message_type.__name__}.{name}', inner))
-        for name, slot_type in zip(names, message_type.SLOT_TYPES, strict=True)
-    ]
+    fields = []
+    for name, slot_type in zip(names, message_type.SLOT_TYPES, strict=True):
+        what = f'{message_type.__name__}.{name}'
+        if wanted is None or name in wanted:
+            fields.append((name, _field_reader(slot_type, what, inner)))
+        else:
+            fields.append((None, _skipper(slot_type, what)))
     make = message_type if build_native else SimpleNamespace
 
     def read(cursor: _Cursor) -> Any:
-        return make(**{name: field(cursor) for name, field in fields})
+        values = {}
+        for name, field in fields:
+            value = field(cursor)
+            if name is not None:
+                values[name] = value
+        return make(**values)
 
     return read
+
+
+def _skipper(slot_type: object, what: str) -> Reader:
+    """Compile a reader that checks a field's bytes and moves past them, building nothing big.
+
+    Numbers, strings and numeric arrays are read (a view costs no more than a skip); messages
+    are skipped field by field, and sequences of fixed-layout messages by arithmetic.
+    """
+    value_type = getattr(slot_type, 'value_type', slot_type)
+    if not isinstance(value_type, NamespacedType):
+        return _field_reader(slot_type, what, frozenset())
+    module = importlib.import_module('.'.join(value_type.namespaces))
+    message_type = getattr(module, value_type.name)
+    layout = _fixed_layout(message_type)
+    if layout is not None:
+        one = _stepper(layout, what)
+    else:
+        parts = [
+            _skipper(field_type, f'{message_type.__name__}.{name}')
+            for name, field_type in zip(
+                message_type.get_fields_and_field_types(), message_type.SLOT_TYPES, strict=True
+            )
+        ]
+
+        def one(cursor: _Cursor, count: int) -> None:
+            for _ in range(count):
+                for part in parts:
+                    part(cursor)
+
+    if not isinstance(slot_type, AbstractNestedType):
+        return lambda cursor: one(cursor, 1)
+    fixed = slot_type.size if isinstance(slot_type, Array) else None
+    least = sum(size for size, _ in layout) if layout else 1
+
+    def skip(cursor: _Cursor) -> None:
+        one(cursor, fixed if fixed is not None else cursor.count(what, least))
+
+    return skip
+
+
+def _fixed_layout(message_type: type) -> list[tuple[int, int]] | None:
+    """Return the (size, alignment) of each number of an all-number message, else None."""
+    layout = []
+    for slot_type in message_type.SLOT_TYPES:
+        count = 1
+        if isinstance(slot_type, Array):
+            count, slot_type = slot_type.size, slot_type.value_type
+        if isinstance(slot_type, BasicType) and slot_type.typename in _FORMATS:
+            size = struct.calcsize(_FORMATS[slot_type.typename])
+            layout += [(size, size)] * count
+        elif isinstance(slot_type, NamespacedType):
+            module = importlib.import_module('.'.join(slot_type.namespaces))
+            inner = _fixed_layout(getattr(module, slot_type.name))
+            if inner is None:
+                return None
+            layout += inner * count
+        else:
+            return None
+    return layout
+
+
+def _stepper(layout: list[tuple[int, int]], what: str) -> Callable[[_Cursor, int], None]:
+    """Step over `count` messages of a fixed layout without reading them.
+
+    An element's size depends only on where it starts modulo the largest alignment; once an
+    element's size is a multiple of that, every following one has the same size.
+    """
+    widest = max((alignment for _, alignment in layout), default=1)
+
+    def size_from(residue: int) -> int:
+        offset = residue
+        for size, alignment in layout:
+            offset += -offset % alignment + size
+        return offset - residue
+
+    sizes = [size_from(residue) for residue in range(widest)]
+
+    def step(cursor: _Cursor, count: int) -> None:
+        offset = cursor.offset - ENCAPSULATION_BYTES
+        for left in range(count, 0, -1):
+            size = sizes[offset % widest]
+            if size % widest == 0:
+                offset += size * left
+                break
+            offset += size
+        cursor.skip_to(offset + ENCAPSULATION_BYTES, what)
+
+    return step
 
 
 def _nested_types(message_type: type) -> frozenset[type]:
@@ -202,18 +319,25 @@ def _nested_types(message_type: type) -> frozenset[type]:
     return frozenset(found)
 
 
-def read_message(raw: bytes, message_type: type, native: Collection[type] = ()) -> Any:
+def read_message(
+    raw: bytes,
+    message_type: type,
+    native: Collection[type] = (),
+    fields: Collection[str] | None = None,
+) -> Any:
     """Read one serialized message of `message_type`; raise MalformedMessage if it is not one.
 
     Returns a namespace with the message's field names (or a `message_type` if it is in
     `native`); its byte arrays are views of `raw`, which they keep alive. Trailing bytes (CDR
-    pads a message to 4) are allowed.
+    pads a message to 4) are allowed. With `fields`, the namespace holds only those top-level
+    fields; the bytes of the others are checked as well, so the same bytes are refused.
     """
     order = byte_order(raw)
     if order is None:
         head = bytes(raw[:ENCAPSULATION_BYTES]).hex()
         raise MalformedMessage(f'not plain CDR: encapsulation {head!r} (expected 00 00 or 00 01)')
-    return _message_reader(message_type, frozenset(native))(_Cursor(raw, order))
+    wanted = None if fields is None else frozenset(fields)
+    return _message_reader(message_type, frozenset(native), wanted)(_Cursor(raw, order))
 
 
 class CdrWriter:
