@@ -8,10 +8,11 @@ judged on the stamps the node itself publishes (ROS time), not on wall-clock tim
 import math
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Log, Parameter, ParameterType, ParameterValue
@@ -56,6 +57,7 @@ class World:
         self.obstacles: list[Obstacle] = []
         self.obstacle_frame = 'base_link'
         self.oversized: bytes | None = None  # a serialized list sent instead, restamped each time
+        self.corrupt_plan: Callable[[bytes], bytes] | None = None  # applied to each plan's bytes
         self.last_plan_ns = 0
         self.trajectories: list[Trajectory] = []
         self.statuses: list[SafetyStatus] = []
@@ -109,7 +111,9 @@ class World:
             obstacles.header.stamp, obstacles.header.frame_id = now.to_msg(), self.obstacle_frame
             self.obstacle_publisher.publish(obstacles)
         if self.plans_on:
-            self.plan.publish(straight_plan(now.to_msg()))
+            plan = straight_plan(now.to_msg())
+            corrupt = self.corrupt_plan
+            self.plan.publish(plan if corrupt is None else corrupt(serialize_message(plan)))
             self.last_plan_ns = now.nanoseconds
 
     def wait_for(self, condition, timeout_s: float = 15.0) -> bool:
@@ -299,6 +303,56 @@ def test_malformed_inputs_are_refused_by_name_and_the_node_keeps_running(
     assert world.wait_for(lambda: _refused(world) >= {'obstacles', 'plan', 'odometry'})
 
 
+def overridden_as_malformed(status: SafetyStatus) -> bool:
+    return status.state == SafetyStatus.STATE_OVERRIDE and any(
+        c.rule == 'sanity.message' and c.verdict and c.reason.startswith('malformed: ')
+        for c in status.checks
+    )
+
+
+def test_a_malformed_plan_is_refused_by_name_and_overrides_until_plans_parse_again(
+    ros: RosHarness, monitor_process
+):
+    world = World(ros)
+    assert world.wait_for(lambda: nominal(world))
+    world.corrupt_plan = lambda raw: raw[:-40]
+    named = ('plan message on /vla/plan refused', 'malformed: truncated: ')
+    assert world.wait_for(lambda: any(all(n in log.msg for n in named) for log in world.logs))
+    assert world.wait_for(lambda: overridden_as_malformed(world.statuses[-1]))
+    assert world.wait_for(lambda: _diagnostic(world, 'plan_messages_malformed') >= 1)
+    world.corrupt_plan = None
+    assert world.wait_for(lambda: nominal(world))
+
+
+def test_a_serialized_plan_is_judged_as_the_message_and_unparsable_bytes_as_malformed():
+    refused: list[tuple[str, str]] = []
+    monitor = SafetyMonitor(MonitorConfig())
+    feed = MonitorFeed(monitor, 6, lambda *refusal: refused.append(refusal))
+    plan = straight_plan(Time(sec=5))
+    raw = serialize_message(plan)
+    assert feed.serialized_plan(raw, 5 * NS)
+    taken = monitor.step(5 * NS)
+    feed.plan(deserialize_message(raw, VlaPlan))  # as rclpy took it before
+    assert repr(monitor.step(5 * NS)) == repr(taken)  # (its arrays compare by repr)
+    assert taken.ages_s['plan'] == 0.0 and not refused
+    # The same refusals as for a message, each with its one-line reason.
+    too_long = straight_plan(Time(sec=5))
+    too_long.trajectory.points.append(too_long.trajectory.points[-1])
+    for message, reason in (
+        (straight_plan(Time(sec=5), frame_id='map'), "plan frame is 'map', expected 'base_link'"),
+        (too_long, 'plan has 7 points, more than max_plan_points 6'),
+    ):
+        assert feed.serialized_plan(serialize_message(message), 6 * NS)
+        assert refused.pop() == ('plan', reason)
+    # Bytes that do not parse have no stamp: an invalid plan at the time they came.
+    assert not feed.serialized_plan(raw[:-40], 7 * NS)
+    kind, reason = refused.pop()
+    assert kind == 'plan' and reason.startswith('malformed: truncated: ')
+    output = monitor.step(7 * NS)
+    assert output.ages_s['plan'] == 0.0
+    assert [c.reason for c in output.checks if c.rule == 'sanity.message'] == [reason]
+
+
 def test_an_oversized_obstacle_list_is_refused_by_name_and_the_monitor_stops_by_freshness(
     ros: RosHarness, monitor_process
 ):
@@ -377,6 +431,18 @@ def test_a_serialized_list_over_the_bound_is_refused_from_its_count_alone():
 def _logged_fragments(world: World) -> set[str]:
     fragments = ('non-finite pose', "plan frame is 'map'", 'odometry orientation')
     return {f for log in world.logs for f in fragments if f in log.msg}
+
+
+def _diagnostic(world: World, key: str) -> int:
+    """Return the newest value of an integer diagnostic (-1 before it is published)."""
+    values = [
+        int(pair.value)
+        for array in world.diagnostics
+        for status in array.status
+        for pair in status.values
+        if pair.key == key
+    ]
+    return values[-1] if values else -1
 
 
 def _refused(world: World) -> set[str]:
