@@ -53,6 +53,7 @@ def student_v2(**overrides) -> ModelConfig:
             bev_channels=40,
             # the six-camera rig sees a cell from at most two cameras at two heights
             lut_samples=4,
+            depth_bins=16,  # each bin 30 % deeper than the one before: a car's length at 15 m
             speed_slot=True,
             ego_state_dim=4,
             bev_classes=NEURAL_MAP_CLASSES,
@@ -113,7 +114,9 @@ class NeuralMapStudent(nn.Module):
             raise ValueError(f'neural map classes {sorted(missing)} are not teacher channels')
         self.config = config
         channels = config.bev_channels
-        self.backbone = Backbone(config.backbone_channels, channels, config.stem_stride)
+        self.backbone = Backbone(
+            config.backbone_channels, channels + config.depth_bins, config.stem_stride
+        )
         self.temporal = conv_block(2 * channels, channels)
         self.map_prior = nn.Conv2d(config.map_prior_channels + 1, channels, 1)
         self.bev_encoder = nn.Sequential(
