@@ -134,7 +134,7 @@ class VlaNet(nn.Module):
         Returns trajectories (B, K, T, 3) x, y, heading in base_link; scores (B, K) logits;
         bev_semantics (B, classes, rows, cols) logits; rationale (B, R) logits; bev_features.
         """
-        bev = lift(self, images, lut_index, lut_weight)
+        bev, _ = lift(self, images, lut_index, lut_weight)
         batch, _, rows, cols = bev.shape
         bev = self.temporal(torch.cat([bev, warp(self, previous_bev, ego_motion)], 1))
         present = map_prior_present.reshape(batch, 1, 1, 1)
@@ -162,17 +162,21 @@ def register_view_buffers(module: nn.Module, config: ModelConfig) -> None:
     )
 
 
-def lift(network: nn.Module, images: Tensor, lut_index: Tensor, lut_weight: Tensor) -> Tensor:
+def lift(
+    network: nn.Module, images: Tensor, lut_index: Tensor, lut_weight: Tensor
+) -> tuple[Tensor, Tensor | None]:
     """Encode each camera with `network.backbone` and gather the features into the BEV grid.
 
     images (B, N, H, W, 3) uint8 RGB; lut_index / lut_weight (cells, samples) from
     build_view_lut. With depth bins, a sample counts by its pixel's probability of the cell's
-    depth as well. Returns (B, C, rows, cols).
+    depth as well. Returns the BEV (B, C, rows, cols) and the depth logits (B * N, bins, Hf,
+    Wf), None without depth bins.
     """
     batch, cameras, height, width, _ = images.shape
     rows, cols = network.config.bev_size
     pixels = images.permute(0, 1, 4, 2, 3).reshape(batch * cameras, 3, height, width)
     features = network.backbone(pixels.float())
+    depth = None
     if network.config.depth_bins:  # the backbone's last channels are the depth logits
         features, depth = features.split(
             [features.shape[1] - network.config.depth_bins, network.config.depth_bins], 1
@@ -186,9 +190,9 @@ def lift(network: nn.Module, images: Tensor, lut_index: Tensor, lut_weight: Tens
     gathered = flat.index_select(2, pixel.reshape(-1))
     gathered = gathered.reshape(batch, channels, lut_index.shape[0], lut_index.shape[1])
     weight = lut_weight
-    if bins:
+    if depth is not None:
         weight = lut_weight * _depth_probability(depth, lut_index, batch, cameras)
-    return (gathered * weight).sum(-1).reshape(batch, channels, rows, cols)
+    return (gathered * weight).sum(-1).reshape(batch, channels, rows, cols), depth
 
 
 def _depth_probability(depth: Tensor, lut_index: Tensor, batch: int, cameras: int) -> Tensor:
