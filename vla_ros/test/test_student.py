@@ -26,6 +26,7 @@ from vla_model.neural_map_eval import DISTANCE_BANDS_M, band_masks, iou_table, n
 from vla_model.privileged_dataset import DatasetError, prepare_dataset
 from vla_model.student_network import (
     NEURAL_MAP_CLASSES,
+    NeuralMap,
     NeuralMapStudent,
     build_network,
     student_for,
@@ -346,7 +347,7 @@ class DrivableEverywhere(NeuralMapStudent):
         logits = torch.full((len(images), len(self.config.bev_classes), rows, cols), -10.0)
         logits[:, self.config.bev_classes.index('drivable')] = 10.0
         bev = torch.zeros(len(images), self.config.bev_channels, rows, cols)
-        return logits, torch.zeros(len(images), 2, rows, cols), bev
+        return NeuralMap(logits, torch.zeros(len(images), 2, rows, cols), bev, None)
 
 
 def test_map_iou_is_measured_per_class_and_distance_band(camera_data, rig):

@@ -15,6 +15,7 @@ from vla_model.bev_geometry import (
     CameraGeometry,
     build_view_lut,
     cell_centres,
+    depth_bin,
     project,
     rotation_from_quaternion,
     view_weight,
@@ -26,7 +27,15 @@ from vla_model.instruction_encoder import (
     InstructionEncoder,
     check_instruction,
 )
-from vla_model.network import IMAGENET_MEAN, IMAGENET_STD, INPUT_NAMES, Backbone, VlaNet, warp
+from vla_model.network import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INPUT_NAMES,
+    Backbone,
+    VlaNet,
+    lift,
+    warp,
+)
 from vla_model.student_network import student_v2
 from vla_perception.rig import RigConfig
 
@@ -137,6 +146,52 @@ def test_a_compact_lut_lifts_the_same_bev_as_one_sample_per_camera_and_height():
             (features[:, lut.index] * view_weight(lut.cameras, valid)).sum(-1) for lut in luts
         ]
         np.testing.assert_allclose(lifted[0], lifted[1], atol=1e-12)
+
+
+def test_a_depth_lut_names_each_samples_pixel_and_the_cells_depth_bin_in_that_camera():
+    config = student_v2()
+    flat = replace(config, depth_bins=0)
+    cameras = rig_cameras(config=config)
+    with_depth, without = build_view_lut(config, cameras), build_view_lut(flat, cameras)
+    np.testing.assert_array_equal(with_depth.index // config.depth_bins, without.index)
+    centres = cell_centres(config).reshape(-1, 2)
+    cell = int(np.argmin(np.linalg.norm(centres - [20.5, 0.5], axis=1)))
+    _, depth = project(np.array([[*centres[cell], 0.0]]), cameras[0])  # front camera, ground
+    assert with_depth.index[cell, 0] % config.depth_bins == depth_bin(depth, config.depth_bins)[0]
+
+
+class FixedFeatures(torch.nn.Module):
+    """A stand-in backbone: every pixel the same feature, and the same depth bin, certain."""
+
+    def __init__(self, config: ModelConfig, depth_bin_of_every_pixel: int) -> None:
+        super().__init__()
+        self.config = config
+        self.bin = depth_bin_of_every_pixel
+
+    def backbone(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Return feature 1 and logits certain of the chosen bin at every pixel."""
+        feature_h, feature_w = self.config.feature_size
+        features = torch.ones(len(pixels), 1 + self.config.depth_bins, feature_h, feature_w)
+        features[:, 1:] = -30.0
+        features[:, 1 + self.bin] = 30.0
+        return features
+
+
+def test_the_depth_weighted_lift_puts_a_pixel_only_on_the_cells_at_its_depth():
+    config = student_v2()
+    lut = build_view_lut(config, rig_cameras(config=config))
+    images = torch.zeros(1, config.num_cameras, config.image_height, config.image_width, 3)
+    chosen = 7
+    bev, depth = lift(
+        FixedFeatures(config, chosen),
+        images,
+        torch.from_numpy(lut.index),
+        torch.from_numpy(lut.weight),
+    )
+    assert depth.shape == (config.num_cameras, config.depth_bins, *config.feature_size)
+    at_depth = ((lut.index % config.depth_bins == chosen) * lut.weight).sum(-1)
+    np.testing.assert_allclose(bev[0, 0].numpy().ravel(), at_depth, atol=1e-6)
+    assert at_depth.max() > 0.99 and (at_depth == 0).mean() > 0.5
 
 
 def test_a_rig_seen_by_more_samples_than_the_model_keeps_is_refused():

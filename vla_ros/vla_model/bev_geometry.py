@@ -1,8 +1,10 @@
 """Camera geometry for the bird's-eye view: the view-transform look-up table and the ego warp.
 
-The view transform is a gather, not a depth network (as Fast-BEV): every BEV cell, at a few
-heights, is projected into every camera once per rig calibration; the network then only gathers
-feature-map cells by index and averages them. Gather exports exactly to ONNX and TensorRT, with
+The view transform is a gather (as Fast-BEV): every BEV cell, at a few heights, is projected
+into every camera once per rig calibration; the network then only gathers feature-map cells by
+index and averages them. With `depth_bins` the index also names the cell's depth bin in that
+camera, and the network weighs each sample by its pixel's predicted probability of that depth
+(Lift-Splat-Shoot's lift without its scatter). Gather exports exactly to ONNX and TensorRT, with
 no custom op. (`index_put(accumulate=True)` exports silently wrong when indices repeat, so the
 sum over samples is a plain weighted reduction.)
 """
@@ -28,7 +30,9 @@ class CameraGeometry:
 class ViewLut:
     """Per BEV cell and sample: flat feature index, averaging weight, and the sample's camera."""
 
-    index: np.ndarray  # (cells, samples) int64 into [0, cameras * Hf * Wf]; the last is zeros
+    # (cells, samples) int64: the flat feature index into [0, cameras * Hf * Wf] (the last is
+    # zeros), times depth_bins plus the cell's depth bin when the model has depth bins
+    index: np.ndarray
     weight: np.ndarray  # (cells, samples) float32; a cell's weights sum to 1 (or 0 if unseen)
     cameras: np.ndarray  # (cells, samples) int64: the camera a sample sees from; -1 none
 
@@ -62,6 +66,18 @@ def project(points: np.ndarray, camera: CameraGeometry) -> tuple[np.ndarray, np.
     return pixels, depth
 
 
+DEPTH_RANGE_M = (1.0, 64.0)
+"""Nearest and farthest depth bin edges along a camera's optical axis; the grid's farthest
+cell is 54 m from base_link."""
+
+
+def depth_bin(depth: np.ndarray, bins: int) -> np.ndarray:
+    """Return the bin of each optical depth, `bins` spaced evenly in log depth, clipped."""
+    near, far = DEPTH_RANGE_M
+    position = np.log(np.maximum(depth, near) / near) / np.log(far / near)
+    return np.clip(np.floor(position * bins), 0, bins - 1).astype(np.int64)
+
+
 def build_view_lut(config: ModelConfig, cameras: list[CameraGeometry]) -> ViewLut:
     """Compute the look-up table of a rig for this model's image, feature and BEV sizes.
 
@@ -76,7 +92,8 @@ def build_view_lut(config: ModelConfig, cameras: list[CameraGeometry]) -> ViewLu
     stride = config.feature_stride
     centres = cell_centres(config).reshape(-1, 2)
     cells = len(centres)
-    empty = config.num_cameras * feature_h * feature_w  # index of the appended zero feature
+    # index of the appended zero feature (and its first depth bin, whose probability is zero)
+    empty = config.num_cameras * feature_h * feature_w * max(config.depth_bins, 1)
     every = config.num_cameras * len(config.lut_heights_m)
     index = np.full((cells, every), empty, dtype=np.int64)
     camera_of = np.full((cells, every), -1, dtype=np.int64)
@@ -94,8 +111,12 @@ def build_view_lut(config: ModelConfig, cameras: list[CameraGeometry]) -> ViewLu
                 & (row >= 0)
                 & (row < feature_h)
             )
-            flat = camera_index * feature_h * feature_w + row * feature_w + column
-            index[seen, sample] = flat[seen].astype(np.int64)
+            flat = (camera_index * feature_h * feature_w + row * feature_w + column).astype(
+                np.int64
+            )
+            if config.depth_bins:
+                flat = flat * config.depth_bins + depth_bin(depth, config.depth_bins)
+            index[seen, sample] = flat[seen]
             camera_of[seen, sample] = camera_index
             sample += 1
     if config.lut_samples:

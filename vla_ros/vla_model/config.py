@@ -68,6 +68,11 @@ class ModelConfig:
     # Samples kept per cell: 0 keeps one per camera and height (v1), n only the n that see the
     # cell (a cell is seen by a few of them; the gather is a third of the BEV lift's time).
     lut_samples: int = 0
+    # 0: a cell averages the features of the samples that see it (v1); n: each sample also
+    # counts by the probability the backbone gives its pixel of lying at the cell's distance,
+    # in n bins spaced evenly in log distance (Lift-Splat-Shoot's lift, done as a gather), so a
+    # car 20 m ahead is not drawn on every cell its pixels also see behind it
+    depth_bins: int = 0
     instruction_dim: int = 384  # all-MiniLM-L6-v2 sentence embedding
     speed_slot: bool = False  # a speed said in the text, parsed (vla_model.instruction_features)
     map_prior_channels: int = len(MAP_PRIOR_LAYERS)

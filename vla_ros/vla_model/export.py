@@ -31,7 +31,9 @@ def example_inputs(config: ModelConfig, batch: int = 1, seed: int = 0) -> dict[s
             (batch, config.num_cameras, config.image_height, config.image_width, 3),
             dtype=np.uint8,
         ),
-        'lut_index': rng.integers(0, feature_count + 1, (cells, samples), dtype=np.int64),
+        'lut_index': rng.integers(
+            0, (feature_count + 1) * max(config.depth_bins, 1), (cells, samples), dtype=np.int64
+        ),
         'lut_weight': weight / weight.sum(axis=1, keepdims=True),
         'previous_bev': rng.standard_normal(
             (batch, config.bev_channels, rows, cols), dtype=np.float32

@@ -134,7 +134,7 @@ class VlaNet(nn.Module):
         Returns trajectories (B, K, T, 3) x, y, heading in base_link; scores (B, K) logits;
         bev_semantics (B, classes, rows, cols) logits; rationale (B, R) logits; bev_features.
         """
-        bev = lift(self, images, lut_index, lut_weight)
+        bev, _ = lift(self, images, lut_index, lut_weight)
         batch, _, rows, cols = bev.shape
         bev = self.temporal(torch.cat([bev, warp(self, previous_bev, ego_motion)], 1))
         present = map_prior_present.reshape(batch, 1, 1, 1)
@@ -162,23 +162,50 @@ def register_view_buffers(module: nn.Module, config: ModelConfig) -> None:
     )
 
 
-def lift(network: nn.Module, images: Tensor, lut_index: Tensor, lut_weight: Tensor) -> Tensor:
+def lift(
+    network: nn.Module, images: Tensor, lut_index: Tensor, lut_weight: Tensor
+) -> tuple[Tensor, Tensor | None]:
     """Encode each camera with `network.backbone` and gather the features into the BEV grid.
 
     images (B, N, H, W, 3) uint8 RGB; lut_index / lut_weight (cells, samples) from
-    build_view_lut. Returns (B, C, rows, cols).
+    build_view_lut. With depth bins, a sample counts by its pixel's probability of the cell's
+    depth as well. Returns the BEV (B, C, rows, cols) and the depth logits (B * N, bins, Hf,
+    Wf), None without depth bins.
     """
     batch, cameras, height, width, _ = images.shape
     rows, cols = network.config.bev_size
     pixels = images.permute(0, 1, 4, 2, 3).reshape(batch * cameras, 3, height, width)
     features = network.backbone(pixels.float())
+    depth = None
+    if network.config.depth_bins:  # the backbone's last channels are the depth logits
+        features, depth = features.split(
+            [features.shape[1] - network.config.depth_bins, network.config.depth_bins], 1
+        )
     channels, feature_h, feature_w = features.shape[1:]
     flat = features.reshape(batch, cameras, channels, feature_h * feature_w)
     flat = flat.permute(0, 2, 1, 3).reshape(batch, channels, cameras * feature_h * feature_w)
     flat = functional.pad(flat, (0, 1))  # the zero feature that unseen samples point to
-    gathered = flat.index_select(2, lut_index.reshape(-1))
+    bins = network.config.depth_bins
+    pixel = lut_index // bins if bins else lut_index
+    gathered = flat.index_select(2, pixel.reshape(-1))
     gathered = gathered.reshape(batch, channels, lut_index.shape[0], lut_index.shape[1])
-    return (gathered * lut_weight).sum(-1).reshape(batch, channels, rows, cols)
+    weight = lut_weight
+    if depth is not None:
+        weight = lut_weight * _depth_probability(depth, lut_index, batch, cameras)
+    return (gathered * weight).sum(-1).reshape(batch, channels, rows, cols), depth
+
+
+def _depth_probability(depth: Tensor, lut_index: Tensor, batch: int, cameras: int) -> Tensor:
+    """Return (B, 1, cells, samples): the probability each sample's pixel gives the cell's depth.
+
+    depth (B * cameras, bins, Hf, Wf) logits; lut_index holds pixel * bins + bin, so one gather
+    into the pixel-major probabilities reads them; the appended zeros answer unseen samples.
+    """
+    bins = depth.shape[1]
+    probability = functional.softmax(depth, dim=1)
+    flat = probability.reshape(batch, cameras, bins, -1).permute(0, 1, 3, 2).reshape(batch, -1)
+    flat = functional.pad(flat, (0, bins))
+    return flat.index_select(1, lut_index.reshape(-1)).reshape(batch, 1, *lut_index.shape)
 
 
 def warp(network: nn.Module, previous_bev: Tensor, ego_motion: Tensor) -> Tensor:

@@ -67,7 +67,7 @@ def neural_map_iou(
         layer = [channels.index(name) for name in MAP_PRIOR_LAYERS]
         present = torch.full((len(index), 1), float(map_prior))
         prior = rasters[:, layer] * present[:, :, None, None]
-        _, _, previous = model.neural_map(
+        previous = model.neural_map(
             images[:, 0],
             lut_index,
             weight,
@@ -75,8 +75,8 @@ def neural_map_iou(
             torch.zeros(len(index), 3),
             prior,
             present,
-        )
-        logits, _, _ = model.neural_map(
+        ).features
+        logits = model.neural_map(
             images[:, 1],
             lut_index,
             weight,
@@ -84,7 +84,7 @@ def neural_map_iou(
             torch.from_numpy(samples.ego_motion[index]),
             prior,
             present,
-        )
+        ).logits
         predicted = logits[:, classes] > 0.0  # (B, classes, rows, cols)
         truth = rasters[:, [channels.index(config.bev_classes[c]) for c in classes]] > 0.5
         for b, band in enumerate(bands):

@@ -18,6 +18,7 @@ the hash pins, the backends and the inference node are unchanged.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -53,6 +54,7 @@ def student_v2(**overrides) -> ModelConfig:
             bev_channels=40,
             # the six-camera rig sees a cell from at most two cameras at two heights
             lut_samples=4,
+            depth_bins=16,  # each bin 30 % deeper than the one before: a car's length at 15 m
             speed_slot=True,
             ego_state_dim=4,
             bev_classes=NEURAL_MAP_CLASSES,
@@ -103,6 +105,15 @@ def student_for(teacher: TeacherConfig) -> ModelConfig:
     return config
 
 
+class NeuralMap(NamedTuple):
+    """What the student's perception gives for one frame."""
+
+    logits: Tensor  # (B, classes, rows, cols) mask class logits
+    velocity: Tensor  # (B, 2, rows, cols) vehicle velocity layers, scaled
+    features: Tensor  # (B, C, rows, cols) BEV features, the next frame's previous_bev
+    depth: Tensor | None  # (B * cameras, bins, Hf, Wf) the lift's depth logits; None: no bins
+
+
 class NeuralMapStudent(nn.Module):
     """The v2 camera student (see the module docstring)."""
 
@@ -113,7 +124,9 @@ class NeuralMapStudent(nn.Module):
             raise ValueError(f'neural map classes {sorted(missing)} are not teacher channels')
         self.config = config
         channels = config.bev_channels
-        self.backbone = Backbone(config.backbone_channels, channels, config.stem_stride)
+        self.backbone = Backbone(
+            config.backbone_channels, channels + config.depth_bins, config.stem_stride
+        )
         self.temporal = conv_block(2 * channels, channels)
         self.map_prior = nn.Conv2d(config.map_prior_channels + 1, channels, 1)
         self.bev_encoder = nn.Sequential(
@@ -143,15 +156,15 @@ class NeuralMapStudent(nn.Module):
         ego_motion: Tensor,
         map_prior: Tensor,
         map_prior_present: Tensor,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Return the map's class logits, its velocity layers and the BEV features."""
-        bev = lift(self, images, lut_index, lut_weight)
+    ) -> NeuralMap:
+        """Return the map's class logits, its velocity layers, the BEV features and depth."""
+        bev, depth = lift(self, images, lut_index, lut_weight)
         batch, _, rows, cols = bev.shape
         bev = self.temporal(torch.cat([bev, warp(self, previous_bev, ego_motion)], 1))
         present = map_prior_present.reshape(batch, 1, 1, 1)
         prior_input = torch.cat([map_prior * present, present.expand(batch, 1, rows, cols)], 1)
         bev = self.bev_encoder(bev + self.map_prior(prior_input))
-        return self.semantics(bev), self.velocity(bev), bev
+        return NeuralMap(self.semantics(bev), self.velocity(bev), bev, depth)
 
     def planner_raster(self, logits: Tensor, velocity: Tensor) -> Tensor:
         """Return the teacher's input drawn from the neural map (see the module docstring)."""
@@ -180,7 +193,7 @@ class NeuralMapStudent(nn.Module):
         map_prior_present: Tensor,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Run one frame; inputs and outputs as VlaNet.forward's."""
-        logits, velocity, bev = self.neural_map(
+        logits, velocity, bev, _ = self.neural_map(
             images, lut_index, lut_weight, previous_bev, ego_motion, map_prior, map_prior_present
         )
         trajectories, scores, rationale = self.planner(

@@ -6,6 +6,8 @@ the state's own frame runs with them. The losses:
 - **neural map**: binary cross-entropy of each mask class against the simulator's raster (a rare
   class's positive cells weighted up, `map_positive_weight`), and
   the vehicles' velocities (smooth L1 where there is a vehicle): dense labels on every frame;
+- **depth**: the lift's depth bins, cross-entropy against each pixel's first hit in the raster
+  (vla_model.depth_labels), on the cameras that have an image;
 - **plan**: the teacher, on the true raster, answers the state's own instruction and the other
   instructions stored with it (ages included); the student's planner, on the student's own map,
   must give the same candidates (weighted by the teacher's probabilities), the same score
@@ -43,6 +45,7 @@ from vla_model.camera_dataset import (
 )
 from vla_model.checkpoint import resume
 from vla_model.config import MAP_PRIOR_LAYERS, VELOCITY_CHANNELS, ModelConfig
+from vla_model.depth_labels import DepthRays, depth_rays, depth_targets
 from vla_model.losses import (
     mask_iou,
     neural_map_loss,
@@ -84,6 +87,7 @@ class StudentLossWeights:
     score: float = 1.0
     rationale: float = 0.2
     expert: float = 0.5
+    depth: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,7 @@ class StudentBatches:
         ages = np.concatenate([own_age, s.counterfactual_age[index]], axis=1)
         return {
             'images': torch.from_numpy(images),
+            'camera_valid': torch.from_numpy(valid),
             'lut_weight': torch.from_numpy(weights),
             'raster': torch.from_numpy(rasters),
             'bev': torch.from_numpy(rasters[:, [layer[n] for n in config.bev_classes]]),
@@ -224,18 +229,22 @@ def student_losses(
     instructions: Tensor,
     run: StudentTrainConfig,
     seed: int,
+    rays: DepthRays | None = None,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Return the loss terms of one batch with their weighted total, and the map's IoU."""
+    """Return the loss terms of one batch with their weighted total, and the map's IoU.
+
+    `rays`: the rig's depth rays (depth_labels.depth_rays) for a student with depth bins.
+    """
     config = model.config
     images, weights = batch['images'], batch['lut_weight'][:, None]
     prior, present = batch['map_prior'], batch['map_prior_present']
     with torch.no_grad():
         empty = torch.zeros((len(images), config.bev_channels, *config.bev_size))
         standing = torch.zeros_like(batch['ego_motion'])
-        _, _, previous = model.neural_map(
+        previous = model.neural_map(
             images[:, 0], lut_index, weights, empty, standing, prior, present
-        )
-    logits, velocity, _ = model.neural_map(
+        ).features
+    logits, velocity, _, depth = model.neural_map(
         images[:, 1], lut_index, weights, previous, batch['ego_motion'], prior, present
     )
     # Every (state, instruction) pair that exists: the own one first, then the stored others.
@@ -263,6 +272,8 @@ def student_losses(
         'rationale': functional.cross_entropy(rationale, taught[2].argmax(-1)),
         'expert': _expert_term(trajectories, scores, batch, state, slot, config.step_s),
     }
+    if depth is not None and rays is not None:
+        terms['depth'] = _depth_term(depth, rays, batch)
     weights_of = run.loss_weights
     terms['total'] = sum(getattr(weights_of, name) * value for name, value in terms.items())
     with torch.no_grad():
@@ -272,6 +283,16 @@ def student_losses(
             if name in ('drivable', 'lane_marking', 'vehicle')
         }
     return terms, measures
+
+
+def _depth_term(depth: Tensor, rays: DepthRays, batch: dict[str, Tensor]) -> Tensor:
+    """Cross-entropy of the lift's depth bins against each pixel's first hit in the raster."""
+    batch_size, cameras = batch['camera_valid'].shape
+    bins = depth.shape[1]
+    logits = depth.reshape(batch_size, cameras, bins, -1).permute(0, 1, 3, 2)
+    target = depth_targets(rays, batch['vehicle'][:, 0]).reshape(batch_size, cameras, -1)
+    target = torch.where(batch['camera_valid'][:, :, None], target, -1)
+    return functional.cross_entropy(logits.reshape(-1, bins), target.reshape(-1), ignore_index=-1)
 
 
 def positive_weight(run: StudentTrainConfig, config: ModelConfig) -> Tensor:
@@ -348,7 +369,9 @@ def train_student(
     config = student_for(teacher.config)
     encoder = InstructionEncoder(cache_size=len(samples.texts) + 1)
     instructions = instruction_table(samples.texts, encoder.encode, config.speed_slot)
-    lut = build_view_lut(config, rig_cameras(rig, config))
+    cameras = rig_cameras(rig, config)
+    lut = build_view_lut(config, cameras)
+    rays = depth_rays(config, cameras) if config.depth_bins else None
     data = StudentBatches(samples, instructions, config, teacher.config.channels, lut.cameras, run)
     lut_index = torch.from_numpy(lut.index)
 
@@ -393,7 +416,14 @@ def train_student(
             group['lr'] = rate * group['scale']
         seed = run.seed * 1_000_003 + step
         terms, measures = student_losses(
-            network, teacher, data.batch(indices, seed), lut_index, data.instructions, run, seed
+            network,
+            teacher,
+            data.batch(indices, seed),
+            lut_index,
+            data.instructions,
+            run,
+            seed,
+            rays,
         )
         optimizer.zero_grad(set_to_none=True)
         terms['total'].backward()
