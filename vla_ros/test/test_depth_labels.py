@@ -34,7 +34,9 @@ def car_ahead(x_from: float, x_to: float) -> torch.Tensor:
 
 def test_on_an_empty_road_a_pixel_s_depth_is_where_its_ray_meets_the_ground(rays):
     rows, cols = CONFIG.bev_size
-    target = depth_targets(rays, torch.zeros(1, rows, cols))[0, front_column_pixels()].numpy()
+    target, on_vehicle = depth_targets(rays, torch.zeros(1, rows, cols))
+    assert not on_vehicle.any()
+    target = target[0, front_column_pixels()].numpy()
     feature_h = CONFIG.feature_size[0]
     stride = CONFIG.feature_stride
     camera = RigConfig.from_file(default_rig_path()).cameras[0]
@@ -50,11 +52,13 @@ def test_on_an_empty_road_a_pixel_s_depth_is_where_its_ray_meets_the_ground(rays
 
 def test_a_car_ahead_takes_the_depth_of_its_front_face_from_the_ground_behind_it(rays):
     rows, cols = CONFIG.bev_size
-    empty = depth_targets(rays, torch.zeros(1, rows, cols))[0, front_column_pixels()]
-    with_car = depth_targets(rays, car_ahead(12.0, 16.0))[0, front_column_pixels()]
+    empty = depth_targets(rays, torch.zeros(1, rows, cols))[0][0, front_column_pixels()]
+    with_car, on_vehicle = depth_targets(rays, car_ahead(12.0, 16.0))
+    with_car, on_vehicle = with_car[0, front_column_pixels()], on_vehicle[0, front_column_pixels()]
     front_face = depth_bin(np.array([12.0 - 1.7]), CONFIG.depth_bins)[0]  # optical depth, m
     changed = np.flatnonzero((with_car != empty).numpy())
     assert len(changed) >= 2, 'the car hides the ground from some rows'
+    np.testing.assert_array_equal(np.flatnonzero(on_vehicle.numpy()), changed)
     for row in changed:
         assert with_car[row] in (front_face, front_face + 1), row
         assert with_car[row] < empty[row] or empty[row] == -1

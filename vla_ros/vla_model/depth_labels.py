@@ -70,10 +70,11 @@ def _flat_cell(xy: np.ndarray, config: ModelConfig, rows: int, cols: int) -> np.
     return np.where(inside, row * cols + col, -1).astype(np.int64)
 
 
-def depth_targets(rays: DepthRays, vehicle: Tensor) -> Tensor:
-    """Return (B, pixels) int64: each pixel's first-hit depth bin under `vehicle`, -1 none.
+def depth_targets(rays: DepthRays, vehicle: Tensor) -> tuple[Tensor, Tensor]:
+    """Return each pixel's first-hit depth bin under `vehicle` (-1 none), and whether it is a car.
 
-    vehicle (B, rows, cols): the raster's vehicle layer of the frame the images show.
+    vehicle (B, rows, cols): the raster's vehicle layer of the frame the images show. Both
+    results are (B, pixels): int64 bins, and bool, true where the first hit is a vehicle's box.
     """
     bins = rays.cell.shape[1]
     cell = torch.from_numpy(rays.cell)
@@ -83,4 +84,4 @@ def depth_targets(rays: DepthRays, vehicle: Tensor) -> Tensor:
     ground = torch.from_numpy(rays.ground_bin)
     first_ground = torch.where(ground >= 0, ground, bins).expand_as(first_vehicle)
     first = torch.minimum(first_vehicle, first_ground)
-    return torch.where(first < bins, first, -1)
+    return torch.where(first < bins, first, -1), first_vehicle < first_ground
