@@ -67,7 +67,8 @@ done
 #      0.5 s; seeds 300000+), then the stage-1 teacher drives 150 (seeds 400000+),
 #   7. the student distils from the teacher (vla_ros/config/train_student_v2.yaml),
 #   8. its neural map is measured on 40 held-out episodes (seeds 500000+), and it drives the
-#      held-out evaluation through the whole pipeline, with and without the map prior.
+#      held-out evaluation (nominal and long tail) through the whole pipeline, with and without
+#      the map prior.
 "$vla" student record "$data/student/cameras_expert" --episodes 250 --seed-start 300000 \
   --no-progress
 "$vla" student record "$data/student/cameras_teacher" --episodes 150 --seed-start 400000 \
@@ -85,8 +86,15 @@ for prior in on off; do
     "$vla" sim eval --driver pipeline --weights "$student" --map-prior "$prior" \
       --scenarios highway merge roundabout intersection exit --episodes 10 --seed-start 100 \
       --split test --json "$data/eval/student_nominal_map_$prior.json"
+  [ -f "$data/eval/student_long_tail_map_$prior.json" ] ||
+    "$vla" sim eval --driver pipeline --weights "$student" --map-prior "$prior" \
+      --scenarios cut_in hard_braking_lead stalled_vehicle slow_truck dense_traffic pull_over \
+      stop_behind_lead debris crossing_pedestrian --episodes 10 --seed-start 100 \
+      --split test --json "$data/eval/student_long_tail_map_$prior.json"
 done
-"$vla" sim compare "$data/eval/expert_nominal.json" "$data/eval/teacher_nominal.json" \
-  "v2-mapped=$data/eval/student_nominal_map_on.json" \
-  "v2-map-free=$data/eval/student_nominal_map_off.json" \
-  --markdown "$data/eval/compare_student.md" --plot "$data/eval/compare_student.png"
+for part in nominal long_tail; do
+  "$vla" sim compare "$data/eval/expert_$part.json" "$data/eval/teacher_$part.json" \
+    "v2-mapped=$data/eval/student_${part}_map_on.json" \
+    "v2-map-free=$data/eval/student_${part}_map_off.json" \
+    --markdown "$data/eval/compare_student_$part.md" --plot "$data/eval/compare_student_$part.png"
+done
