@@ -133,8 +133,6 @@ class PipelineDriver:
     episode with fresh cores, as relaunched nodes would be.
     """
 
-    name = 'pipeline'
-
     def __init__(
         self,
         rig: RigConfig,
@@ -145,6 +143,7 @@ class PipelineDriver:
         cache_dir: Path | None = None,
         enforce: bool = True,
         map_prior: bool = True,
+        name: str = 'pipeline',
     ) -> None:
         """Load the model and build its backend.
 
@@ -154,7 +153,10 @@ class PipelineDriver:
         (default_cache_dir() when None). `enforce` False runs the safety monitor log-only
         (its `enforce` parameter): the model drives on its own, the monitor only reports.
         `map_prior` False leaves the simulator's map layers out: the model drives map-free.
+        `name`: what episode logs and recorded data call this driver ('student' where the
+        camera student's states are recorded, vla_sim.camera_data).
         """
+        self.name = name
         if weights is None:
             LOG.warning(
                 'no weights given: driving an untrained student (seed 0); '
