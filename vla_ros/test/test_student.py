@@ -1,5 +1,6 @@
 """Model v2's camera student: its rendered data, its network, its distillation, training."""
 
+import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -35,9 +36,17 @@ from vla_model.student_network import (
 from vla_model.student_training import StudentTrainConfig, train_student
 from vla_model.teacher_network import PrivilegedTeacher, TeacherConfig
 from vla_model.teacher_training import TeacherTrainConfig
-from vla_sim.camera_data import CameraRecordSettings, record_camera_episode
+from vla_sim import camera_data as camera_recording
+from vla_sim.camera_data import (
+    CameraRecordSettings,
+    add_student_record_arguments,
+    record_camera_dataset,
+    record_camera_episode,
+    run_student_record,
+)
 from vla_sim.camera_renderer import CameraRenderer
 from vla_sim.instructions import Intent
+from vla_sim.pipeline_driver import PipelineDriver
 from vla_sim.scenarios import get_scenario
 from vla_sim.simulation import SimConfig, SimulationCore
 from vla_sim.teacher_data import (
@@ -68,6 +77,14 @@ def teacher_file(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp('teacher') / 'teacher.safetensors'
     save_teacher(PrivilegedTeacher(TeacherConfig()).eval(), path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def student_file(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp('student') / 'student.safetensors'
+    save_weights(NeuralMapStudent(student_v2()).eval(), path)
     return path
 
 
@@ -124,6 +141,76 @@ def test_a_kept_state_holds_both_frames_and_what_the_teacher_reads(camera_data, 
                 samples.trajectory[state], in_frame_of(poses[step], future), atol=1e-4
             )
     assert samples.trajectory_valid[:-1].all()
+
+
+def test_the_student_drives_and_the_images_it_saw_are_stored(
+    camera_data, student_file, rig, tmp_path, monkeypatch
+):
+    short = replace(get_scenario(TASK.scenario), duration_s=4.0)  # 40 steps: 3 kept states
+    monkeypatch.setattr(camera_recording, 'get_scenario', lambda name: short)
+    student = PipelineDriver(rig, weights=student_file, cache_dir=tmp_path, name='student')
+    seen: dict[int, dict[str, np.ndarray]] = {}
+    drive = student.drive
+
+    def watched(core, frame):
+        seen[core.steps] = frame.images
+        return drive(core, frame)
+
+    monkeypatch.setattr(student, 'drive', watched)
+    folder = tmp_path / 'cameras_student'
+    prepare_dataset(folder, CameraDatasetSettings.of(TeacherConfig(), rig))
+    settings = CameraRecordSettings(keep_every=10, counterfactuals=3)
+    assert record_camera_episode(TASK, folder, TeacherConfig(), settings, student) == 3
+    assert len(seen) == 40  # the student drove every step, from rendered images
+
+    samples = load_camera_samples(
+        [camera_data, folder], CameraDatasetSettings.of(TeacherConfig(), rig)
+    )
+    sources = [CAMERA_SOURCES[s] for s in samples.source]
+    assert sources.count('student') == 3 and set(sources) == {'expert', 'student'}
+    first = sources.index('student')
+    assert not samples.trajectory_valid[first:].any()  # only the expert's future is a label
+    for state in range(3):
+        images = samples.images(first + state, len(rig.names))
+        width, height = rig.cameras[0].intrinsics.width, rig.cameras[0].intrinsics.height
+        assert images.shape == (2, len(rig.names), height, width, 3)
+        step = 10 * (state + 1)
+        for frame, seen_step in enumerate((step - 1, step)):
+            for camera, name in enumerate(rig.names):  # JPEG's error is about a grey level
+                error = np.abs(images[frame, camera].astype(float) - seen[seen_step][name])
+                assert error.mean() < 3.0, (state, frame, name)
+
+
+def test_a_student_recording_with_both_drivers_or_no_weights_is_refused(
+    tmp_path, teacher_file, student_file, capsys
+):
+    parser = argparse.ArgumentParser()
+    add_student_record_arguments(parser)
+
+    def refusal(*extra: str) -> str:
+        args = parser.parse_args([str(tmp_path / 'out'), '--no-progress', *extra])
+        assert run_student_record(args) == 1
+        error = capsys.readouterr().err
+        assert error.count('\n') == 1
+        return error
+
+    both = ('--teacher-weights', str(teacher_file), '--student-weights', str(student_file))
+    assert 'not both' in refusal(*both)
+    missing = tmp_path / 'missing.safetensors'
+    assert str(missing) in refusal('--student-weights', str(missing))
+    assert '--student-weights' in refusal('--map-prior', 'off')
+    assert not (tmp_path / 'out').exists()
+
+
+def test_a_camera_data_set_begun_by_another_driver_is_refused(tmp_path, student_file):
+    folder = tmp_path / 'cameras'
+    record_camera_dataset(folder, 0, 300_000, 1, progress=False, student_weights=student_file)
+    with pytest.raises(DatasetError, match='driver.json.*map_prior'):
+        record_camera_dataset(
+            folder, 0, 300_000, 1, progress=False, student_weights=student_file, map_prior=False
+        )
+    with pytest.raises(DatasetError, match='driver.json.*source, weights_sha256'):
+        record_camera_dataset(folder, 0, 300_000, 1, progress=False)
 
 
 def test_other_instructions_are_stored_with_each_state(camera_data, rig):

@@ -63,12 +63,14 @@ class DatasetSettings:
         )
 
 
-def prepare_dataset(folder: Path, settings: object) -> None:
+def prepare_dataset(folder: Path, settings: object, manifest_name: str = MANIFEST) -> None:
     """Create `folder` with its manifest, or check an existing one was made with `settings`.
 
     `settings`: a dataclass (DatasetSettings, or a data set kind's own that nests it).
+    `manifest_name`: another file for settings the readers do not check (who drove, say), so
+    that data sets of either kind are read together.
     """
-    manifest = folder / MANIFEST
+    manifest = folder / manifest_name
     wanted = json.loads(json.dumps(asdict(settings)))
     if manifest.is_file():
         found = json.loads(manifest.read_text(encoding='utf-8'))

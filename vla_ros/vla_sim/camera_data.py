@@ -3,11 +3,14 @@
 Episodes are drawn as the teacher's are (vla_sim.teacher_data: scenario families weighted to
 junctions, intents wider than the scenarios', training wording, spoken speeds). The expert
 drives, or with `--teacher-weights` the teacher does, through the monitor and controller, so
-the data holds the states a policy reaches and not only the expert's. Every `keep_every`-th
-step is kept (vla_model.camera_dataset): the cameras rendered at that step and the one before
-(the temporal fusion's clip), the ego motion between them, the privileged raster, the ego state
-and the episode's instruction; where the expert drove, its own next 3 s too. The renderer runs
-only for those two frames, so a kept state costs two renders however sparse the keeping.
+the data holds the states a policy reaches and not only the expert's. With `--student-weights`
+the camera student drives through the whole pipeline (Learning by Cheating's on-policy stage):
+the states its own mistakes lead to. Every `keep_every`-th step is kept
+(vla_model.camera_dataset): the cameras rendered at that step and the one before (the temporal
+fusion's clip), the ego motion between them, the privileged raster, the ego state and the
+episode's instruction; where the expert drove, its own next 3 s too. For the expert and the
+teacher the renderer runs only for those two frames, so a kept state costs two renders however
+sparse the keeping; the student sees every frame, and its own images are stored.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vla_model.artifacts import sha256_file
 from vla_model.camera_dataset import (
     CAMERA_SOURCES,
     CameraDatasetSettings,
@@ -50,7 +54,11 @@ from vla_sim.teacher_data import (
 )
 
 if TYPE_CHECKING:
-    from vla_sim.teacher_driver import TeacherDriver
+    from vla_sim.evaluation import Driver
+    from vla_sim.pipeline_driver import PipelineDriver
+
+DRIVER_MANIFEST = 'driver.json'
+"""Who drives a camera data set's episodes: beside dataset.json, which the readers check."""
 
 
 @dataclass(frozen=True)
@@ -61,25 +69,69 @@ class CameraRecordSettings:
     counterfactuals: int = 3  # other instructions per state, for the teacher to answer
 
 
+@dataclass(frozen=True)
+class CameraDriverSettings:
+    """Who drove the episodes of a camera data set.
+
+    Fixed when the data set is created, so a resumed folder holds one policy's states.
+    """
+
+    source: str  # one of CAMERA_SOURCES
+    weights_sha256: str  # the teacher's or the student's weights; '' for the expert
+    map_prior: bool | None  # whether the student read the map layers; None for the others
+
+
+@dataclass(frozen=True)
+class StudentDriving:
+    """The camera student drives through the whole pipeline.
+
+    Built once per worker process (vla_sim.teacher_data.worker_driver): each loads its own
+    ONNX Runtime session.
+    """
+
+    weights: Path
+    weights_sha256: str  # the file is refused if it changed since the data set was created
+    map_prior: bool
+
+    def build(self) -> PipelineDriver:
+        """Load the student and export it to ONNX (once per set of weights, cached)."""
+        from vla_sim.pipeline_driver import PipelineDriver
+
+        return PipelineDriver(
+            RigConfig.from_file(default_rig_path()),
+            weights=self.weights,
+            weights_sha256=self.weights_sha256,
+            map_prior=self.map_prior,
+            name='student',
+        )
+
+
 def record_camera_episode(
     task: EpisodeTask,
     out_dir: Path,
     config: TeacherConfig,
     settings: CameraRecordSettings,
-    driver: TeacherDriver | None = None,
+    driver: Driver | None = None,
 ) -> int:
-    """Drive one episode, render and write its kept states as one shard; return their count."""
+    """Drive one episode, render and write its kept states as one shard; return their count.
+
+    `driver`: None (the expert), a TeacherDriver, or a PipelineDriver named 'student'; its
+    `name` is the states' source.
+    """
     plan = config.plan
     rig = RigConfig.from_file(default_rig_path())
+    # The student drives from the cameras: the simulator renders every frame, and the kept
+    # states store the very images it saw. The others read the raster: render kept frames only.
+    sees_cameras = driver is not None and driver.name == 'student'
     core = SimulationCore(
         get_scenario(task.scenario),
         task.seed,
         rig,
-        SimConfig(render=False),
+        SimConfig(render=sees_cameras),
         bev_grid=BevGrid.from_model(plan),
         instruction=instruction_for(task.intent, task.target_speed_mps, task.seed),
     )
-    renderer = CameraRenderer(rig)
+    renderer = None if sees_cameras else CameraRenderer(rig)
     if driver is not None:
         driver.reset(core)
     keep = settings.keep_every
@@ -100,7 +152,7 @@ def record_camera_episode(
         else:
             command, rationale = driver.drive(core, frame).command, -1
         if step % keep == 0 or (step + 1) % keep == 0:
-            images = renderer.render(frame.scene)
+            images = frame.images if renderer is None else renderer.render(frame.scene)
             jpeg = encode_images([images[name] for name in rig.names])
             if step % keep == 0 and previous_jpeg:
                 states.append(
@@ -132,7 +184,7 @@ def _write(
     core: SimulationCore,
     config: TeacherConfig,
     settings: CameraRecordSettings,
-    driver: TeacherDriver | None,
+    driver: Driver | None,
 ) -> None:
     """Label the kept states with the expert's own future where it drove; write the shard."""
     plan = config.plan
@@ -178,21 +230,32 @@ def record_camera_dataset(
     settings: CameraRecordSettings | None = None,
     progress: bool = True,
     teacher_weights: Path | None = None,
+    student_weights: Path | None = None,
+    map_prior: bool = True,
 ) -> dict:
-    """Record the episodes not yet in `out_dir` over `workers` processes; return counts."""
+    """Record the episodes not yet in `out_dir` over `workers` processes; return counts.
+
+    The expert drives, or the teacher of `teacher_weights`, or the student of `student_weights`
+    (with or without the map prior); a folder begun by another driver is refused.
+    """
+    if teacher_weights is not None and student_weights is not None:
+        raise ValueError('the teacher or the student drives, not both')
     settings = settings or CameraRecordSettings()
     rig = RigConfig.from_file(default_rig_path())
+    driving: Path | StudentDriving | None = teacher_weights
+    who = CameraDriverSettings('expert', '', None)
+    if teacher_weights is not None:
+        who = CameraDriverSettings('teacher', sha256_file(teacher_weights), None)
+    if student_weights is not None:
+        sha256 = sha256_file(student_weights)
+        driving = StudentDriving(student_weights, sha256, map_prior)
+        who = CameraDriverSettings('student', sha256, map_prior)
     prepare_dataset(out_dir, CameraDatasetSettings.of(TeacherConfig(), rig))
-    label = 'camera data, teacher driving' if teacher_weights else 'camera data'
+    prepare_dataset(out_dir, who, DRIVER_MANIFEST)
+    label = 'camera data' if who.source == 'expert' else f'camera data, {who.source} driving'
     tasks = episode_tasks(episodes, seed_start)
     return record_episodes(
-        record_camera_episode,
-        out_dir,
-        tasks,
-        (settings, teacher_weights),
-        workers,
-        progress,
-        label,
+        record_camera_episode, out_dir, tasks, (settings, driving), workers, progress, label
     )
 
 
@@ -207,6 +270,17 @@ def add_student_record_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help='this teacher drives (through the monitor and controller) instead of the expert',
     )
+    parser.add_argument(
+        '--student-weights',
+        type=Path,
+        help='this camera student (v2 safetensors) drives through the whole pipeline (sync, '
+        'ONNX Runtime, monitor, controller): its own states, on-policy',
+    )
+    parser.add_argument(
+        '--map-prior',
+        choices=['on', 'off'],
+        help='with --student-weights: the student reads the map layers (default on), or not',
+    )
 
 
 def run_student_record(args: argparse.Namespace) -> int:
@@ -214,9 +288,19 @@ def run_student_record(args: argparse.Namespace) -> int:
     if args.counterfactuals < 0:
         print('vla student record: --counterfactuals must be >= 0', file=sys.stderr)
         return 1
-    if args.teacher_weights is not None and not args.teacher_weights.is_file():
-        print(f'vla student record: no teacher weights at {args.teacher_weights}', file=sys.stderr)
+    if args.teacher_weights is not None and args.student_weights is not None:
+        print(
+            'vla student record: --teacher-weights or --student-weights, not both',
+            file=sys.stderr,
+        )
         return 1
+    if args.map_prior is not None and args.student_weights is None:
+        print('vla student record: --map-prior needs --student-weights', file=sys.stderr)
+        return 1
+    for who, weights in (('teacher', args.teacher_weights), ('student', args.student_weights)):
+        if weights is not None and not weights.is_file():
+            print(f'vla student record: no {who} weights at {weights}', file=sys.stderr)
+            return 1
     return run_recording(
         'vla student record',
         args,
@@ -229,5 +313,7 @@ def run_student_record(args: argparse.Namespace) -> int:
             CameraRecordSettings(args.keep_every, args.counterfactuals),
             not args.no_progress,
             args.teacher_weights,
+            args.student_weights,
+            args.map_prior != 'off',
         ),
     )

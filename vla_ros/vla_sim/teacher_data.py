@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -44,6 +44,7 @@ from vla_sim.scenarios import get_scenario
 from vla_sim.simulation import SimConfig, SimFrame, SimulationCore
 
 if TYPE_CHECKING:
+    from vla_sim.evaluation import Driver
     from vla_sim.teacher_driver import TeacherDriver
 
 _HIGHWAY_INTENTS = (
@@ -331,21 +332,39 @@ def _add_counterfactuals(
         )
 
 
+class DriverRecipe(Protocol):
+    """A driver other than the teacher, built in each worker process.
+
+    It pickles and hashes (a frozen dataclass): vla_sim.camera_data.StudentDriving, say.
+    """
+
+    def build(self) -> Driver:
+        """Load and return the driver."""
+
+
 @functools.cache
-def worker_driver(weights: Path | None) -> TeacherDriver | None:
-    """One teacher per worker process, loaded on its first episode."""
+def worker_driver(driving: Path | DriverRecipe | None) -> TeacherDriver | Driver | None:
+    """One driver per worker process, loaded on its first episode.
+
+    The teacher of these weights, what the recipe builds, or None (the expert drives).
+    """
     from vla_sim.teacher_driver import TeacherDriver
 
-    if weights is None:
+    if driving is None:
         return None
-    return TeacherDriver(weights)
+    if isinstance(driving, Path):
+        return TeacherDriver(driving)
+    return driving.build()
 
 
 def episode_job(record_episode: Callable[..., int], job: tuple) -> int:
-    """Record one episode in a worker: `job` is (task, out_dir, settings, driver weights)."""
-    task, out_dir, settings, weights = job
-    driver = worker_driver(weights)
-    config = driver.config if driver is not None else TeacherConfig()
+    """Record one episode in a worker: `job` is (task, out_dir, settings, who drives).
+
+    The teacher records in its own configuration, the other drivers in the default one.
+    """
+    task, out_dir, settings, driving = job
+    driver = worker_driver(driving)
+    config = driver.config if isinstance(driving, Path) else TeacherConfig()
     return record_episode(task, out_dir, config, settings, driver)
 
 
@@ -361,7 +380,8 @@ def record_episodes(
     """Record the tasks whose shard is not in `out_dir` yet; return the counts.
 
     `record_episode(task, out_dir, config, settings, driver)` runs on `workers` processes with
-    `extra` = (settings, driver weights); the counts are episodes, recorded and samples.
+    `extra` = (settings, who drives: None, a teacher's weights or a DriverRecipe); the counts
+    are episodes, recorded and samples.
     """
     from tqdm import tqdm
 
