@@ -272,7 +272,9 @@ def student_losses(
         'rationale': functional.cross_entropy(rationale, taught[2].argmax(-1)),
         'expert': _expert_term(trajectories, scores, batch, state, slot, config.step_s),
     }
-    if depth is not None and rays is not None:
+    if depth is not None:
+        if rays is None:
+            raise ValueError(f'{config.name} has depth bins: its depth loss needs the rig rays')
         terms['depth'] = _depth_term(
             depth, rays, batch, run.map_positive_weight.get('vehicle', 1.0)
         )
@@ -292,8 +294,8 @@ def _depth_term(
 ) -> Tensor:
     """Cross-entropy of the lift's depth bins against each pixel's first hit in the raster.
 
-    A pixel whose first hit is a vehicle counts `vehicle_weight` times: they are 0.7 % of the
-    labelled pixels, and a ground pixel's depth follows from its row alone.
+    A pixel whose first hit is a vehicle counts `vehicle_weight` times: they are 1.6 % of the
+    labelled pixels (60 held-out states), and a ground pixel's depth follows from its row.
     """
     batch_size, cameras = batch['camera_valid'].shape
     bins = depth.shape[1]

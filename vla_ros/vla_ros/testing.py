@@ -88,7 +88,9 @@ class RosHarness:
             self.executor.spin_once(timeout_sec=min(0.05, remaining))
         return True
 
-    def call(self, client: Client, request: object, timeout_s: float = 10.0, attempts: int = 3):
+    def call(
+        self, client: Client, request: object, timeout_s: float = 10.0, attempts: int = 3
+    ) -> object | None:
         """Call an idempotent service; return its response, or None after `attempts` silences.
 
         A request is sent again when no response came within `timeout_s`: a server can take a

@@ -41,7 +41,9 @@ from vla_sim.camera_renderer import CameraRenderer
 from vla_sim.scenarios import get_scenario
 from vla_sim.simulation import SimConfig, SimulationCore
 from vla_sim.teacher_data import (
+    DriverRecipe,
     EpisodeTask,
+    TeacherDriving,
     TextTable,
     add_recording_arguments,
     counterfactual_instructions,
@@ -242,9 +244,10 @@ def record_camera_dataset(
         raise ValueError('the teacher or the student drives, not both')
     settings = settings or CameraRecordSettings()
     rig = RigConfig.from_file(default_rig_path())
-    driving: Path | StudentDriving | None = teacher_weights
+    driving: DriverRecipe | None = None
     who = CameraDriverSettings('expert', '', None)
     if teacher_weights is not None:
+        driving = TeacherDriving(teacher_weights)
         who = CameraDriverSettings('teacher', sha256_file(teacher_weights), None)
     if student_weights is not None:
         sha256 = sha256_file(student_weights)

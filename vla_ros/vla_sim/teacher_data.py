@@ -333,28 +333,33 @@ def _add_counterfactuals(
 
 
 class DriverRecipe(Protocol):
-    """A driver other than the teacher, built in each worker process.
+    """How to build a driver in each worker process.
 
-    It pickles and hashes (a frozen dataclass): vla_sim.camera_data.StudentDriving, say.
+    It pickles and hashes (a frozen dataclass): TeacherDriving, or
+    vla_sim.camera_data.StudentDriving.
     """
 
     def build(self) -> Driver:
         """Load and return the driver."""
 
 
+@dataclass(frozen=True)
+class TeacherDriving:
+    """The privileged teacher of these weights drives, through the monitor and controller."""
+
+    weights: Path
+
+    def build(self) -> TeacherDriver:
+        """Load the teacher."""
+        from vla_sim.teacher_driver import TeacherDriver
+
+        return TeacherDriver(self.weights)
+
+
 @functools.cache
-def worker_driver(driving: Path | DriverRecipe | None) -> TeacherDriver | Driver | None:
-    """One driver per worker process, loaded on its first episode.
-
-    The teacher of these weights, what the recipe builds, or None (the expert drives).
-    """
-    from vla_sim.teacher_driver import TeacherDriver
-
-    if driving is None:
-        return None
-    if isinstance(driving, Path):
-        return TeacherDriver(driving)
-    return driving.build()
+def worker_driver(driving: DriverRecipe | None) -> Driver | None:
+    """One driver per worker process, loaded on its first episode; None: the expert drives."""
+    return None if driving is None else driving.build()
 
 
 def episode_job(record_episode: Callable[..., int], job: tuple) -> int:
@@ -364,7 +369,7 @@ def episode_job(record_episode: Callable[..., int], job: tuple) -> int:
     """
     task, out_dir, settings, driving = job
     driver = worker_driver(driving)
-    config = driver.config if isinstance(driving, Path) else TeacherConfig()
+    config = driver.config if isinstance(driving, TeacherDriving) else TeacherConfig()
     return record_episode(task, out_dir, config, settings, driver)
 
 
@@ -380,8 +385,8 @@ def record_episodes(
     """Record the tasks whose shard is not in `out_dir` yet; return the counts.
 
     `record_episode(task, out_dir, config, settings, driver)` runs on `workers` processes with
-    `extra` = (settings, who drives: None, a teacher's weights or a DriverRecipe); the counts
-    are episodes, recorded and samples.
+    `extra` = (settings, who drives: None for the expert, or a DriverRecipe); the counts are
+    episodes, recorded and samples.
     """
     from tqdm import tqdm
 
@@ -421,8 +426,9 @@ def record_dataset(
     prepare_dataset(out_dir, DatasetSettings.of(config))
     label = 'on-policy data' if driver_weights else 'teacher data'
     tasks = episode_tasks(episodes, seed_start)
+    driving = TeacherDriving(driver_weights) if driver_weights else None
     return record_episodes(
-        record_episode, out_dir, tasks, (settings, driver_weights), workers, progress, label
+        record_episode, out_dir, tasks, (settings, driving), workers, progress, label
     )
 
 
