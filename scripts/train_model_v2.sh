@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The recipe of driving model v2 (issue 16, in progress: stage 2 is built and tested on tiny data,
-# not yet run at this scale), from a set-up checkout:
-#   scripts/train_model_v2.sh [DATA_DIR]      (default: data/v2)
-# Stage 1, the privileged teacher (docs/TRAINING.md, "Model v2"):
+# The recipe of driving model v2 (issue 16, in progress), from a set-up checkout:
+#   scripts/train_model_v2.sh [--teacher WEIGHTS] [DATA_DIR]      (default: data/v2)
+# Stage 1, the privileged teacher (docs/TRAINING.md, "Model v2"); --teacher skips it, starting
+# stage 2 from a teacher trained before (another data folder, another machine):
 #   1. the expert drives 900 episodes without cameras (training seeds 100000+, training
 #      wording); its own future labels every kept state, and every 10th state is also labelled
 #      under two other instructions (counterfactuals),
@@ -22,25 +22,41 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 vla="$root/.venv/bin/vla"
+given_teacher=
+if [ "${1:-}" = --teacher ]; then
+  given_teacher=$(realpath -e "${2:?--teacher needs the teacher weights}")
+  shift 2
+fi
 data=$(mkdir -p "${1:-data/v2}" && cd "${1:-data/v2}" && pwd)
 config="$root/vla_ros/config"
-
-"$vla" teacher record "$data/teacher/r0" --episodes 900 --seed-start 100000 --no-progress
-cp "$config/train_teacher.yaml" "$data/train_teacher.yaml"
-(cd "$data" && "$vla" teacher train train_teacher.yaml --no-progress)
-
-"$vla" teacher record "$data/teacher/r1" --episodes 300 --seed-start 200000 --keep-every 3 \
-  --counterfactual-every 15 --driver-weights "$data/teacher/train0/teacher.safetensors" \
-  --no-progress
-cp "$config/train_teacher_dagger.yaml" "$data/train_teacher_dagger.yaml"
-(cd "$data" && "$vla" teacher train train_teacher_dagger.yaml --no-progress)
-
-"$vla" teacher record "$data/teacher/r2" --episodes 300 --seed-start 250000 --keep-every 3 \
-  --counterfactual-every 15 --driver-weights "$data/teacher/train1/teacher.safetensors" \
-  --no-progress
-cp "$config/train_teacher_dagger2.yaml" "$data/train_teacher_dagger2.yaml"
-(cd "$data" && "$vla" teacher train train_teacher_dagger2.yaml --no-progress)
 teacher="$data/teacher/train2/teacher.safetensors"
+
+if [ -n "$given_teacher" ]; then
+  if [ ! -f "$teacher" ]; then
+    mkdir -p "$(dirname "$teacher")"
+    cp "$given_teacher" "$teacher"
+  elif ! cmp --silent "$given_teacher" "$teacher"; then
+    echo "train_model_v2.sh: $teacher is another teacher than $given_teacher: give another" \
+      "DATA_DIR (nothing trained is overwritten)" >&2
+    exit 1
+  fi
+else
+  "$vla" teacher record "$data/teacher/r0" --episodes 900 --seed-start 100000 --no-progress
+  cp "$config/train_teacher.yaml" "$data/train_teacher.yaml"
+  (cd "$data" && "$vla" teacher train train_teacher.yaml --no-progress)
+
+  "$vla" teacher record "$data/teacher/r1" --episodes 300 --seed-start 200000 --keep-every 3 \
+    --counterfactual-every 15 --driver-weights "$data/teacher/train0/teacher.safetensors" \
+    --no-progress
+  cp "$config/train_teacher_dagger.yaml" "$data/train_teacher_dagger.yaml"
+  (cd "$data" && "$vla" teacher train train_teacher_dagger.yaml --no-progress)
+
+  "$vla" teacher record "$data/teacher/r2" --episodes 300 --seed-start 250000 --keep-every 3 \
+    --counterfactual-every 15 --driver-weights "$data/teacher/train1/teacher.safetensors" \
+    --no-progress
+  cp "$config/train_teacher_dagger2.yaml" "$data/train_teacher_dagger2.yaml"
+  (cd "$data" && "$vla" teacher train train_teacher_dagger2.yaml --no-progress)
+fi
 
 evaluate() {  # driver name scenarios... (20 episodes each, held-out seeds and wording)
   local driver=$1 name=$2
@@ -68,33 +84,52 @@ done
 #   7. the student distils from the teacher (vla_ros/config/train_student_v2.yaml),
 #   8. its neural map is measured on 40 held-out episodes (seeds 500000+), and it drives the
 #      held-out evaluation (nominal and long tail) through the whole pipeline, with and without
-#      the map prior.
+#      the map prior,
+#   9. its on-policy round (Learning by Cheating's stage 2): the student drives 150 episodes
+#      through the whole pipeline, half map-free (seeds 600000+) and half mapped (700000+); it is
+#      fine-tuned on all four data sets, the teacher labelling every state at training time
+#      (vla_ros/config/train_student_v2_r1.yaml), and measured as in 8.
 "$vla" student record "$data/student/cameras_expert" --episodes 250 --seed-start 300000 \
   --no-progress
 "$vla" student record "$data/student/cameras_teacher" --episodes 150 --seed-start 400000 \
   --teacher-weights "$teacher" --no-progress
 "$vla" student record "$data/student/cameras_heldout" --episodes 40 --seed-start 500000 \
   --no-progress
+
+measure_student() {  # name weights: the held-out map, then closed loop mapped and map-free
+  local name=$1 student_weights=$2 prior
+  [ -f "$data/eval/${name}_map_iou.json" ] ||
+    "$vla" student map-iou "$student_weights" "$data/student/cameras_heldout" --no-progress \
+      --json "$data/eval/${name}_map_iou.json"
+  for prior in on off; do
+    [ -f "$data/eval/${name}_nominal_map_$prior.json" ] ||
+      "$vla" sim eval --driver pipeline --weights "$student_weights" --map-prior "$prior" \
+        --scenarios highway merge roundabout intersection exit --episodes 10 --seed-start 100 \
+        --split test --json "$data/eval/${name}_nominal_map_$prior.json"
+    [ -f "$data/eval/${name}_long_tail_map_$prior.json" ] ||
+      "$vla" sim eval --driver pipeline --weights "$student_weights" --map-prior "$prior" \
+        --scenarios cut_in hard_braking_lead stalled_vehicle slow_truck dense_traffic pull_over \
+        stop_behind_lead debris crossing_pedestrian --episodes 10 --seed-start 100 \
+        --split test --json "$data/eval/${name}_long_tail_map_$prior.json"
+  done
+  for part in nominal long_tail; do
+    "$vla" sim compare "$data/eval/expert_$part.json" "$data/eval/teacher_$part.json" \
+      "v2-mapped=$data/eval/${name}_${part}_map_on.json" \
+      "v2-map-free=$data/eval/${name}_${part}_map_off.json" \
+      --markdown "$data/eval/compare_${name}_$part.md" --plot "$data/eval/compare_${name}_$part.png"
+  done
+}
+
 cp "$config/train_student_v2.yaml" "$data/train_student_v2.yaml"
 (cd "$data" && "$vla" student train train_student_v2.yaml --no-progress)
 student="$data/student/train0/student.safetensors"
-[ -f "$data/eval/student_map_iou.json" ] ||
-  "$vla" student map-iou "$student" "$data/student/cameras_heldout" --no-progress \
-    --json "$data/eval/student_map_iou.json"
-for prior in on off; do
-  [ -f "$data/eval/student_nominal_map_$prior.json" ] ||
-    "$vla" sim eval --driver pipeline --weights "$student" --map-prior "$prior" \
-      --scenarios highway merge roundabout intersection exit --episodes 10 --seed-start 100 \
-      --split test --json "$data/eval/student_nominal_map_$prior.json"
-  [ -f "$data/eval/student_long_tail_map_$prior.json" ] ||
-    "$vla" sim eval --driver pipeline --weights "$student" --map-prior "$prior" \
-      --scenarios cut_in hard_braking_lead stalled_vehicle slow_truck dense_traffic pull_over \
-      stop_behind_lead debris crossing_pedestrian --episodes 10 --seed-start 100 \
-      --split test --json "$data/eval/student_long_tail_map_$prior.json"
+measure_student student "$student"
+
+for prior in off on; do
+  seed_start=$([ "$prior" = off ] && echo 600000 || echo 700000)
+  "$vla" student record "$data/student/cameras_student_r1_$prior" --episodes 75 \
+    --seed-start "$seed_start" --student-weights "$student" --map-prior "$prior" --no-progress
 done
-for part in nominal long_tail; do
-  "$vla" sim compare "$data/eval/expert_$part.json" "$data/eval/teacher_$part.json" \
-    "v2-mapped=$data/eval/student_${part}_map_on.json" \
-    "v2-map-free=$data/eval/student_${part}_map_off.json" \
-    --markdown "$data/eval/compare_student_$part.md" --plot "$data/eval/compare_student_$part.png"
-done
+cp "$config/train_student_v2_r1.yaml" "$data/train_student_v2_r1.yaml"
+(cd "$data" && "$vla" student train train_student_v2_r1.yaml --no-progress)
+measure_student student_r1 "$data/student/train1/student.safetensors"
