@@ -1,12 +1,15 @@
 """The privileged teacher: its raster, its data (own and counterfactual labels), training."""
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -263,6 +266,35 @@ def test_training_fits_and_a_stopped_run_resumes_exactly(tiny_dataset, tmp_path)
     assert (Path(partial.out_dir) / 'training.png').is_file()
     loaded, _ = load_teacher(straight.weights, straight.sha256)
     assert loaded.config == TeacherConfig()
+
+
+# Imports of these fail in the child process, as on a GPU machine that has PyTorch and no ROS.
+WITHOUT_ROS = """
+import sys
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('rclpy', 'rosbag2_py', 'vla_msgs'):
+            raise ModuleNotFoundError(f'No module named {name!r} (not installed here)')
+sys.meta_path.insert(0, NotInstalled())
+from vla_model.teacher_training import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_the_teacher_trains_where_no_ros_package_is_installed(tiny_dataset, tmp_path):
+    straight = train_teacher(run_file(tmp_path / 'a', tiny_dataset), progress=False)
+    run = tmp_path / 'run.yaml'
+    values = {'data': [str(tiny_dataset)], 'out_dir': str(tmp_path / 'no_ros'), 'steps': 4}
+    values |= {'batch_size': 8, 'warmup_steps': 1, 'checkpoint_every': 2, 'log_every': 1}
+    run.write_text(yaml.safe_dump(values))
+    result = subprocess.run(
+        [sys.executable, '-c', WITHOUT_ROS, str(run), '--no-progress'],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(f'(sha256 {straight.sha256})')
 
 
 def _rewrite_checkpoint_config(path: Path, edit) -> None:

@@ -21,13 +21,8 @@ from vla_model.losses import (
     planning_loss,
     rationale_loss,
 )
-from vla_model.training import (
-    Distributed,
-    StepBatches,
-    TrainConfig,
-    learning_rate,
-    train,
-)
+from vla_model.training import TrainConfig, train
+from vla_model.training_loop import Distributed, StepBatches, learning_rate
 from vla_tools.distillation import distill, distill_table
 
 

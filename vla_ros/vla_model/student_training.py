@@ -63,7 +63,7 @@ from vla_model.run_files import (
 from vla_model.student_network import NEURAL_MAP_CLASSES, NeuralMapStudent, student_for
 from vla_model.teacher_network import PrivilegedTeacher
 from vla_model.teacher_training import noisy_embeddings
-from vla_model.training import (
+from vla_model.training_loop import (
     Distributed,
     StepBatches,
     StepLog,

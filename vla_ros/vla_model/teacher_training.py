@@ -41,7 +41,7 @@ from vla_model.run_files import (
     schedule_problems,
 )
 from vla_model.teacher_network import PrivilegedTeacher, TeacherConfig
-from vla_model.training import (
+from vla_model.training_loop import (
     Distributed,
     StepBatches,
     StepLog,
@@ -339,3 +339,21 @@ def run_teacher_train(args: argparse.Namespace) -> int:
             f'{result.wall_s:.0f} s: {result.weights} (sha256 {result.sha256})'
         )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m vla_model.teacher_training RUN`: `vla teacher train` where ROS is not installed.
+
+    The `vla` command line builds every sub-command's parser, and some of them need ROS; this
+    needs PyTorch alone, as on a GPU machine (docs/TRAINING.md, "Model v2, stage 1").
+    """
+    parser = argparse.ArgumentParser(
+        prog='python -m vla_model.teacher_training',
+        description='train the privileged teacher on recorded data (vla teacher train)',
+    )
+    add_teacher_train_arguments(parser)
+    return run_teacher_train(parser.parse_args(argv))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

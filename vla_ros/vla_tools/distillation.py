@@ -15,7 +15,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from vla_model.training import Distributed, TrainConfig, TrainResult, train
+from vla_model.training import TrainConfig, TrainResult, train
+from vla_model.training_loop import Distributed
 from vla_ros.reports import markdown_table
 
 
