@@ -1,7 +1,9 @@
 """CallbackThreadsExecutor: callback groups on threads of their own, without a busy loop."""
 
+import gc
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +13,7 @@ from rclpy.context import Context
 from rclpy.node import Node
 from std_msgs.msg import Empty
 
-from vla_ros.node_main import CallbackThreadsExecutor
+from vla_ros.node_main import CallbackThreadsExecutor, freeze_startup_objects
 
 BUSY_S = 0.6  # how long the slow callback holds its thread
 
@@ -149,3 +151,30 @@ def test_an_exception_in_a_callback_comes_out_of_spin_once(node: Node):
     with pytest.raises(RuntimeError, match='callback failed'):
         spin_for(executor, 2.0)
     executor.shutdown()
+
+
+class Blob:
+    """A garbage-collected object that can be part of a reference cycle."""
+
+
+def cyclic_garbage() -> weakref.ref:
+    """Make an unreachable reference cycle; return a weak reference to it."""
+    blob = Blob()
+    blob.cycle = blob
+    return weakref.ref(blob)
+
+
+def test_start_up_objects_are_frozen_and_later_garbage_is_still_collected():
+    kept = [Blob() for _ in range(1000)]
+    before = cyclic_garbage()
+    try:
+        freeze_startup_objects()
+        assert before() is None  # garbage is collected first, not frozen
+        walked = {id(obj) for obj in gc.get_objects()}
+        assert gc.get_freeze_count() >= len(kept)
+        assert not any(id(blob) in walked for blob in kept)  # a collection never walks them
+        later = cyclic_garbage()
+        gc.collect()
+        assert later() is None
+    finally:
+        gc.unfreeze()

@@ -65,7 +65,7 @@ from vla_planning.plan_bytes import plan_bytes
 from vla_planning.plan_speeds import PlanAccelerationLimits
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
 from vla_ros.large_buffers import keep_large_buffers
-from vla_ros.node_main import run_node
+from vla_ros.node_main import freeze_startup_objects, run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 from vla_ros.raw_messages import MalformedMessage, read_message
@@ -364,6 +364,7 @@ class VlaInferenceNode(LifecycleNode):
         self.map_publisher = self.create_lifecycle_publisher(
             OccupancyGrid, 'vla/neural_map', RELIABLE
         )
+        freeze_startup_objects()  # the model and its runtime: never walked by the collector
         self.get_logger().info(f'model {self.model_id} on {self.core.backend.name} ready')
         return super().on_configure(state)
 

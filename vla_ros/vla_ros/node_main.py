@@ -1,5 +1,6 @@
 """The `main()` of every vla_ros node: spin until shut down; a bad configuration exits 1."""
 
+import gc
 import signal
 import sys
 import threading
@@ -105,6 +106,21 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
+def freeze_startup_objects() -> None:
+    """Move every object alive now out of the cyclic collector's reach (CPython's gc.freeze).
+
+    A node's start-up leaves many long-lived objects: 36 000 in the safety monitor, 478 000 in
+    the inference node once its model, ONNX Runtime and sentence encoder are loaded. A full
+    collection walks them all with the GIL held (15 ms in the monitor, 420-520 ms in the
+    inference node on the 2-vCPU VM beside a training job), each time enough new objects have
+    outlived the young generations.
+    Frozen, they are never walked again; what the node creates later is collected as before.
+    Garbage is collected first, so none of it is kept.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run_node(
     make_node: Callable[[], Node], name: str, args: list[str] | None = None, threads: int = 1
 ) -> None:
@@ -127,6 +143,7 @@ def run_node(
     try:
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             node = make_node()
+            freeze_startup_objects()
             executor = (
                 CallbackThreadsExecutor(threads) if threads > 1 else SingleThreadedExecutor()
             )
