@@ -4,7 +4,7 @@ The torchrun process group, each step's samples and learning rate as functions o
 number, and what each step logs and checkpoints.
 
 It imports no ROS package and no rosbag reader, so the privileged teacher's training runs where
-only PyTorch is installed (a GPU machine; the `ros-free-teachers` contract of setup.cfg).
+only PyTorch is installed (a GPU machine; the `ros-free-teacher-training` contract of setup.cfg).
 """
 
 from __future__ import annotations
