@@ -13,11 +13,14 @@
 #      through its training wording's intent centroids (vla_ros/config/train_teacher_dagger.yaml,
 #      vla_model/instruction_grounding.py),
 #   4. a second DAgger round: that teacher drives 300 more episodes, and is fine-tuned on all
-#      three data sets (vla_ros/config/train_teacher_dagger2.yaml),
-#   5. the teacher and the expert drive the held-out evaluation (seeds 100+, test wording),
-#      set side by side by `vla sim compare`.
+#      three data sets (vla_ros/config/train_teacher_dagger2.yaml).
+# Stage 2, the camera student: `vla distill` (steps 5-7 below).
+# Then the evaluation (held-out seeds 100+, test wording), after all training so that no stage
+# waits for it: the expert and the teacher drive the nominal and long-tail sets, then each
+# student through the whole pipeline, mapped and map-free, set side by side by `vla sim compare`.
 # Every step resumes: recorded episodes are skipped, training continues from its last
-# checkpoint. Each stage's data and wall time on two cores: docs/TRAINING.md, "Measured".
+# checkpoint, an evaluation written is not run again. Each stage's data and wall time on two
+# cores: docs/TRAINING.md, "Measured".
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,16 +34,7 @@ data=$(mkdir -p "${1:-data/v2}" && cd "${1:-data/v2}" && pwd)
 config="$root/vla_ros/config"
 teacher="$data/teacher/train2/teacher.safetensors"
 
-if [ -n "$given_teacher" ]; then
-  if [ ! -f "$teacher" ]; then
-    mkdir -p "$(dirname "$teacher")"
-    cp "$given_teacher" "$teacher"
-  elif ! cmp --silent "$given_teacher" "$teacher"; then
-    echo "train_model_v2.sh: $teacher is another teacher than $given_teacher: give another" \
-      "DATA_DIR (nothing trained is overwritten)" >&2
-    exit 1
-  fi
-else
+if [ -z "$given_teacher" ]; then
   "$vla" teacher record "$data/teacher/r0" --episodes 900 --seed-start 100000 --no-progress
   cp "$config/train_teacher.yaml" "$data/train_teacher.yaml"
   (cd "$data" && "$vla" teacher train train_teacher.yaml --no-progress)
@@ -57,6 +51,19 @@ else
   cp "$config/train_teacher_dagger2.yaml" "$data/train_teacher_dagger2.yaml"
   (cd "$data" && "$vla" teacher train train_teacher_dagger2.yaml --no-progress)
 fi
+
+# Stage 2, `vla distill` (vla_tools/distillation.py, docs/TRAINING.md "Model v2, stage 2"): it
+# copies a given teacher to $teacher, refusing a folder that holds another, then
+#   5. the expert drives 250 episodes with the cameras rendered where states are kept (every
+#      0.5 s; seeds 300000+), then the stage-1 teacher drives 150 (seeds 400000+), and the
+#      expert 40 held-out ones (500000+),
+#   6. the student distils from the teacher (vla_ros/config/train_student_v2.yaml), and its
+#      neural map is measured on the held-out states,
+#   7. its on-policy round (Learning by Cheating's stage 2): the student drives 150 episodes
+#      through the whole pipeline, half map-free (seeds 600000+) and half mapped (700000+); it is
+#      fine-tuned on all four data sets, the teacher labelling every state at training time
+#      (vla_ros/config/train_student_v2_r1.yaml), and its map measured again.
+"$vla" distill "$data" --teacher "${given_teacher:-$teacher}" --no-progress
 
 evaluate() {  # driver name scenarios... (20 episodes each, held-out seeds and wording)
   local driver=$1 name=$2
@@ -78,29 +85,8 @@ for part in nominal long_tail; do  # the side-by-side tables of the model card
     --markdown "$data/eval/compare_$part.md" --plot "$data/eval/compare_$part.png"
 done
 
-# Stage 2, the camera student (docs/TRAINING.md, "Model v2, stage 2"):
-#   6. the expert drives 250 episodes with the cameras rendered where states are kept (every
-#      0.5 s; seeds 300000+), then the stage-1 teacher drives 150 (seeds 400000+),
-#   7. the student distils from the teacher (vla_ros/config/train_student_v2.yaml),
-#   8. its neural map is measured on 40 held-out episodes (seeds 500000+), and it drives the
-#      held-out evaluation (nominal and long tail) through the whole pipeline, with and without
-#      the map prior,
-#   9. its on-policy round (Learning by Cheating's stage 2): the student drives 150 episodes
-#      through the whole pipeline, half map-free (seeds 600000+) and half mapped (700000+); it is
-#      fine-tuned on all four data sets, the teacher labelling every state at training time
-#      (vla_ros/config/train_student_v2_r1.yaml), and measured as in 8.
-"$vla" student record "$data/student/cameras_expert" --episodes 250 --seed-start 300000 \
-  --no-progress
-"$vla" student record "$data/student/cameras_teacher" --episodes 150 --seed-start 400000 \
-  --teacher-weights "$teacher" --no-progress
-"$vla" student record "$data/student/cameras_heldout" --episodes 40 --seed-start 500000 \
-  --no-progress
-
-measure_student() {  # name weights: the held-out map, then closed loop mapped and map-free
+measure_student() {  # name weights: closed loop, mapped and map-free
   local name=$1 student_weights=$2 prior
-  [ -f "$data/eval/${name}_map_iou.json" ] ||
-    "$vla" student map-iou "$student_weights" "$data/student/cameras_heldout" --no-progress \
-      --json "$data/eval/${name}_map_iou.json"
   for prior in on off; do
     [ -f "$data/eval/${name}_nominal_map_$prior.json" ] ||
       "$vla" sim eval --driver pipeline --weights "$student_weights" --map-prior "$prior" \
@@ -120,16 +106,5 @@ measure_student() {  # name weights: the held-out map, then closed loop mapped a
   done
 }
 
-cp "$config/train_student_v2.yaml" "$data/train_student_v2.yaml"
-(cd "$data" && "$vla" student train train_student_v2.yaml --no-progress)
-student="$data/student/train0/student.safetensors"
-measure_student student "$student"
-
-for prior in off on; do
-  seed_start=$([ "$prior" = off ] && echo 600000 || echo 700000)
-  "$vla" student record "$data/student/cameras_student_r1_$prior" --episodes 75 \
-    --seed-start "$seed_start" --student-weights "$student" --map-prior "$prior" --no-progress
-done
-cp "$config/train_student_v2_r1.yaml" "$data/train_student_v2_r1.yaml"
-(cd "$data" && "$vla" student train train_student_v2_r1.yaml --no-progress)
+measure_student student "$data/student/train0/student.safetensors"
 measure_student student_r1 "$data/student/train1/student.safetensors"

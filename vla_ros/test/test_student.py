@@ -2,8 +2,6 @@
 
 import argparse
 import json
-import shutil
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import onnxruntime
 import pytest
 import torch
 
-from repo_paths import REPO_ROOT, run_vla
+from repo_paths import run_vla
 from vla_model.artifacts import ArtifactError, load_weights, save_teacher, save_weights
 from vla_model.camera_dataset import (
     CAMERA_SOURCES,
@@ -37,7 +35,6 @@ from vla_model.student_network import (
 )
 from vla_model.student_training import StudentTrainConfig, train_student
 from vla_model.teacher_network import PrivilegedTeacher, TeacherConfig
-from vla_model.teacher_training import TeacherTrainConfig
 from vla_sim import camera_data as camera_recording
 from vla_sim.camera_data import (
     CameraRecordSettings,
@@ -417,44 +414,6 @@ def test_a_student_run_with_a_bad_file_or_another_teacher_is_refused(camera_data
     save_teacher(PrivilegedTeacher(TeacherConfig(widths=(16, 32, 64))), other)
     with pytest.raises(ArtifactError, match='another configuration'):
         train_student(run_file(tmp_path, camera_data, other), progress=False)
-
-
-def test_the_recipes_run_file_is_valid_and_distils_from_the_last_teacher_round():
-    config_dir = Path(__file__).resolve().parents[1] / 'config'
-    run = StudentTrainConfig.from_file(config_dir / 'train_student_v2.yaml')
-    last_teacher = TeacherTrainConfig.from_file(config_dir / 'train_teacher_dagger2.yaml')
-    assert Path(run.teacher_weights) == Path(last_teacher.out_dir) / 'teacher.safetensors'
-    assert len(run.data) == 2 and 0.0 < run.map_prior_share < 1.0
-
-
-def test_the_on_policy_round_fine_tunes_the_first_student_on_its_own_states_too():
-    config_dir = Path(__file__).resolve().parents[1] / 'config'
-    first = StudentTrainConfig.from_file(config_dir / 'train_student_v2.yaml')
-    round1 = StudentTrainConfig.from_file(config_dir / 'train_student_v2_r1.yaml')
-    assert Path(round1.init_weights) == Path(first.out_dir) / 'student.safetensors'
-    assert round1.teacher_weights == first.teacher_weights
-    assert set(first.data) < set(round1.data)
-    assert {Path(d).name for d in set(round1.data) - set(first.data)} == {
-        'cameras_student_r1_off',
-        'cameras_student_r1_on',
-    }
-    assert round1.out_dir != first.out_dir and round1.learning_rate < first.learning_rate
-
-
-def test_the_recipe_starts_stage_two_from_a_given_teacher_and_overwrites_no_other(tmp_path):
-    given, other = tmp_path / 'given.safetensors', tmp_path / 'other.safetensors'
-    given.write_bytes(b'teacher of another machine')
-    other.write_bytes(b'teacher trained in this folder')
-    data = tmp_path / 'data'
-    (data / 'teacher' / 'train2').mkdir(parents=True)
-    shutil.copy(other, data / 'teacher' / 'train2' / 'teacher.safetensors')
-    recipe = REPO_ROOT / 'scripts' / 'train_model_v2.sh'
-    result = subprocess.run(
-        [recipe, '--teacher', str(given), str(data)], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 1
-    assert 'is another teacher than' in result.stderr and 'give another DATA_DIR' in result.stderr
-    assert (data / 'teacher' / 'train2' / 'teacher.safetensors').read_bytes() == other.read_bytes()
 
 
 class DrivableEverywhere(NeuralMapStudent):

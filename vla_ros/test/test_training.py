@@ -11,11 +11,9 @@ import torch
 from safetensors.torch import load_file
 from torch.nn import functional
 
-from vla_model.artifacts import load_weights
 from vla_model.losses import (
     bev_loss,
     candidate_errors,
-    distillation_loss,
     neural_map_loss,
     path_derivatives,
     planning_loss,
@@ -23,7 +21,6 @@ from vla_model.losses import (
 )
 from vla_model.training import TrainConfig, train
 from vla_model.training_loop import Distributed, StepBatches, learning_rate
-from vla_tools.distillation import distill, distill_table
 
 
 @pytest.fixture(scope='module')
@@ -125,19 +122,6 @@ def test_a_weighted_map_loss_prefers_drawing_a_rare_class_to_missing_it():
     )
 
 
-def test_distillation_is_least_when_the_student_matches_the_teacher():
-    teacher = {
-        'trajectories': torch.randn(2, 16, 6, 3),
-        'scores': torch.randn(2, 16),
-        'bev_semantics': torch.randn(2, 3, 4, 4) * 3,
-    }
-    matched = distillation_loss(teacher, teacher)
-    assert matched[0] == 0 and matched[1].abs() < 1e-6
-    for name in teacher:
-        student = {**teacher, name: teacher[name] + 0.5 * torch.randn_like(teacher[name])}
-        assert sum(distillation_loss(student, teacher)) > sum(matched) + 1e-3, name
-
-
 def test_learning_rate_warms_up_then_decays_to_a_tenth():
     rates = [learning_rate(1e-3, 10, 100, step) for step in range(100)]
     assert rates[0] == pytest.approx(1e-3 / 10)
@@ -232,20 +216,3 @@ def test_torchrun_trains_on_two_processes(highway_bag, cache, tmp_path):
     assert (tmp_path / 'out' / 'vla-student.safetensors').is_file()
     rows = (tmp_path / 'out' / 'metrics.jsonl').read_text().splitlines()
     assert [json.loads(row)['step'] for row in rows] == [1, 2]  # one writer, not two
-
-
-def test_distil_trains_the_teacher_then_the_student_from_it(highway_bag, cache, tmp_path):
-    config = run_config(highway_bag, cache, tmp_path, steps=2, batch_size=1, warmup_steps=1)
-    report = distill(config, teacher_steps=2, validation_bags=[highway_bag], latency_repeats=2)
-    teacher_weights = load_weights(Path(report['teacher']['weights']))
-    student_weights = load_weights(Path(report['student']['weights']))
-    assert teacher_weights.config.name == 'vla-teacher'
-    assert student_weights.config.name == 'vla-student'
-    assert report['teacher']['latency']['parameters'] > report['student']['latency']['parameters']
-    student_log = (tmp_path / 'student' / 'metrics.jsonl').read_text().splitlines()
-    assert 'loss_distill_trajectory' in json.loads(student_log[-1])
-    teacher_log = (tmp_path / 'teacher' / 'metrics.jsonl').read_text().splitlines()
-    assert 'loss_distill_trajectory' not in json.loads(teacher_log[-1])
-    for name in ('teacher', 'student'):
-        assert report[name]['open_loop']['frames'] > 0
-    assert '| teacher |' in distill_table(report) and '| student |' in distill_table(report)

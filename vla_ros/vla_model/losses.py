@@ -29,9 +29,6 @@ class LossWeights:
     bev: float = 1.0
     rationale: float = 0.2
     kinematics: float = 0.5
-    distill_trajectory: float = 1.0
-    distill_score: float = 1.0
-    distill_bev: float = 0.5
 
 
 def candidate_errors(candidates: Tensor, target: Tensor) -> Tensor:
@@ -124,19 +121,6 @@ def plan_distillation_loss(
         log_target=True,
     )
     return (errors * weights).sum(-1).mean(), score
-
-
-def distillation_loss(
-    student: dict[str, Tensor], teacher: dict[str, Tensor]
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Match the teacher's candidates, score distribution (KL) and neural map (soft BCE)."""
-    trajectory, score = plan_distillation_loss(
-        student['trajectories'], student['scores'], teacher['trajectories'], teacher['scores']
-    )
-    bev = functional.binary_cross_entropy_with_logits(
-        student['bev_semantics'], torch.sigmoid(teacher['bev_semantics'])
-    )
-    return trajectory, score, bev
 
 
 def velocity_loss(predicted: Tensor, target: Tensor, vehicle: Tensor) -> Tensor:

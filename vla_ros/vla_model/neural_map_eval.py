@@ -125,28 +125,38 @@ def add_map_iou_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
+def measure_map_iou(weights: Path, data: list[Path], progress: bool = True) -> dict:
+    """Return the states counted and the IoUs of `weights`' map on `data`, mapped and map-free.
+
+    Raises ArtifactError for weights that are not a v2 student, DatasetError or ValueError for
+    data of another grid or rig, FileNotFoundError for a missing file.
+    """
+    from vla_model.artifacts import ArtifactError, load_weights
+
+    model = load_weights(weights)
+    if not isinstance(model, NeuralMapStudent):
+        raise ArtifactError(f'{weights} is not a v2 student (it has no neural map head)')
+    rig = RigConfig.from_file(default_rig_path())
+    samples = load_camera_samples(data, CameraDatasetSettings.of(TeacherConfig(), rig))
+    results = {
+        mode: neural_map_iou(model, samples, rig, mode == 'on', progress=progress)
+        for mode in ('on', 'off')
+    }
+    return {'states': len(samples), 'iou': results}
+
+
 def run_map_iou(args: argparse.Namespace) -> int:
     """Run `vla student map-iou`; bad input is one line on stderr and exit code 1."""
-    from vla_model.artifacts import ArtifactError, load_weights
+    from vla_model.artifacts import ArtifactError
     from vla_model.privileged_dataset import DatasetError
 
     try:
-        model = load_weights(args.weights)
-        if not isinstance(model, NeuralMapStudent):
-            raise ArtifactError(f'{args.weights} is not a v2 student (it has no neural map head)')
-        rig = RigConfig.from_file(default_rig_path())
-        samples = load_camera_samples(
-            list(args.data), CameraDatasetSettings.of(TeacherConfig(), rig)
-        )
+        measured = measure_map_iou(args.weights, list(args.data), not args.no_progress)
     except (FileNotFoundError, ValueError, DatasetError, ArtifactError) as error:
         print(f'vla student map-iou: {error}', file=sys.stderr)
         return 1
-    results = {
-        mode: neural_map_iou(model, samples, rig, mode == 'on', progress=not args.no_progress)
-        for mode in ('on', 'off')
-    }
-    print(f'{len(samples)} states of {", ".join(map(str, args.data))}')
-    print(iou_table(results))
+    print(f'{measured["states"]} states of {", ".join(map(str, args.data))}')
+    print(iou_table(measured['iou']))
     if args.json is not None:
-        write_json(args.json, {'states': len(samples), 'iou': results})
+        write_json(args.json, measured)
     return 0

@@ -36,7 +36,6 @@ from vla_model.driving_dataset import DrivingDataset
 from vla_model.losses import (
     LossWeights,
     bev_loss,
-    distillation_loss,
     planning_loss,
     rationale_loss,
 )
@@ -70,7 +69,6 @@ class TrainConfig:
     cache_dir: str = ''  # empty: <out_dir>/cache
     rig_file: str = ''  # empty: the packaged config/rig_surround.yaml
     init_weights: str = ''  # start from these weights (fine-tuning, DAgger rounds)
-    teacher_weights: str = ''  # distil from this trained teacher
     clip_length: int = 2
     batch_size: int = 4
     steps: int = 1000
@@ -108,7 +106,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict, base: Path) -> TrainConfig:
         """Build from a parsed mapping; relative paths are taken from `base`."""
-        paths = ('out_dir', 'cache_dir', 'rig_file', 'init_weights', 'teacher_weights')
+        paths = ('out_dir', 'cache_dir', 'rig_file', 'init_weights')
         return cls(**run_values(cls, data, base, LossWeights, ('bags',), paths))
 
     def bag_paths(self) -> list[Path]:
@@ -174,7 +172,6 @@ def clip_losses(
     batch: dict[str, Tensor],
     weights: LossWeights,
     step_s: float,
-    teacher_outputs: list[dict[str, Tensor]] | None = None,
 ) -> dict[str, Tensor]:
     """Return every loss term averaged over the clip's frames, and their weighted total.
 
@@ -194,11 +191,6 @@ def clip_losses(
         add('score', score)
         add('bev', bev_loss(output['bev_semantics'], batch['bev'][:, t], batch['bev_valid'][:, t]))
         add('rationale', rationale_loss(output['rationale'], batch['rationale'][:, t]))
-        if teacher_outputs is not None:
-            trajectory, score, bev = distillation_loss(output, teacher_outputs[t])
-            add('distill_trajectory', trajectory)
-            add('distill_score', score)
-            add('distill_bev', bev)
     terms['total'] = sum(getattr(weights, name) * value for name, value in terms.items())
     return terms
 
@@ -276,10 +268,6 @@ def train(
         if dist.world > 1
         else network
     )
-    teacher = None
-    if config.teacher_weights:
-        teacher = load_weights(Path(config.teacher_weights)).to(device).eval()
-
     last_step = config.steps if stop_after is None else min(config.steps, first_step + stop_after)
     batches = StepBatches(
         len(dataset), config.batch_size, config.seed, dist, range(first_step, last_step)
@@ -321,13 +309,7 @@ def train(
         for group in optimizer.param_groups:
             group['lr'] = rate
         outputs = forward_clip(model, batch, lut_index)
-        teacher_outputs = None
-        if teacher is not None:
-            with torch.no_grad():
-                teacher_outputs = forward_clip(teacher, batch, lut_index)
-        terms = clip_losses(
-            outputs, batch, config.loss_weights, model_config.step_s, teacher_outputs
-        )
+        terms = clip_losses(outputs, batch, config.loss_weights, model_config.step_s)
         optimizer.zero_grad(set_to_none=True)
         terms['total'].backward()
         gradient_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         (
             'distill',
-            'train the teacher, distil the student from it, compare quality and latency',
+            "model v2's stage 2: the camera student distilled from the teacher, on-policy",
             add_distill_arguments,
             run_distill,
         ),
