@@ -7,7 +7,7 @@ from builtin_interfaces.msg import Time
 from rclpy.serialization import deserialize_message, serialize_message
 from vla_msgs.msg import Obstacle, ObstacleArray
 
-from vla_ros.cdr import restamped, sequence_length_after_header
+from vla_ros.cdr import header_stamp_ns, restamped, sequence_length_after_header
 
 
 def obstacle_array(count: int, frame_id: str) -> ObstacleArray:
@@ -48,3 +48,13 @@ def test_a_restamped_message_differs_only_in_its_stamp():
     assert copy == message
     with pytest.raises(ValueError, match='not a plain CDR message'):
         restamped(b'\x00\x07' + raw[2:], 0)
+
+
+def test_the_stamp_is_read_from_the_bytes_in_either_byte_order():
+    raw = serialize_message(obstacle_array(2, 'odom'))
+    assert header_stamp_ns(raw) == 3_000_000_004
+    assert header_stamp_ns(restamped(raw, 9_000_000_001)) == 9_000_000_001
+    big = b'\x00\x00\x00\x00' + struct.pack('>iI', 5, 6)
+    assert header_stamp_ns(big) == 5_000_000_006
+    assert header_stamp_ns(b'\x00\x07' + raw[2:]) is None  # XCDR2: not read here
+    assert header_stamp_ns(raw[:11]) is None  # cut inside the stamp

@@ -46,6 +46,18 @@ def sequence_length_after_header(raw: bytes, byte_fields: int = 0) -> int | None
     return struct.unpack_from(f'{order}I', raw, offset)[0]
 
 
+def header_stamp_ns(raw: bytes) -> int | None:
+    """Return the stamp of a serialized message that begins with a std_msgs/Header, in ns.
+
+    None when `raw` is not plain CDR or too short to hold the stamp.
+    """
+    order = byte_order(raw)
+    if order is None or len(raw) < ENCAPSULATION_BYTES + 8:
+        return None
+    sec, nanosec = struct.unpack_from(f'{order}iI', raw, ENCAPSULATION_BYTES)
+    return sec * NS_PER_S + nanosec
+
+
 def restamped(raw: bytes, stamp_ns: int) -> bytes:
     """Return a serialized message that begins with a std_msgs/Header, stamped `stamp_ns`.
 

@@ -5,6 +5,9 @@ QoS and, as soon as an input is complete, publishes recorded copies of the node'
 (same types and sizes, restamped as the node stamps them) without computing anything. Four
 relays in four processes move the same messages through the same hops as the pipeline, so the
 latency and CPU they take are what rclpy and DDS alone cost; the rest of the pipeline's is work.
+Like the nodes, a relay takes its inputs as serialized bytes (raw subscriptions: only the
+header's stamp is read) and publishes serialized bytes, keeping megabyte buffers in reused heap
+memory: the floor is the cheapest way rclpy moves these messages, not rclpy's message objects.
 
 Run as `python -m vla_tools.bare_relay STAGE TEMPLATE_DIR`; the templates are serialised messages
 named `<topic>.cdr` (e.g. `vla_plan.cdr` for vla/plan).
@@ -25,7 +28,8 @@ from sensor_msgs.msg import Image
 from vla_msgs.msg import SafetyStatus, SensorFrame, SensorStatus, Trajectory, VlaPlan
 
 from vla_perception.rig import RigConfig, default_rig_path
-from vla_perception.synchronizer import stamp_to_ns
+from vla_ros.cdr import header_stamp_ns, restamped
+from vla_ros.large_buffers import keep_large_buffers
 from vla_ros.node_main import run_node
 from vla_ros.qos import RELIABLE, SENSOR_DATA
 from vla_ros.stamps import to_time
@@ -56,45 +60,52 @@ class BareRelay(Node):
 
     def __init__(self, stage: str, templates: Path, rig: RigConfig, **kwargs) -> None:
         super().__init__(f'bare_{stage}_relay', **kwargs)
+        keep_large_buffers()  # as the sync and inference nodes do
         self.outputs = []
         for topic, kind, qos in OUTPUTS[stage]:
-            message = deserialize_message(template_file(templates, topic).read_bytes(), kind)
-            self.outputs.append((self.create_publisher(kind, topic, qos), message))
+            template = template_file(templates, topic).read_bytes()
+            self.outputs.append((self.create_publisher(kind, topic, qos), template))
         if stage == 'sync':
             self._cameras = len(rig.cameras)
             self._images: Counter[int] = Counter()
             for spec in rig.cameras:
-                self.create_subscription(Image, spec.image_topic, self._on_image, SENSOR_DATA)
+                self._subscribe(Image, spec.image_topic, self._on_image, SENSOR_DATA)
         elif stage == 'inference':
-            self.create_subscription(SensorFrame, 'vla/sensor_frame', self._on_frame, FRAME_QOS)
+            self._subscribe(SensorFrame, 'vla/sensor_frame', self._publish, FRAME_QOS)
         elif stage == 'safety':
-            self.create_subscription(VlaPlan, 'vla/plan', self._on_plan, RELIABLE)
+            # The monitor's status carries the plan's age: built per plan, as the monitor does.
+            self._status_publisher, template = self.outputs.pop()
+            self._status = deserialize_message(template, SafetyStatus)
+            self._subscribe(VlaPlan, 'vla/plan', self._on_plan, RELIABLE)
         else:
-            self.create_subscription(Trajectory, 'vla/trajectory', self._on_trajectory, RELIABLE)
+            self._subscribe(Trajectory, 'vla/trajectory', self._publish, RELIABLE)
+
+    def _subscribe(self, kind: type, topic: str, on_stamp, qos: QoSProfile) -> None:
+        """Subscribe to raw `topic`; `on_stamp` gets each message's header stamp (ns)."""
+
+        def on_message(raw: bytes) -> None:
+            stamp_ns = header_stamp_ns(raw)
+            if stamp_ns is not None:
+                on_stamp(stamp_ns)
+
+        self.create_subscription(kind, topic, on_message, qos, raw=True)
 
     def _publish(self, stamp_ns: int) -> None:
-        for publisher, message in self.outputs:
-            message.header.stamp = to_time(stamp_ns)
-            publisher.publish(message)
+        for publisher, template in self.outputs:
+            publisher.publish(restamped(template, stamp_ns))
 
-    def _on_image(self, message: Image) -> None:
-        stamp_ns = stamp_to_ns(message.header.stamp)
+    def _on_image(self, stamp_ns: int) -> None:
         self._images[stamp_ns] += 1
         if self._images[stamp_ns] == self._cameras:
             self._images = Counter({s: n for s, n in self._images.items() if s > stamp_ns})
             self._publish(stamp_ns)
 
-    def _on_frame(self, message: SensorFrame) -> None:
-        self._publish(stamp_to_ns(message.header.stamp))
-
-    def _on_plan(self, message: VlaPlan) -> None:
+    def _on_plan(self, plan_stamp_ns: int) -> None:
         now_ns = self.get_clock().now().nanoseconds
-        status = self.outputs[1][1]
-        status.plan_age_s = (now_ns - stamp_to_ns(message.header.stamp)) * 1e-9
         self._publish(now_ns)
-
-    def _on_trajectory(self, message: Trajectory) -> None:
-        self._publish(stamp_to_ns(message.header.stamp))
+        self._status.header.stamp = to_time(now_ns)
+        self._status.plan_age_s = (now_ns - plan_stamp_ns) * 1e-9
+        self._status_publisher.publish(self._status)
 
 
 def main(args: list[str] | None = None) -> None:
