@@ -55,3 +55,22 @@ def test_bench_safety_prints_every_case_and_writes_json(tmp_path):
     assert cases['plans_lost']['states'] == ['MINIMAL_RISK/COMFORTABLE_STOP']
     assert all(0 < r['step_p50_ms'] <= r['step_p99_ms'] for r in cases.values())
     assert 'goal p99 <= 1 ms' in result.stdout
+
+
+def test_training_commands_make_openmp_threads_sleep_at_barriers(monkeypatch):
+    monkeypatch.delenv('OMP_WAIT_POLICY', raising=False)
+    cli.quiet_openmp_waits(['sim', 'eval', '--driver', 'expert'])
+    assert 'OMP_WAIT_POLICY' not in cli.os.environ
+    cli.quiet_openmp_waits(['student', 'train', 'run.yaml'])
+    assert cli.os.environ['OMP_WAIT_POLICY'] == 'PASSIVE'
+    monkeypatch.setenv('OMP_WAIT_POLICY', 'ACTIVE')  # the caller's choice is kept
+    cli.quiet_openmp_waits(['teacher', 'train', 'run.yaml'])
+    assert cli.os.environ['OMP_WAIT_POLICY'] == 'ACTIVE'
+    # OpenMP reads the policy when torch loads it: the command line must not import torch first.
+    loaded = subprocess.run(
+        [sys.executable, '-c', 'import sys, vla_tools.cli; print("torch" in sys.modules)'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == 'False'
