@@ -19,8 +19,9 @@
 # waits for it: the expert and the teacher drive the nominal and long-tail sets, then each
 # student through the whole pipeline, mapped and map-free, set side by side by `vla sim compare`.
 # Every step resumes: recorded episodes are skipped, training continues from its last
-# checkpoint, an evaluation written is not run again. Each stage's data and wall time on two
-# cores: docs/TRAINING.md, "Measured".
+# checkpoint, an evaluation written is not run again. Each step's begin and wall time are appended
+# to DATA_DIR/recipe_times.log (a resumed step logs the rest it ran); each stage's data and wall
+# time on two cores: docs/TRAINING.md, "Measured".
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,22 +35,31 @@ data=$(mkdir -p "${1:-data/v2}" && cd "${1:-data/v2}" && pwd)
 config="$root/vla_ros/config"
 teacher="$data/teacher/train2/teacher.safetensors"
 
+timed() {  # name command...: run one step; its begin and wall time go to $data/recipe_times.log
+  local name=$1 start=$SECONDS
+  shift
+  echo "$(date -u +%FT%TZ) begun $name" >> "$data/recipe_times.log"
+  "$@"
+  echo "$(date -u +%FT%TZ) done $name in $((SECONDS - start)) s" >> "$data/recipe_times.log"
+}
+
 if [ -z "$given_teacher" ]; then
-  "$vla" teacher record "$data/teacher/r0" --episodes 900 --seed-start 100000 --no-progress
+  timed r0 "$vla" teacher record "$data/teacher/r0" --episodes 900 --seed-start 100000 \
+    --no-progress
   cp "$config/train_teacher.yaml" "$data/train_teacher.yaml"
-  (cd "$data" && "$vla" teacher train train_teacher.yaml --no-progress)
+  timed train0 "$vla" teacher train "$data/train_teacher.yaml" --no-progress
 
-  "$vla" teacher record "$data/teacher/r1" --episodes 300 --seed-start 200000 --keep-every 3 \
-    --counterfactual-every 15 --driver-weights "$data/teacher/train0/teacher.safetensors" \
-    --no-progress
+  timed r1 "$vla" teacher record "$data/teacher/r1" --episodes 300 --seed-start 200000 \
+    --keep-every 3 --counterfactual-every 15 \
+    --driver-weights "$data/teacher/train0/teacher.safetensors" --no-progress
   cp "$config/train_teacher_dagger.yaml" "$data/train_teacher_dagger.yaml"
-  (cd "$data" && "$vla" teacher train train_teacher_dagger.yaml --no-progress)
+  timed train1 "$vla" teacher train "$data/train_teacher_dagger.yaml" --no-progress
 
-  "$vla" teacher record "$data/teacher/r2" --episodes 300 --seed-start 250000 --keep-every 3 \
-    --counterfactual-every 15 --driver-weights "$data/teacher/train1/teacher.safetensors" \
-    --no-progress
+  timed r2 "$vla" teacher record "$data/teacher/r2" --episodes 300 --seed-start 250000 \
+    --keep-every 3 --counterfactual-every 15 \
+    --driver-weights "$data/teacher/train1/teacher.safetensors" --no-progress
   cp "$config/train_teacher_dagger2.yaml" "$data/train_teacher_dagger2.yaml"
-  (cd "$data" && "$vla" teacher train train_teacher_dagger2.yaml --no-progress)
+  timed train2 "$vla" teacher train "$data/train_teacher_dagger2.yaml" --no-progress
 fi
 
 # Stage 2, `vla distill` (vla_tools/distillation.py, docs/TRAINING.md "Model v2, stage 2"): it
@@ -63,7 +73,7 @@ fi
 #      through the whole pipeline, half map-free (seeds 600000+) and half mapped (700000+); it is
 #      fine-tuned on all four data sets, the teacher labelling every state at training time
 #      (vla_ros/config/train_student_v2_r1.yaml), and its map measured again.
-"$vla" distill "$data" --teacher "${given_teacher:-$teacher}" --no-progress
+timed distill "$vla" distill "$data" --teacher "${given_teacher:-$teacher}" --no-progress
 
 evaluate() {  # driver name scenarios... (20 episodes each, held-out seeds and wording)
   local driver=$1 name=$2
@@ -71,8 +81,9 @@ evaluate() {  # driver name scenarios... (20 episodes each, held-out seeds and w
   local weights=()
   [ "$driver" = teacher ] && weights=(--weights "$teacher")
   [ -f "$data/eval/${driver}_$name.json" ] && return 0  # evaluated already
-  "$vla" sim eval --driver "$driver" "${weights[@]}" --scenarios "$@" --episodes 20 \
-    --seed-start 100 --split test --json "$data/eval/${driver}_$name.json"
+  timed "eval ${driver}_$name" "$vla" sim eval --driver "$driver" "${weights[@]}" \
+    --scenarios "$@" --episodes 20 --seed-start 100 --split test \
+    --json "$data/eval/${driver}_$name.json"
 }
 mkdir -p "$data/eval"
 for driver in expert teacher; do
@@ -89,11 +100,13 @@ measure_student() {  # name weights: closed loop, mapped and map-free
   local name=$1 student_weights=$2 prior
   for prior in on off; do
     [ -f "$data/eval/${name}_nominal_map_$prior.json" ] ||
-      "$vla" sim eval --driver pipeline --weights "$student_weights" --map-prior "$prior" \
+      timed "eval ${name}_nominal_map_$prior" "$vla" sim eval --driver pipeline \
+        --weights "$student_weights" --map-prior "$prior" \
         --scenarios highway merge roundabout intersection exit --episodes 10 --seed-start 100 \
         --split test --json "$data/eval/${name}_nominal_map_$prior.json"
     [ -f "$data/eval/${name}_long_tail_map_$prior.json" ] ||
-      "$vla" sim eval --driver pipeline --weights "$student_weights" --map-prior "$prior" \
+      timed "eval ${name}_long_tail_map_$prior" "$vla" sim eval --driver pipeline \
+        --weights "$student_weights" --map-prior "$prior" \
         --scenarios cut_in hard_braking_lead stalled_vehicle slow_truck dense_traffic pull_over \
         stop_behind_lead debris crossing_pedestrian --episodes 10 --seed-start 100 \
         --split test --json "$data/eval/${name}_long_tail_map_$prior.json"
