@@ -56,3 +56,32 @@ def test_sim_eval_drives_the_pipeline_cores_and_counts_the_monitor(tmp_path):
     assert list(cycles.values()) == sorted(cycles.values(), reverse=True)
     top, count = next(iter(cycles.items()))
     assert f'{top} {count}' in result.stdout
+
+
+def test_workers_share_the_episodes_and_change_no_result(tmp_path):
+    runs = {}
+    for workers in ('1', '2'):
+        summary = tmp_path / f'eval{workers}.json'
+        result = run_vla(
+            'sim', 'eval', '--scenarios', 'merge', 'highway', '--episodes', '2',
+            '--workers', workers, '--json', str(summary),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        runs[workers] = json.loads(summary.read_text())['episodes']
+    timing = {'mean_step_wall_ms', 'p99_step_wall_ms'}  # the only measurements of the machine
+    for one, two in zip(runs['1'], runs['2'], strict=True):
+        assert {k: v for k, v in one.items() if k not in timing} == {
+            k: v for k, v in two.items() if k not in timing
+        }
+    assert [(e['scenario'], e['seed']) for e in runs['2']] == [
+        ('merge', 0),
+        ('merge', 1),
+        ('highway', 0),
+        ('highway', 1),
+    ]
+    missing = run_vla(
+        'sim', 'eval', '--driver', 'teacher', '--weights', str(tmp_path / 'none'),
+        '--workers', '2', '--episodes', '1',
+    )  # fmt: skip
+    assert missing.returncode == 1 and missing.stderr.strip().endswith('none does not exist')
+    assert run_vla('sim', 'eval', '--workers', '0').returncode == 2

@@ -8,8 +8,10 @@ so drivers are compared on equal terms. Episodes selected for the report keep th
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -125,37 +127,81 @@ def run_episode(
     return EpisodeResult(log.finish(), np.asarray(track, float).reshape(-1, 4), frames)
 
 
+@dataclass(frozen=True)
+class EpisodeJob:
+    """One episode of an evaluation: which, and how it is rendered."""
+
+    scenario: str
+    seed: int
+    film: bool
+    render: bool
+    split: Split
+
+
+_worker_driver: Driver | None = None
+"""The driver of an evaluation worker process, built on its first episode."""
+
+
+def _run_job(job: EpisodeJob, driver: Driver, rig: RigConfig) -> EpisodeResult:
+    return run_episode(
+        job.scenario,
+        job.seed,
+        driver,
+        rig,
+        film=job.film,
+        split=job.split,
+        sim_config=SimConfig(render=job.film or job.render),
+    )
+
+
+def _run_job_in_worker(
+    job: EpisodeJob, build_driver: Callable[[], Driver], rig: RigConfig
+) -> EpisodeResult:
+    """Run one episode in a worker process: a driver that cannot be built fails that job."""
+    global _worker_driver
+    if _worker_driver is None:
+        _worker_driver = build_driver()
+    return _run_job(job, _worker_driver, rig)
+
+
 def evaluate(
     scenarios: list[str],
     episodes: int,
-    driver: Driver,
+    build_driver: Callable[[], Driver],
     rig: RigConfig,
     *,
     seed_start: int = 0,
     films_per_scenario: int = 1,
     split: Split = Split.TEST,
     render: bool = False,
+    workers: int = 1,
 ) -> Iterator[EpisodeResult]:
     """Yield every episode's result, scenario by scenario, seed by seed.
 
-    One driver drives every episode (reset in between, so a model loads once). Cameras are
-    rendered for filmed episodes, and for all of them when `render` is set: a driver that looks
-    through the cameras needs them.
+    `build_driver()` makes the driver that drives every episode of a process (reset in between,
+    so a model loads once per process; it must pickle, e.g. a class or a functools.partial);
+    with `workers` > 1 each of that many processes builds its own and the episodes are shared
+    out, the results still yielded in order, an error building a driver raised as it would be
+    here (each episode
+    depends on its scenario and seed alone; the step wall times then include the other workers'
+    load). Cameras are rendered for filmed episodes, and for all of them when `render` is set: a
+    driver that looks through the cameras needs them.
     """
     for name in scenarios:
         get_scenario(name)  # fail on a bad name before any episode runs
-    for name in scenarios:
-        for index in range(episodes):
-            film = index < films_per_scenario
-            yield run_episode(
-                name,
-                seed_start + index,
-                driver,
-                rig,
-                film=film,
-                split=split,
-                sim_config=SimConfig(render=film or render),
-            )
+    jobs = [
+        EpisodeJob(name, seed_start + index, index < films_per_scenario, render, split)
+        for name in scenarios
+        for index in range(episodes)
+    ]
+    if workers <= 1:
+        driver = build_driver()
+        for job in jobs:
+            yield _run_job(job, driver, rig)
+        return
+    run = functools.partial(_run_job_in_worker, build_driver=build_driver, rig=rig)
+    with ProcessPoolExecutor(workers) as pool:
+        yield from pool.map(run, jobs)
 
 
 def summary(results: list[EpisodeResult], by: str = 'scenario') -> dict:

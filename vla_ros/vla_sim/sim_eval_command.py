@@ -1,11 +1,20 @@
 """`vla sim eval` drives seeded episodes in lockstep; `vla sim compare` compares drivers."""
 
+from __future__ import annotations
+
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vla_perception.rig import default_rig_path
 from vla_sim.driver_options import add_pipeline_arguments
+
+if TYPE_CHECKING:
+    from vla_perception.rig import RigConfig
+    from vla_sim.evaluation import Driver
 
 
 def add_sim_eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,16 +45,41 @@ def add_sim_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--json', type=Path, help='write the per-scenario summary here')
     parser.add_argument('--report', type=Path, help='write metrics, plots and GIFs here')
     parser.add_argument('--films', type=int, default=1, help='GIFs per scenario in the report')
+    parser.add_argument(
+        '--workers',
+        type=int,
+        default=1,
+        help='processes sharing the episodes, each with its own driver (same results; the step '
+        "wall times then include the other workers' load)",
+    )
+
+
+def driver_factory(args: argparse.Namespace, rig: RigConfig) -> Callable[[], Driver]:
+    """Return what builds the driver the options ask for, in whichever process drives."""
+    from vla_sim.evaluation import ExpertDriver
+
+    if args.driver == 'pipeline':
+        from vla_sim.driver_options import pipeline_driver
+
+        return functools.partial(pipeline_driver, args, rig)
+    if args.driver == 'teacher':
+        from vla_sim.teacher_driver import TeacherDriver
+
+        return functools.partial(
+            TeacherDriver, args.weights, args.sha256, enforce=args.monitor == 'enforce'
+        )
+    return ExpertDriver
 
 
 def run_sim_eval(args: argparse.Namespace, prog: str = 'vla sim eval') -> int:
     """Drive the episodes, print the metrics table; write the report and JSON if asked."""
     from tqdm import tqdm
 
+    from vla_model.artifacts import ArtifactError
     from vla_perception.rig import RigConfig
     from vla_ros.reports import write_json
     from vla_sim.bev_ground_truth import BevGrid
-    from vla_sim.evaluation import ExpertDriver, evaluate, summary
+    from vla_sim.evaluation import evaluate, summary
     from vla_sim.instructions import Split
     from vla_sim.report import metrics_table, write_report
     from vla_sim.scenarios import NOMINAL, SCENARIOS, get_scenario
@@ -58,42 +92,29 @@ def run_sim_eval(args: argparse.Namespace, prog: str = 'vla sim eval') -> int:
     except KeyError as error:
         print(f'{prog}: {error.args[0]}', file=sys.stderr)
         return 2
+    if args.workers < 1:
+        print(f'{prog}: --workers must be >= 1', file=sys.stderr)
+        return 2
+    if args.driver == 'teacher' and args.weights is None:
+        print(f'{prog}: --driver teacher needs --weights (teacher.safetensors)', file=sys.stderr)
+        return 1
     rig = RigConfig.from_file(args.rig or default_rig_path())
-    if args.driver == 'pipeline':
-        from vla_sim.driver_options import pipeline_driver
-
-        try:
-            driver = pipeline_driver(args, rig)
-        except FileNotFoundError as error:
-            print(f'{prog}: {error}', file=sys.stderr)
-            return 1
-    elif args.driver == 'teacher':
-        from vla_model.artifacts import ArtifactError
-        from vla_sim.teacher_driver import TeacherDriver
-
-        if args.weights is None:
-            print(
-                f'{prog}: --driver teacher needs --weights (teacher.safetensors)', file=sys.stderr
-            )
-            return 1
-        try:
-            driver = TeacherDriver(args.weights, args.sha256, enforce=args.monitor == 'enforce')
-        except ArtifactError as error:
-            print(f'{prog}: {error}', file=sys.stderr)
-            return 1
-    else:
-        driver = ExpertDriver()
     episodes = evaluate(
         names,
         args.episodes,
-        driver,
+        driver_factory(args, rig),
         rig,
         seed_start=args.seed_start,
         films_per_scenario=args.films if args.report else 0,
         split=Split(args.split),
         render=args.driver == 'pipeline',
+        workers=args.workers,
     )
-    results = list(tqdm(episodes, total=len(names) * args.episodes, unit='episode'))
+    try:
+        results = list(tqdm(episodes, total=len(names) * args.episodes, unit='episode'))
+    except (FileNotFoundError, ArtifactError) as error:
+        print(f'{prog}: {error}', file=sys.stderr)
+        return 1
     if args.report:
         from vla_model.config import ModelConfig
 

@@ -77,6 +77,7 @@ def run_demo(args: argparse.Namespace) -> int:
         json=None,
         report=args.report,
         films=args.episodes,
+        workers=1,  # every episode is filmed: its frames stay in this process
     )
     code = run_sim_eval(evaluation, prog='vla demo')
     if code != 0:
