@@ -164,8 +164,15 @@ def listed(*arguments: str) -> set[str]:
 
 
 def node_topics(node: str) -> set[str]:
-    """Return the topics a node publishes or subscribes to, from `ros2 node info`."""
-    result = ros2('node', 'info', '--no-daemon', '--spin-time', '5', node)
+    """Return the topics a node publishes or subscribes to, from `ros2 node info`.
+
+    Discovery is eventually consistent: on a loaded machine one 5-s spin has missed a node that
+    the `ros2 node list` just before had found, so a node not found is asked for again.
+    """
+    for _ in range(3):
+        result = ros2('node', 'info', '--no-daemon', '--spin-time', '5', node)
+        if 'Unable to find node' not in result.stderr:
+            break
     assert result.returncode == 0, result.stderr
     topics, section = set(), ''
     for line in result.stdout.splitlines():
