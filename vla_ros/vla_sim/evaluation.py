@@ -179,13 +179,12 @@ def evaluate(
     """Yield every episode's result, scenario by scenario, seed by seed.
 
     `build_driver()` makes the driver that drives every episode of a process (reset in between,
-    so a model loads once per process; it must pickle, e.g. a class or a functools.partial);
-    with `workers` > 1 each of that many processes builds its own and the episodes are shared
-    out, the results still yielded in order, an error building a driver raised as it would be
-    here (each episode
-    depends on its scenario and seed alone; the step wall times then include the other workers'
-    load). Cameras are rendered for filmed episodes, and for all of them when `render` is set: a
-    driver that looks through the cameras needs them.
+    so a model loads once per process; it must pickle, e.g. a class or a functools.partial).
+    With `workers` > 1 each of that many processes builds its own and the episodes are shared
+    out: each depends on its scenario and seed alone, so the results are the same, yielded in
+    order, and an error building a driver is raised as it would be here (the step wall times
+    include the other workers' load). Cameras are rendered for filmed episodes, and for all of
+    them when `render` is set: a driver that looks through the cameras needs them.
     """
     for name in scenarios:
         get_scenario(name)  # fail on a bad name before any episode runs
