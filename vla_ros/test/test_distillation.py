@@ -1,19 +1,25 @@
 """`vla distill`: model v2's stage 2 in order, resumed without redoing work, refusing bad folders.
 
-The steps it runs (camera recording, student training, map IoU) are tested on real data in
-test_student.py; here they are replaced by recorders, so the order, the arguments each step
-gets and what is skipped on a resumed run are what is checked.
+Most tests replace the three steps it runs (camera recording, student training, map IoU; each
+tested on real data in test_student.py) by recorders, so the order, the arguments each step gets
+and what a resumed run skips are checked quickly; the last runs a tiny stage 2 for real.
 """
 
 import json
+import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from repo_paths import REPO_ROOT, run_vla
+from vla_model.artifacts import load_weights, save_teacher
+from vla_model.student_network import NeuralMapStudent
 from vla_model.student_training import StudentTrainConfig, StudentTrainResult
+from vla_model.teacher_network import PrivilegedTeacher, TeacherConfig
 from vla_model.teacher_training import TeacherTrainConfig
 from vla_tools import distillation
 from vla_tools.distillation import RECIPE, DistillPlan, Recording, distill, steps_table
@@ -193,3 +199,43 @@ def test_the_command_and_the_recipe_refuse_a_folder_holding_another_teacher(tmp_
     assert not (data / 'student').exists()
     result = run_vla('distill', str(data), '--teacher', str(given), '--workers', '0')
     assert result.returncode == 1 and '--workers must be >= 1' in result.stderr
+
+
+def test_a_tiny_stage_two_runs_for_real_and_a_rerun_redoes_nothing(tmp_path):
+    """Every step real (one episode each, two training steps): the command's path end to end."""
+    torch.manual_seed(0)
+    teacher = tmp_path / 'teacher.safetensors'
+    save_teacher(PrivilegedTeacher(TeacherConfig()).eval(), teacher)
+    runs = {}
+    for name in ('train_student_v2.yaml', 'train_student_v2_r1.yaml'):
+        text = (CONFIG / name).read_text()
+        for key, value in (('steps', 2), ('batch_size', 2), ('warmup_steps', 1)):
+            text = re.sub(rf'^{key}: .*$', f'{key}: {value}', text, flags=re.MULTILINE)
+        runs[name] = tmp_path / 'config' / name
+        runs[name].parent.mkdir(exist_ok=True)
+        runs[name].write_text(text)
+    plan = DistillPlan(
+        tuple(replace(r, episodes=1) for r in RECIPE.demonstrations),
+        replace(RECIPE.heldout, episodes=1),
+        str(runs['train_student_v2.yaml']),
+        tuple(replace(r, episodes=1) for r in RECIPE.on_policy),
+        str(runs['train_student_v2_r1.yaml']),
+    )
+    data = tmp_path / 'data'
+    first = distill(data, teacher, plan, workers=1, progress=False)
+    again = distill(data, teacher, plan, workers=1, progress=False)
+
+    recorded = [s for s in first['steps'] if s['step'].startswith('record')]
+    assert [s['recorded_now'] for s in recorded] == [1] * 5
+    assert all(s['samples_now'] > 0 and s['bytes'] > 0 for s in recorded)
+    assert [s['recorded_now'] for s in again['steps'] if 'recorded_now' in s] == [0] * 5
+    trained = [s for s in first['steps'] if s['step'].startswith('train')]
+    assert [s['sha256'] for s in trained] == [
+        s['sha256'] for s in again['steps'] if s['step'].startswith('train')
+    ]
+    assert set(trained[1]['states']) == {'expert', 'teacher', 'student'}
+    weights = data / 'student' / 'train1' / 'student.safetensors'
+    student = load_weights(weights, trained[1]['sha256'])
+    assert isinstance(student, NeuralMapStudent)
+    maps = json.loads((data / 'eval' / 'student_r1_map_iou.json').read_text())
+    assert set(maps['iou']) == {'on', 'off'} and maps['weights_sha256'] == trained[1]['sha256']
