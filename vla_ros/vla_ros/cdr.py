@@ -58,16 +58,21 @@ def header_stamp_ns(raw: bytes) -> int | None:
     return sec * NS_PER_S + nanosec
 
 
+def write_stamp(buffer: bytearray, stamp_ns: int) -> None:
+    """Stamp, in place, a serialized message that begins with a std_msgs/Header."""
+    order = byte_order(buffer)
+    if order is None:
+        raise ValueError('not a plain CDR message')
+    sec, nanosec = divmod(stamp_ns, NS_PER_S)
+    struct.pack_into(f'{order}iI', buffer, ENCAPSULATION_BYTES, sec, nanosec)
+
+
 def restamped(raw: bytes, stamp_ns: int) -> bytes:
     """Return a serialized message that begins with a std_msgs/Header, stamped `stamp_ns`.
 
     For publishing one large message again and again, fresh each time, without paying for its
     serialization each time (an injector of oversized obstacle lists).
     """
-    order = byte_order(raw)
-    if order is None:
-        raise ValueError('not a plain CDR message')
     stamped = bytearray(raw)
-    sec, nanosec = divmod(stamp_ns, NS_PER_S)
-    struct.pack_into(f'{order}iI', stamped, ENCAPSULATION_BYTES, sec, nanosec)
+    write_stamp(stamped, stamp_ns)
     return bytes(stamped)

@@ -28,7 +28,7 @@ from sensor_msgs.msg import Image
 from vla_msgs.msg import SafetyStatus, SensorFrame, SensorStatus, Trajectory, VlaPlan
 
 from vla_perception.rig import RigConfig, default_rig_path
-from vla_ros.cdr import header_stamp_ns, restamped
+from vla_ros.cdr import header_stamp_ns, write_stamp
 from vla_ros.large_buffers import keep_large_buffers
 from vla_ros.node_main import run_node
 from vla_ros.qos import RELIABLE, SENSOR_DATA
@@ -63,7 +63,7 @@ class BareRelay(Node):
         keep_large_buffers()  # as the sync and inference nodes do
         self.outputs = []
         for topic, kind, qos in OUTPUTS[stage]:
-            template = template_file(templates, topic).read_bytes()
+            template = bytearray(template_file(templates, topic).read_bytes())
             self.outputs.append((self.create_publisher(kind, topic, qos), template))
         if stage == 'sync':
             self._cameras = len(rig.cameras)
@@ -75,7 +75,7 @@ class BareRelay(Node):
         elif stage == 'safety':
             # The monitor's status carries the plan's age: built per plan, as the monitor does.
             self._status_publisher, template = self.outputs.pop()
-            self._status = deserialize_message(template, SafetyStatus)
+            self._status = deserialize_message(bytes(template), SafetyStatus)
             self._subscribe(VlaPlan, 'vla/plan', self._on_plan, RELIABLE)
         else:
             self._subscribe(Trajectory, 'vla/trajectory', self._publish, RELIABLE)
@@ -92,7 +92,8 @@ class BareRelay(Node):
 
     def _publish(self, stamp_ns: int) -> None:
         for publisher, template in self.outputs:
-            publisher.publish(restamped(template, stamp_ns))
+            write_stamp(template, stamp_ns)  # in place: one copy per message, into bytes
+            publisher.publish(bytes(template))
 
     def _on_image(self, stamp_ns: int) -> None:
         self._images[stamp_ns] += 1
