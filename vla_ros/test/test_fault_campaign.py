@@ -12,6 +12,9 @@ from repo_paths import run_vla
 from vla_ros.stamps import to_time
 from vla_tools.fault_campaign import (
     FAULT_NAMES,
+    FAULTS,
+    RECOVERY_TIMEOUT_S,
+    STARTUP_TIMEOUT_S,
     FaultResult,
     commands_above_trusted,
     commands_accelerating,
@@ -141,6 +144,14 @@ def test_a_fault_passes_only_if_safe_in_time_clean_and_recovered():
     table = markdown_table([result(), result(recovered_s=None)])
     assert table.splitlines()[2].endswith('| 0 | none | pass |')
     assert '| — |' in table.splitlines()[3] and table.endswith('| FAIL |')
+
+
+def test_a_restarted_process_gets_bring_ups_budget_to_recover():
+    # A killed node restarts from scratch (torch, ONNX Runtime, the model): 21-24 s on a slow CI
+    # machine, beyond the 20 s a fault gets when every process keeps running.
+    budgets = {fault.name: fault.recovery_timeout_s for fault in FAULTS}
+    assert budgets['inference node killed'] == budgets['sync node killed'] == STARTUP_TIMEOUT_S
+    assert budgets['camera dropout'] == budgets['odometry lost'] == RECOVERY_TIMEOUT_S
 
 
 def test_a_reduced_campaign_reaches_every_safe_state_and_recovers(tmp_path: Path):
