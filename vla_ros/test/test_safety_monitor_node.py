@@ -31,9 +31,16 @@ from vla_msgs.msg import (
 
 from repo_paths import tool
 from vla_planning.safety_monitor import MonitorConfig, SafetyMonitor
-from vla_planning.safety_monitor_node import DEFAULT_MAX_OBSTACLES, MonitorFeed, PlanTrigger
+from vla_planning.safety_monitor_node import (
+    DEFAULT_MAX_OBSTACLES,
+    MonitorFeed,
+    PlanTrigger,
+    monitor_trajectory_bytes,
+    monitor_trajectory_message,
+)
 from vla_ros.cdr import restamped
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
+from vla_ros.stamps import to_time
 from vla_ros.testing import RosHarness
 
 NS = 1_000_000_000
@@ -351,6 +358,28 @@ def test_a_serialized_plan_is_judged_as_the_message_and_unparsable_bytes_as_malf
     output = monitor.step(7 * NS)
     assert output.ages_s['plan'] == 0.0
     assert [c.reason for c in output.checks if c.rule == 'sanity.message'] == [reason]
+
+
+def test_the_published_trajectory_bytes_are_the_message_rclpy_serializes():
+    monitor = SafetyMonitor(MonitorConfig())
+    feed = MonitorFeed(monitor, 6, lambda *refusal: None)
+    outputs = [monitor.step(4 * NS)]  # no input at all: a stop where the car stands
+    feed.plan(straight_plan(Time(sec=5)))
+    odometry = Odometry()
+    odometry.header.stamp, odometry.header.frame_id = Time(sec=5), 'odom'
+    odometry.child_frame_id, odometry.pose.pose.orientation.w = 'base_link', 1.0
+    odometry.twist.twist.linear.x = SPEED
+    feed.odometry(odometry)
+    outputs += [monitor.step(5 * NS + 10_000_000), monitor.step(7 * NS + 123)]  # the plan, held
+    assert {o.in_odom for o in outputs} == {False, True}  # both frames are written
+    assert len({o.origin for o in outputs}) >= 2
+    for output in outputs:
+        stamp_ns = 1_700_000_000 * NS + 987_654_321
+        raw = monitor_trajectory_bytes(output, stamp_ns, 'odom')
+        expected = serialize_message(monitor_trajectory_message(output, to_time(stamp_ns), 'odom'))
+        # The same fields at the same offsets; rclpy leaves its padding bytes unset, these are 0.
+        assert len(raw) == len(expected)
+        assert deserialize_message(raw, Trajectory) == deserialize_message(expected, Trajectory)
 
 
 def test_an_oversized_obstacle_list_is_refused_by_name_and_the_monitor_stops_by_freshness(

@@ -80,7 +80,7 @@ def plan_message(stamp) -> VlaPlan:
 class World:
     """Plays the monitor, the model and localisation at their rates; records the node's output."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, draw_markers: bool = True) -> None:
         self.node = node
         self.publishing_trajectories = True
         self.odometry_nan = False
@@ -97,7 +97,8 @@ class World:
         self.diagnostics: list[DiagnosticStatus] = []
         self.logs: list[Log] = []
         node.create_subscription(Path, '/vla/path', self.paths.append, RELIABLE)
-        node.create_subscription(MarkerArray, '/vla/markers', self.markers.append, RELIABLE)
+        if draw_markers:
+            self.draw_markers()
         node.create_subscription(
             ControlCommand, '/vla/control_command', self.commands.append, RELIABLE
         )
@@ -114,6 +115,10 @@ class World:
         node.create_subscription(Log, '/rosout', self._on_log, rosout_qos)
         node.create_timer(0.1, self._publish_plan_and_trajectory)
         node.create_timer(0.02, self._publish_odometry)
+
+    def draw_markers(self) -> None:
+        """Subscribe to the markers, as RViz would."""
+        self.node.create_subscription(MarkerArray, '/vla/markers', self.markers.append, RELIABLE)
 
     def _on_log(self, message: Log) -> None:
         if message.name == 'trajectory_output_node':
@@ -290,6 +295,32 @@ def test_a_malformed_plan_is_refused_with_the_reason_and_the_last_one_kept(
     count = len(world.markers)
     assert ros.spin_until(lambda: len(world.markers) > count + 2, 3.0)
     assert len(by_namespace(world.markers[-1])['candidates']) == 3
+
+
+def test_markers_are_built_only_while_something_subscribes(
+    ros: RosHarness, node_process: subprocess.Popen
+):
+    world = World(ros.node('world'), draw_markers=False)
+
+    def values() -> dict[str, str]:
+        return {v.key: v.value for v in world.diagnostics[-1].values} if world.diagnostics else {}
+
+    # Two diagnostics periods with trajectories followed and nothing drawn.
+    assert ros.spin_until(lambda: float(values().get('rate_hz', 0)) > 0, 15.0)
+    seen = len(world.diagnostics)
+    assert ros.spin_until(lambda: len(world.diagnostics) >= seen + 2, 5.0)
+    rates = [
+        float(v.value)
+        for d in world.diagnostics[seen:]
+        for v in d.values
+        if v.key == 'marker_rate_hz'
+    ]
+    assert rates == [0.0, 0.0]
+    world.draw_markers()
+    assert ros.spin_until(
+        lambda: world.markers and 'candidates' in by_namespace(world.markers[-1]), 5.0
+    )
+    assert ros.spin_until(lambda: float(values()['marker_rate_hz']) >= 5.0, 5.0)
 
 
 def test_trajectories_of_any_other_publisher_are_refused_by_name(

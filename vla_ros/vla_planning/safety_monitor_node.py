@@ -39,7 +39,11 @@ from vla_msgs.msg import (
 from vla_autoware.interfaces import autoware_types
 from vla_autoware.monitor_state import hazard_lights_command, hazard_status
 from vla_autoware.objects import Refusal, obstacle_array
-from vla_model.trajectory_messages import trajectory_arrays, trajectory_message
+from vla_model.trajectory_messages import (
+    trajectory_arrays,
+    trajectory_message,
+    write_trajectory,
+)
 from vla_perception.odometry import OdometrySample, yaw_of
 from vla_perception.synchronizer import stamp_to_ns
 from vla_planning.collision import Obstacles, VehicleShape
@@ -61,7 +65,7 @@ from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_st
 from vla_ros.node_main import run_node
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import RELIABLE, SENSOR_DATA
-from vla_ros.raw_messages import MalformedMessage, read_message
+from vla_ros.raw_messages import CdrWriter, MalformedMessage, read_message
 
 PI = 3.1416
 
@@ -329,6 +333,27 @@ def monitor_trajectory_message(
         path.accelerations_mps2,
         yaw_rates(path),
     )
+
+
+def monitor_trajectory_bytes(output: MonitorOutput, stamp_ns: int, odometry_frame: str) -> bytes:
+    """Serialize the trajectory monitor_trajectory_message builds, without its rclpy objects.
+
+    What the node publishes: building the trajectory's points as rclpy messages and converting
+    them for DDS was most of the monitor's publishing time, on the path from plan to command.
+    """
+    path = output.trajectory
+    out = CdrWriter()
+    write_trajectory(
+        out,
+        (stamp_ns, odometry_frame if output.in_odom else 'base_link'),
+        output.origin.value,
+        path.times_s,
+        path.poses,
+        path.speeds_mps,
+        path.accelerations_mps2,
+        yaw_rates(path),
+    )
+    return out.getvalue()
 
 
 def failing_reasons(output: MonitorOutput) -> str:
@@ -721,10 +746,11 @@ class SafetyMonitorNode(Node):
             now = self.get_clock().now()
             output = self.monitor.step(now.nanoseconds)
             odometry_frame = self.feed.odometry_frame
-        trajectory = monitor_trajectory_message(output, now.to_msg(), odometry_frame)
-        self.trajectory_publisher.publish(trajectory)
+        self.trajectory_publisher.publish(
+            monitor_trajectory_bytes(output, now.nanoseconds, odometry_frame)
+        )
         status = safety_status_message(
-            output, trajectory.header, self.monitor.config.machine.clear_cycles
+            output, Header(stamp=now.to_msg()), self.monitor.config.machine.clear_cycles
         )
         self.status_publisher.publish(status)
         if self.autoware is not None:
