@@ -16,8 +16,11 @@
 #      three data sets (vla_ros/config/train_teacher_dagger2.yaml).
 # Stage 2, the camera student: `vla distill` (steps 5-7 below).
 # Then the evaluation (held-out seeds 100+, test wording), after all training so that no stage
-# waits for it: the expert and the teacher drive the nominal and long-tail sets, then each
-# student through the whole pipeline, mapped and map-free, set side by side by `vla sim compare`.
+# waits for it: the expert and the teacher drive the nominal and long-tail sets, then the model
+# shipped when the folder was begun (v1, map-free, as its card measures it; copied to
+# DATA_DIR/baseline on the first run) and each student, mapped and map-free, through the whole
+# pipeline, all set side by side by `vla sim compare`. Each evaluation shares its episodes among
+# two processes (`--workers 2`: the expert and the teacher use one core each).
 # Every step resumes: recorded episodes are skipped, training continues from its last
 # checkpoint, an evaluation written is not run again. Each step's begin and wall time are appended
 # to DATA_DIR/recipe_times.log (a resumed step logs the rest it ran); each stage's data and wall
@@ -34,6 +37,11 @@ fi
 data=$(mkdir -p "${1:-data/v2}" && cd "${1:-data/v2}" && pwd)
 config="$root/vla_ros/config"
 teacher="$data/teacher/train2/teacher.safetensors"
+baseline="$data/baseline/vla-student.safetensors"
+if [ ! -f "$baseline" ]; then
+  mkdir -p "$data/baseline"
+  cp "$root/vla_ros/models/vla-student.safetensors" "$baseline"
+fi
 
 timed() {  # name command...: run one step; its begin and wall time go to $data/recipe_times.log
   local name=$1 start=$SECONDS
@@ -82,7 +90,7 @@ evaluate() {  # driver name scenarios... (20 episodes each, held-out seeds and w
   [ "$driver" = teacher ] && weights=(--weights "$teacher")
   [ -f "$data/eval/${driver}_$name.json" ] && return 0  # evaluated already
   timed "eval ${driver}_$name" "$vla" sim eval --driver "$driver" "${weights[@]}" \
-    --scenarios "$@" --episodes 20 --seed-start 100 --split test \
+    --scenarios "$@" --episodes 20 --seed-start 100 --split test --workers 2 \
     --json "$data/eval/${driver}_$name.json"
 }
 mkdir -p "$data/eval"
@@ -96,23 +104,29 @@ for part in nominal long_tail; do  # the side-by-side tables of the model card
     --markdown "$data/eval/compare_$part.md" --plot "$data/eval/compare_$part.png"
 done
 
-measure_student() {  # name weights: closed loop, mapped and map-free
-  local name=$1 student_weights=$2 prior
-  for prior in on off; do
-    [ -f "$data/eval/${name}_nominal_map_$prior.json" ] ||
-      timed "eval ${name}_nominal_map_$prior" "$vla" sim eval --driver pipeline \
-        --weights "$student_weights" --map-prior "$prior" \
-        --scenarios highway merge roundabout intersection exit --episodes 10 --seed-start 100 \
-        --split test --json "$data/eval/${name}_nominal_map_$prior.json"
-    [ -f "$data/eval/${name}_long_tail_map_$prior.json" ] ||
-      timed "eval ${name}_long_tail_map_$prior" "$vla" sim eval --driver pipeline \
-        --weights "$student_weights" --map-prior "$prior" \
-        --scenarios cut_in hard_braking_lead stalled_vehicle slow_truck dense_traffic pull_over \
-        stop_behind_lead debris crossing_pedestrian --episodes 10 --seed-start 100 \
-        --split test --json "$data/eval/${name}_long_tail_map_$prior.json"
-  done
+drive_pipeline() {  # name weights prior: nominal and long tail, 10 episodes each
+  local name=$1 model=$2 prior=$3
+  [ -f "$data/eval/${name}_nominal_map_$prior.json" ] ||
+    timed "eval ${name}_nominal_map_$prior" "$vla" sim eval --driver pipeline \
+      --weights "$model" --map-prior "$prior" \
+      --scenarios highway merge roundabout intersection exit --episodes 10 --seed-start 100 \
+      --split test --workers 2 --json "$data/eval/${name}_nominal_map_$prior.json"
+  [ -f "$data/eval/${name}_long_tail_map_$prior.json" ] ||
+    timed "eval ${name}_long_tail_map_$prior" "$vla" sim eval --driver pipeline \
+      --weights "$model" --map-prior "$prior" \
+      --scenarios cut_in hard_braking_lead stalled_vehicle slow_truck dense_traffic pull_over \
+      stop_behind_lead debris crossing_pedestrian --episodes 10 --seed-start 100 \
+      --split test --workers 2 --json "$data/eval/${name}_long_tail_map_$prior.json"
+}
+drive_pipeline v1 "$baseline" off
+
+measure_student() {  # name weights: closed loop, mapped and map-free, beside v1
+  local name=$1
+  drive_pipeline "$name" "$2" on
+  drive_pipeline "$name" "$2" off
   for part in nominal long_tail; do
     "$vla" sim compare "$data/eval/expert_$part.json" "$data/eval/teacher_$part.json" \
+      "v1=$data/eval/v1_${part}_map_off.json" \
       "v2-mapped=$data/eval/${name}_${part}_map_on.json" \
       "v2-map-free=$data/eval/${name}_${part}_map_off.json" \
       --markdown "$data/eval/compare_${name}_$part.md" --plot "$data/eval/compare_${name}_$part.png"
