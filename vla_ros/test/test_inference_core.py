@@ -163,6 +163,10 @@ def test_onnxruntime_and_pytorch_backends_plan_the_same(model, tmp_path):
         assert np.abs(expected.candidates - actual.candidates).max() <= 1e-4
         assert expected.selected == actual.selected
     assert select_backend('auto', model, onnx_path).name == 'onnxruntime'
+    # onnxruntime_threads reaches the session; 0 keeps ONNX Runtime's own choice.
+    for threads in (0, 1):
+        backend = select_backend('onnxruntime', model, onnx_path, intra_op_threads=threads)
+        assert backend.session.get_session_options().intra_op_num_threads == threads
 
 
 def test_backend_selection_without_export_and_refusals(model):

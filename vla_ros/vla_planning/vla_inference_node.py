@@ -88,6 +88,13 @@ PARAMETERS = [
     ),
     ParameterSpec('precision', 'fp16', 'TensorRT precision: fp32, fp16 or int8.'),
     ParameterSpec(
+        'onnxruntime_threads',
+        0,
+        "ONNX Runtime's intra-op threads; 0: its default, one per physical core.",
+        0,
+        256,
+    ),
+    ParameterSpec(
         'max_frame_gap_s', 0.5, 'Frames further apart reset the temporal state, s.', 0.05, 10.0
     ),
     ParameterSpec(
@@ -272,7 +279,14 @@ def load_model(params: dict[str, object]) -> tuple[VlaNet, Backend]:
         onnx_path = Path(params['onnx_path'])
         verify(onnx_path, params['onnx_sha256'])
     cache_dir = Path(params['engine_cache_dir']) if params['engine_cache_dir'] else None
-    backend = select_backend(params['backend'], model, onnx_path, cache_dir, params['precision'])
+    backend = select_backend(
+        params['backend'],
+        model,
+        onnx_path,
+        cache_dir,
+        params['precision'],
+        params['onnxruntime_threads'],
+    )
     return model, backend
 
 
