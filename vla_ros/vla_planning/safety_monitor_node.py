@@ -318,14 +318,14 @@ def sensor_status_input(message: SensorStatus) -> SensorStatusInput:
     )
 
 
-def monitor_trajectory_message(
-    output: MonitorOutput, stamp: Time, odometry_frame: str
-) -> Trajectory:
-    """Build the trajectory a cycle publishes, stamped at the cycle, in its frame."""
-    header = Header(stamp=stamp, frame_id=odometry_frame if output.in_odom else 'base_link')
+def _published_frame(output: MonitorOutput, odometry_frame: str) -> str:
+    return odometry_frame if output.in_odom else 'base_link'
+
+
+def _published_points(output: MonitorOutput) -> tuple:
+    """Return the origin and per-point arrays of the trajectory a cycle publishes."""
     path = output.trajectory
-    return trajectory_message(
-        header,
+    return (
         output.origin.value,
         path.times_s,
         path.poses,
@@ -333,6 +333,14 @@ def monitor_trajectory_message(
         path.accelerations_mps2,
         yaw_rates(path),
     )
+
+
+def monitor_trajectory_message(
+    output: MonitorOutput, stamp: Time, odometry_frame: str
+) -> Trajectory:
+    """Build the trajectory a cycle publishes, stamped at the cycle, in its frame."""
+    header = Header(stamp=stamp, frame_id=_published_frame(output, odometry_frame))
+    return trajectory_message(header, *_published_points(output))
 
 
 def monitor_trajectory_bytes(output: MonitorOutput, stamp_ns: int, odometry_frame: str) -> bytes:
@@ -341,18 +349,9 @@ def monitor_trajectory_bytes(output: MonitorOutput, stamp_ns: int, odometry_fram
     What the node publishes: building the trajectory's points as rclpy messages and converting
     them for DDS was most of the monitor's publishing time, on the path from plan to command.
     """
-    path = output.trajectory
     out = CdrWriter()
-    write_trajectory(
-        out,
-        (stamp_ns, odometry_frame if output.in_odom else 'base_link'),
-        output.origin.value,
-        path.times_s,
-        path.poses,
-        path.speeds_mps,
-        path.accelerations_mps2,
-        yaw_rates(path),
-    )
+    header = (stamp_ns, _published_frame(output, odometry_frame))
+    write_trajectory(out, header, *_published_points(output))
     return out.getvalue()
 
 
