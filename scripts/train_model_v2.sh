@@ -17,9 +17,9 @@
 # Stage 2, the camera student: `vla distill` (steps 5-7 below).
 # Then the evaluation (held-out seeds 100+, test wording), after all training so that no stage
 # waits for it: the expert and the teacher drive the nominal and long-tail sets, then the model
-# shipped when the folder was begun (v1, map-free, as its card measures it; copied to
-# DATA_DIR/baseline on the first run) and each student, mapped and map-free, through the whole
-# pipeline, all set side by side by `vla sim compare`. Each evaluation shares its episodes among
+# shipped when the folder was begun ("baseline": v1 today, map-free as its card measures it;
+# copied to DATA_DIR/baseline on the first run) and each student, mapped and map-free, through
+# the whole pipeline, all set side by side by `vla sim compare`. Each evaluation shares its episodes among
 # two processes (`--workers 2`: the expert and the teacher use one core each).
 # Every step resumes: recorded episodes are skipped, training continues from its last
 # checkpoint, an evaluation written is not run again. Each step's begin and wall time are appended
@@ -37,11 +37,13 @@ fi
 data=$(mkdir -p "${1:-data/v2}" && cd "${1:-data/v2}" && pwd)
 config="$root/vla_ros/config"
 teacher="$data/teacher/train2/teacher.safetensors"
-baseline="$data/baseline/vla-student.safetensors"
-if [ ! -f "$baseline" ]; then
+# The model shipped when this folder was begun (config/model.yaml's weights), kept to compare with.
+shipped=$(sed -n 's/^weights_path: *//p' "$root/vla_ros/config/model.yaml")
+if [ ! -d "$data/baseline" ]; then
   mkdir -p "$data/baseline"
-  cp "$root/vla_ros/models/vla-student.safetensors" "$baseline"
+  cp "$root/vla_ros/$shipped" "$data/baseline/"
 fi
+baseline=$(compgen -G "$data/baseline/*.safetensors")
 
 timed() {  # name command...: run one step; its begin and wall time go to $data/recipe_times.log
   local name=$1 start=$SECONDS
@@ -118,15 +120,15 @@ drive_pipeline() {  # name weights prior: nominal and long tail, 10 episodes eac
       stop_behind_lead debris crossing_pedestrian --episodes 10 --seed-start 100 \
       --split test --workers 2 --json "$data/eval/${name}_long_tail_map_$prior.json"
 }
-drive_pipeline v1 "$baseline" off
+drive_pipeline baseline "$baseline" off
 
-measure_student() {  # name weights: closed loop, mapped and map-free, beside v1
+measure_student() {  # name weights: closed loop, mapped and map-free, beside the baseline
   local name=$1
   drive_pipeline "$name" "$2" on
   drive_pipeline "$name" "$2" off
   for part in nominal long_tail; do
     "$vla" sim compare "$data/eval/expert_$part.json" "$data/eval/teacher_$part.json" \
-      "v1=$data/eval/v1_${part}_map_off.json" \
+      "baseline=$data/eval/baseline_${part}_map_off.json" \
       "v2-mapped=$data/eval/${name}_${part}_map_on.json" \
       "v2-map-free=$data/eval/${name}_${part}_map_off.json" \
       --markdown "$data/eval/compare_${name}_$part.md" --plot "$data/eval/compare_${name}_$part.png"
