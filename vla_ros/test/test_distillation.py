@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -126,6 +127,43 @@ def test_stage_two_runs_in_order_and_a_rerun_measures_nothing_again(monkeypatch,
     distill(data, teacher, progress=False)  # resumed: the maps are measured already
     assert [call[0] for call in stages.calls].count('map') == 0
     assert [call[0] for call in stages.calls].count('record') == 5
+
+
+def test_a_step_cut_off_keeps_its_time_and_a_resumed_run_adds_to_it(monkeypatch, tmp_path):
+    stages = StageRecorder(monkeypatch)
+    monkeypatch.setattr(distillation, 'HEARTBEAT_S', 0.05)
+    given = tmp_path / 'given.safetensors'
+    given.write_bytes(b'teacher')
+    data = tmp_path / 'data'
+    ledger = data / 'distill.json'
+    seen_while_training = []
+
+    def cut_training(run, progress):
+        """Train for 0.3 s, reading the ledger as the heartbeat writes it, then be cut off."""
+        time.sleep(0.3)
+        seen_while_training.append(json.loads(ledger.read_text())['steps'][-1])
+        raise KeyboardInterrupt  # the session ends
+
+    monkeypatch.setattr(distillation, 'train_student', cut_training)
+    with pytest.raises(KeyboardInterrupt):
+        distill(data, given, progress=False)
+    (running,) = seen_while_training
+    cut = {step['step']: step for step in json.loads(ledger.read_text())['steps']}
+    (spent,) = cut['train student/train0']['wall_s_by_run']  # written when it was cut off
+    assert running['step'] == 'train student/train0' and running['running']
+    # The heartbeat wrote the step's time so far while it ran, before it was cut off.
+    assert 0.1 <= running['wall_s_by_run'][0] <= spent and spent >= 0.3
+    assert len(cut) == 4 and all(len(step['wall_s_by_run']) == 1 for step in cut.values())
+
+    monkeypatch.setattr(distillation, 'train_student', stages.train)  # resumed, to the end
+    report = distill(data, given, progress=False)
+    steps = {step['step']: step for step in report['steps']}
+    first = steps['train student/train0']['wall_s_by_run']
+    assert len(first) == 2 and first[0] == spent
+    assert steps['train student/train0']['wall_s'] == pytest.approx(sum(first), abs=0.1)
+    assert len(steps['record student/cameras_expert (expert)']['wall_s_by_run']) == 2
+    assert len(steps['train student/train1']['wall_s_by_run']) == 1  # not begun before
+    assert json.loads(ledger.read_text())['steps'] == report['steps']
 
 
 def test_a_kept_run_file_is_trained_with_even_if_the_packaged_one_changed(

@@ -12,7 +12,9 @@ Every step resumes: recorded episodes are skipped, training continues from its l
 a map already measured is not measured again. The teacher is copied to where the run files read
 it (`teacher_weights`); a data folder holding another teacher is refused, and the run files are
 copied into the data folder once, so a resumed run trains with the file it began with. What
-each step did and took is written to `DATA_DIR/distill.json`.
+each step did and took is written to `DATA_DIR/distill.json` as soon as the step ends; a step
+that runs again (resumed, or only checked) adds its time to what the file holds, so the wall
+time of a stage cut by a session's end stays measured.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import json
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +36,9 @@ from vla_ros.reports import markdown_table, write_json
 from vla_sim.camera_data import CameraRecordSettings, record_camera_dataset
 
 STUDENT_DRIVERS = ('expert', 'teacher', 'student')
+
+
+HEARTBEAT_S = 30.0  # how often the step under way is written to distill.json
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,80 @@ def folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob('*') if path.is_file())
 
 
+class StepLedger:
+    """The report's steps, written while they run, so that a run cut off keeps what it spent.
+
+    A step's wall time sums every run that worked on it (`wall_s_by_run`): a session's end
+    stops a three-hour stage 2 midway, and the run that resumes it finishes in minutes. The
+    step under way is written every HEARTBEAT_S with its time so far, so a run ended without
+    warning loses at most that much of it.
+    """
+
+    def __init__(self, path: Path, report: dict) -> None:
+        self.path, self.report = path, report
+        earlier = json.loads(path.read_text(encoding='utf-8')) if path.is_file() else {}
+        self.earlier = {
+            s['step']: s.get('wall_s_by_run', [s.get('wall_s', 0.0)])
+            for s in earlier.get('steps', [])
+        }
+        self.running: tuple[str, float] | None = None
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        threading.Thread(target=self._beat, daemon=True).start()
+
+    def begin(self, name: str) -> None:
+        """Start timing step `name`."""
+        with self.lock:
+            self.running = (name, time.monotonic())
+            self._write()
+
+    def end(self, summary: str, **details: object) -> None:
+        """End the step under way: add it to the report with what it holds and its times."""
+        with self.lock:
+            name, start = self.running
+            runs = self._runs(name, start)
+            self.running = None
+            self.report['steps'].append(
+                {
+                    'step': name,
+                    'summary': summary,
+                    'wall_s': round(sum(runs), 1),
+                    'wall_s_by_run': runs,
+                    **details,
+                }
+            )
+            self._write()
+
+    def close(self) -> None:
+        """Write the step under way, if any (a step that raised), and stop the heartbeat."""
+        self.stopped.set()
+        with self.lock:
+            self._write()
+
+    def _runs(self, name: str, start: float) -> list[float]:
+        return [*self.earlier.get(name, []), round(time.monotonic() - start, 1)]
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(HEARTBEAT_S):
+            with self.lock:
+                if self.running is not None:
+                    self._write()
+
+    def _write(self) -> None:
+        steps = list(self.report['steps'])
+        if self.running is not None:
+            name, start = self.running
+            runs = self._runs(name, start)
+            steps.append({'step': name, 'running': True, 'wall_s_by_run': runs})
+        named = {step['step'] for step in steps}
+        steps += [  # what earlier runs spent on steps this run has not reached yet
+            {'step': name, 'wall_s': round(sum(runs), 1), 'wall_s_by_run': runs}
+            for name, runs in self.earlier.items()
+            if name not in named
+        ]
+        write_json(self.path, {**self.report, 'steps': steps})
+
+
 class Distillation:
     """Stage 2 over one data folder: each step resumes, and is reported with its wall time."""
 
@@ -129,10 +209,11 @@ class Distillation:
         self.workers = workers
         self.progress = progress
         self.report: dict = {'data_dir': str(data_dir), 'steps': []}
+        self.ledger = StepLedger(data_dir / 'distill.json', self.report)
 
     def record(self, recording: Recording, teacher: Path, student: Path | None = None) -> None:
         """Record the episodes of `recording` not yet in its folder."""
-        start = time.perf_counter()
+        self.ledger.begin(f'record {recording.folder} ({recording.driver})')
         out_dir = self.data_dir / recording.folder
         counts = record_camera_dataset(
             out_dir,
@@ -146,9 +227,7 @@ class Distillation:
             map_prior=recording.map_prior,
         )
         size = folder_bytes(out_dir)
-        self._step(
-            f'record {recording.folder} ({recording.driver})',
-            start,
+        self.ledger.end(
             f'{counts["episodes"]} episodes ({counts["recorded"]} now), {size / 1e6:.0f} MB',
             driver=recording.driver,
             episodes=counts['episodes'],
@@ -159,11 +238,9 @@ class Distillation:
 
     def train(self, run: StudentTrainConfig) -> Path:
         """Train (or resume, or only reload) a student; return its weights."""
-        start = time.perf_counter()
+        self.ledger.begin(f'train {self.name_of(Path(run.out_dir))}')
         result = train_student(run, progress=self.progress)
-        self._step(
-            f'train {self.name_of(Path(run.out_dir))}',
-            start,
+        self.ledger.end(
             f'{sum(result.states.values())} states, {result.steps} steps',
             states=result.states,
             steps=result.steps,
@@ -173,7 +250,7 @@ class Distillation:
 
     def measure_map(self, weights: Path, name: str) -> None:
         """Measure the map of `weights` on the held-out states, unless measured already."""
-        start = time.perf_counter()
+        self.ledger.begin(f'map IoU of {name}')
         path = self.data_dir / 'eval' / f'{name}_map_iou.json'
         sha256 = sha256_file(weights)
         if path.is_file():
@@ -190,9 +267,7 @@ class Distillation:
             }
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json(path, measured)
-        self._step(
-            f'map IoU of {name}',
-            start,
+        self.ledger.end(
             f'{measured["states"]} held-out states',
             json=str(path),
             **measured,
@@ -204,16 +279,6 @@ class Distillation:
             str(path.relative_to(self.data_dir))
             if path.is_relative_to(self.data_dir)
             else str(path)
-        )
-
-    def _step(self, name: str, start: float, summary: str, **details: object) -> None:
-        self.report['steps'].append(
-            {
-                'step': name,
-                'summary': summary,
-                'wall_s': round(time.perf_counter() - start, 1),
-                **details,
-            }
         )
 
 
@@ -248,13 +313,15 @@ def distill(
     place_teacher(teacher, placed)
     steps = Distillation(data_dir, plan, workers, progress)
     steps.report['teacher'] = {'weights': str(placed), 'sha256': sha256_file(placed)}
-    for recording in (*plan.demonstrations, plan.heldout):
-        steps.record(recording, placed)
-    steps.measure_map(steps.train(first_run), 'student')
-    for recording in plan.on_policy:
-        steps.record(recording, placed, student=first)
-    steps.measure_map(steps.train(second_run), 'student_r1')
-    write_json(data_dir / 'distill.json', steps.report)
+    try:
+        for recording in (*plan.demonstrations, plan.heldout):
+            steps.record(recording, placed)
+        steps.measure_map(steps.train(first_run), 'student')
+        for recording in plan.on_policy:
+            steps.record(recording, placed, student=first)
+        steps.measure_map(steps.train(second_run), 'student_r1')
+    finally:
+        steps.ledger.close()
     return steps.report
 
 
