@@ -216,6 +216,14 @@ def test_another_teacher_a_bad_plan_or_a_map_of_other_weights_is_refused(monkeyp
         distill(fresh, given, progress=False)
     assert stages.calls[-1][0] == 'train'
 
+    broken = tmp_path / 'broken'
+    broken.mkdir()
+    (broken / 'distill.json').write_text('{"steps": [')  # not the ledger's own (it renames)
+    stages.calls.clear()
+    with pytest.raises(ValueError, match=r'distill.json is not JSON \(.*\): move it away'):
+        distill(broken, given, progress=False)
+    assert stages.calls == []
+
 
 def test_the_command_and_the_recipe_refuse_a_folder_holding_another_teacher(tmp_path):
     given, other = tmp_path / 'given.safetensors', tmp_path / 'other.safetensors'

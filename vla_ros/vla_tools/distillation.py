@@ -137,7 +137,10 @@ class StepLedger:
 
     def __init__(self, path: Path, report: dict) -> None:
         self.path, self.report = path, report
-        earlier = json.loads(path.read_text(encoding='utf-8')) if path.is_file() else {}
+        try:
+            earlier = json.loads(path.read_text(encoding='utf-8')) if path.is_file() else {}
+        except json.JSONDecodeError as error:
+            raise ValueError(f'{path} is not JSON ({error}): move it away to resume') from error
         self.earlier = {
             s['step']: s.get('wall_s_by_run', [s.get('wall_s', 0.0)])
             for s in earlier.get('steps', [])
@@ -197,7 +200,10 @@ class StepLedger:
             for name, runs in self.earlier.items()
             if name not in named
         ]
-        write_json(self.path, {**self.report, 'steps': steps})
+        # Written whole, then renamed: a run killed mid-write leaves the last complete file.
+        partial = self.path.with_suffix('.partial')
+        partial.write_text(json.dumps({**self.report, 'steps': steps}, indent=2), encoding='utf-8')
+        partial.replace(self.path)
 
 
 class Distillation:
@@ -360,6 +366,7 @@ def run_distill(args: argparse.Namespace) -> int:
         print(f'vla distill: {error}', file=sys.stderr)
         return 1
     print(steps_table(report))
+    print(f'what each step did and took: {args.data_dir / "distill.json"}')
     for step in report['steps']:
         if 'iou' in step:
             print(f'\n{step["step"]} ({step["states"]} held-out states):')
