@@ -19,8 +19,8 @@
 # waits for it: the expert and the teacher drive the nominal and long-tail sets, then the model
 # shipped when the folder was begun ("baseline": v1 today, map-free as its card measures it;
 # copied to DATA_DIR/baseline on the first run) and each student, mapped and map-free, through
-# the whole pipeline, all set side by side by `vla sim compare`. Each evaluation shares its episodes among
-# two processes (`--workers 2`: the expert and the teacher use one core each).
+# the whole pipeline, all set side by side by `vla sim compare`. Each evaluation shares its
+# episodes among two processes (`--workers 2`: the expert and the teacher use one core each).
 # Every step resumes: recorded episodes are skipped, training continues from its last
 # checkpoint, an evaluation written is not run again. Each step's begin and wall time are appended
 # to DATA_DIR/recipe_times.log (a resumed step logs the rest it ran); each stage's data and wall

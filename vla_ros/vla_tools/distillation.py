@@ -12,9 +12,9 @@ Every step resumes: recorded episodes are skipped, training continues from its l
 a map already measured is not measured again. The teacher is copied to where the run files read
 it (`teacher_weights`); a data folder holding another teacher is refused, and the run files are
 copied into the data folder once, so a resumed run trains with the file it began with. What
-each step did and took is written to `DATA_DIR/distill.json` as soon as the step ends; a step
-that runs again (resumed, or only checked) adds its time to what the file holds, so the wall
-time of a stage cut by a session's end stays measured.
+each step did and took is written to `DATA_DIR/distill.json` as it begins and ends, and every
+HEARTBEAT_S while it runs; a step that runs again (resumed, or only checked) adds its time to
+what the file holds, so the wall time of a stage cut by a session's end stays measured.
 """
 
 from __future__ import annotations
