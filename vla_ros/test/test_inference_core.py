@@ -1,6 +1,7 @@
 """The inference runtime core, on the real network with the PyTorch and ONNX Runtime backends."""
 
 import hashlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,13 +9,19 @@ import torch
 
 from test_vla_model import rig_cameras
 from vla_model.backends import OnnxRuntimeBackend, TorchBackend, select_backend
+from vla_model.bev_geometry import CameraGeometry
 from vla_model.config import student
 from vla_model.export import export_onnx
 from vla_model.instruction_features import speed_slot
 from vla_model.model_inputs import FrameInput, relative_motion
 from vla_model.network import VlaNet
 from vla_model.student_network import build_network, student_v2
-from vla_planning.inference_core import InferenceCore, InvalidModelOutputError, path_kinematics
+from vla_planning.inference_core import (
+    InferenceCore,
+    InvalidModelOutputError,
+    UnplannableFrameError,
+    path_kinematics,
+)
 from vla_planning.plan_speeds import within_acceleration_limits
 
 CONFIG = student()
@@ -192,3 +199,40 @@ def test_a_v2_student_reads_the_instructions_age_and_spoken_speed():
     v2.step(frame(31_100))
     assert v2.backend.inputs['ego_state'][0, 3] == pytest.approx(0.1)
     assert v2.backend.inputs['instruction'][0, config.instruction_dim] == 0.0  # no speed said
+
+
+def sample_cameras(index: np.ndarray, config) -> np.ndarray:
+    """Return the camera each look-up-table sample reads (num_cameras: the zero feature)."""
+    feature_h, feature_w = config.feature_size
+    return index // (max(config.depth_bins, 1) * feature_h * feature_w)
+
+
+def test_a_v2_student_plans_without_a_camera_whose_calibration_is_a_placeholder():
+    """The node gives a camera without an image an identity K: it must take no sample.
+
+    With an identity K that camera would see most of the grid, more cameras per cell than v2's
+    compact look-up table holds (the replay regression's camera_dropout case found it).
+    """
+    config = student_v2()
+    torch.manual_seed(1)
+    v2 = InferenceCore(config, Recording(TorchBackend(build_network(config).eval())), fake_encoder)
+    cameras = list(rig_cameras(config=config))
+    cameras[0] = CameraGeometry(np.eye(3), cameras[0].rotation, cameras[0].translation)
+    valid = np.arange(config.num_cameras) != 0  # the front camera sends nothing
+    plan = v2.step(replace(frame(0, valid=valid), cameras=tuple(cameras)))
+    assert np.isfinite(plan.trajectory).all()
+    assert 0 not in sample_cameras(v2.backend.inputs['lut_index'], config)
+    sums = v2.backend.inputs['lut_weight'].sum(axis=1)
+    assert np.all(np.isclose(sums, 1.0) | (sums == 0.0)) and sums.max() == pytest.approx(1.0)
+    v2.step(frame(100))  # the camera is back, calibrated: its samples return
+    assert 0 in sample_cameras(v2.backend.inputs['lut_index'], config)
+
+
+def test_cameras_that_overlap_more_than_the_model_holds_make_the_frame_unplannable():
+    config = student_v2()
+    v2 = InferenceCore(config, TorchBackend(build_network(config).eval()), fake_encoder)
+    cameras = list(rig_cameras(config=config))
+    cameras[0] = CameraGeometry(np.eye(3), cameras[0].rotation, cameras[0].translation)
+    seeing_everything = replace(frame(0), cameras=tuple(cameras))  # marked valid
+    with pytest.raises(UnplannableFrameError, match='more than the model lut_samples 4'):
+        v2.step(seeing_everything)

@@ -23,6 +23,7 @@ from vla_model.artifacts import save_weights, sha256_file
 from vla_model.config import MAP_PRIOR_LAYERS, student
 from vla_model.export import export_onnx
 from vla_model.network import VlaNet
+from vla_model.student_network import build_network, student_v2
 from vla_perception.rig import quaternion_from_matrix
 from vla_ros.qos import LATCHED, RELIABLE, SENSOR_DATA
 from vla_ros.testing import RosHarness
@@ -505,3 +506,49 @@ def test_malformed_frames_are_refused_by_reason_and_counted(ros: RosHarness, che
         )
     finally:
         stop(process)
+
+
+def test_frames_the_models_look_up_table_cannot_hold_are_not_planned(ros: RosHarness, tmp_path):
+    # A calibrated camera that sees most of the grid (an identity K, marked healthy) puts more
+    # cameras on a cell than v2's compact look-up table holds: the frame is refused by name and
+    # counted, the node keeps running and plans again once the calibration is back.
+    torch.manual_seed(2)
+    v2 = build_network(student_v2()).eval()
+    weights = tmp_path / 'v2.safetensors'
+    parameters = {
+        'weights_path': str(weights),
+        'weights_sha256': save_weights(v2, weights),
+        'onnx_path': "''",
+    }
+    node, frames, plans, logs, diagnostics = frame_harness(ros)
+    bad = {'on': False}
+    sent_bad: set[int] = set()
+    process = start(parameters)
+    try:
+        sequence, stamp = 0, 1_000_000_000_000
+
+        def publish_next() -> None:
+            nonlocal sequence, stamp
+            sequence, stamp = sequence + 1, stamp + 100_000_000
+            frame = sensor_frame(sequence, stamp)
+            if bad['on']:
+                frame.cameras[0].camera_info.k = np.eye(3).reshape(-1).tolist()
+                sent_bad.add(sequence)
+            frames.publish(frame)
+
+        node.create_timer(0.1, publish_next)
+        assert ros.spin_until(lambda: bool(plans), 60.0), 'no plan within 60 s of start'
+        bad['on'] = True
+        assert ros.spin_until(
+            lambda: any('not planned: a BEV cell is seen by' in log.msg for log in logs), 30.0
+        )
+        bad['on'] = False
+        count = len(plans)
+        assert ros.spin_until(lambda: len(plans) > count + 2, 30.0)
+        assert ros.spin_until(
+            lambda: bool(diagnostics) and int(diagnostics[-1]['frames_unplannable']) >= 1, 5.0
+        ), diagnostics[-1:]
+    finally:
+        stop(process)
+    assert not {plan.frame_sequence for plan in plans} & sent_bad, 'an unplannable frame planned'
+    assert 'lut_samples 4' in diagnostics[-1]['last_frame_problem']

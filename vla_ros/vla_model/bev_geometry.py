@@ -78,16 +78,21 @@ def depth_bin(depth: np.ndarray, bins: int) -> np.ndarray:
     return np.clip(np.floor(position * bins), 0, bins - 1).astype(np.int64)
 
 
-def build_view_lut(config: ModelConfig, cameras: list[CameraGeometry]) -> ViewLut:
+def build_view_lut(
+    config: ModelConfig, cameras: list[CameraGeometry], seeing: np.ndarray | None = None
+) -> ViewLut:
     """Compute the look-up table of a rig for this model's image, feature and BEV sizes.
 
     Samples run camera-major, one per height; with `config.lut_samples` only those that see the
-    cell are kept, in that order (a ValueError if a cell is seen by more).
+    cell are kept, in that order (a ValueError if a cell is seen by more). A camera whose
+    `seeing` entry is False (no usable image or calibration this frame: its geometry is a
+    placeholder) sees no cell, so it takes no sample a working camera needs.
     """
     if len(cameras) != config.num_cameras:
         raise ValueError(
             f'the model takes {config.num_cameras} cameras, the rig has {len(cameras)}'
         )
+    seeing = np.ones(len(cameras), bool) if seeing is None else np.asarray(seeing, bool)
     feature_h, feature_w = config.feature_size
     stride = config.feature_stride
     centres = cell_centres(config).reshape(-1, 2)
@@ -105,7 +110,8 @@ def build_view_lut(config: ModelConfig, cameras: list[CameraGeometry]) -> ViewLu
             column = np.floor(pixels[:, 0] / stride)
             row = np.floor(pixels[:, 1] / stride)
             seen = (
-                (depth > 0.1)
+                seeing[camera_index]
+                & (depth > 0.1)
                 & (column >= 0)
                 & (column < feature_w)
                 & (row >= 0)

@@ -66,6 +66,10 @@ class InvalidModelOutputError(RuntimeError):
     """The network produced NaN or infinity: no plan is made from it."""
 
 
+class UnplannableFrameError(ValueError):
+    """The frame's cameras see the grid in a way the model cannot take (its look-up table)."""
+
+
 def path_kinematics(trajectory: np.ndarray, step_s: float) -> tuple[np.ndarray, ...]:
     """Return speeds, accelerations and yaw rates of points spaced step_s apart from the origin.
 
@@ -193,7 +197,11 @@ class InferenceCore:
         return np.asarray([state[: self.config.ego_state_dim]], np.float32)
 
     def step(self, frame: FrameInput, map_prior: np.ndarray | None = None) -> Plan:
-        """Plan one frame; raise InvalidModelOutputError on NaN/Inf outputs (and reset state).
+        """Plan one frame; raise when it cannot be planned (nothing is published from it).
+
+        InvalidModelOutputError: NaN/Inf outputs (the temporal state resets);
+        UnplannableFrameError: the cameras see the grid in a way the model's look-up table
+        cannot hold (more cameras per cell than `lut_samples`).
 
         `map_prior` (layers, rows, cols) in [0, 1]: the HD-map layers (MAP_PRIOR_LAYERS) on the
         BEV grid in base_link at the frame's stamp; None drives map-free.
@@ -281,14 +289,20 @@ class InferenceCore:
         )
 
     def _lut(self, frame: FrameInput) -> dict[str, np.ndarray]:
-        """Return the view look-up table, rebuilt only when the calibration changes."""
-        key = b''.join(
+        """Return the view look-up table, rebuilt when calibration or imaged cameras change.
+
+        A camera without an image this frame has a placeholder calibration: it must see nothing.
+        """
+        key = frame.camera_valid.tobytes() + b''.join(
             np.ascontiguousarray(a, np.float64).tobytes()
             for camera in frame.cameras
             for a in (camera.k, camera.rotation, camera.translation)
         )
         if key != self._lut_key:
-            lut = build_view_lut(self.config, list(frame.cameras))
+            try:
+                lut = build_view_lut(self.config, list(frame.cameras), frame.camera_valid)
+            except ValueError as error:
+                raise UnplannableFrameError(str(error)) from error
             self._lut_index, self._lut_key = lut.index, key
             self._lut_cameras = lut.cameras
         weight = view_weight(self._lut_cameras, frame.camera_valid)

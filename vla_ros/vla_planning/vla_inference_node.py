@@ -53,6 +53,7 @@ from vla_planning.inference_core import (
     InferenceCore,
     InvalidModelOutputError,
     Plan,
+    UnplannableFrameError,
     path_kinematics,
 )
 from vla_planning.instruction_intake import (
@@ -331,7 +332,7 @@ class VlaInferenceNode(LifecycleNode):
         self._intake_worker.start()
         self._active = False
         self.frames = self.skipped = self.invalid_outputs = self.frames_without_odometry = 0
-        self.frames_malformed = 0
+        self.frames_malformed = self.frames_unplannable = 0
         self.last_frame_problem = 'none'
         self.map_priors: MapPriorBuffer | None = None
         self.frames_with_map_prior = self.map_layers_rejected = 0
@@ -504,6 +505,15 @@ class VlaInferenceNode(LifecycleNode):
             self.invalid_outputs += 1
             self.get_logger().error(str(error), throttle_duration_sec=5.0)
             return
+        except UnplannableFrameError as error:
+            self.frames_unplannable += 1
+            self.last_frame_problem = str(error)
+            self.get_logger().error(
+                f'frame {message.sequence} not planned: {error} ({self.frames_unplannable} not '
+                'planned)',
+                throttle_duration_sec=5.0,
+            )
+            return
         latency_ms = (self.get_clock().now().nanoseconds - plan.stamp_ns) / 1e6
         self.plan_publisher.publish(
             plan_bytes(
@@ -529,7 +539,7 @@ class VlaInferenceNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         latencies, self._latencies_ms = self._latencies_ms, []
         level = OK if self.core is not None and self._active and not self._latest_refused else WARN
-        if self.invalid_outputs:
+        if self.invalid_outputs or self.frames_unplannable:
             level = ERROR
         values = {
             'model': self.model_id or 'none',
@@ -541,6 +551,7 @@ class VlaInferenceNode(LifecycleNode):
             'temporal_resets': self.core.resets if self.core else 0,
             'frames_without_odometry': self.frames_without_odometry,
             'frames_malformed': self.frames_malformed,
+            'frames_unplannable': self.frames_unplannable,
             'last_frame_problem': self.last_frame_problem,
             'frames_with_map_prior': self.frames_with_map_prior,
             'map_layers_rejected': self.map_layers_rejected,
