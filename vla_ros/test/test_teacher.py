@@ -468,3 +468,47 @@ def test_instruction_noise_moves_embeddings_near_not_onto_the_training_wording()
     cosine = (moved[:, :384] * rows[:, :384]).sum(dim=1)
     assert cosine.min() > 0.79 and cosine.max() < 1.0  # 1 / sqrt(1 + 0.75^2) = 0.8
     assert torch.equal(moved[:, 384:], rows[:, 384:])  # the speed slot is not noise
+
+
+AFTER_TRAINING = """
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vla_sim.teacher_data import record_episodes
+
+
+@dataclass(frozen=True)
+class Task:
+    shard_name: str
+
+
+def record(task, out_dir, config, settings, driver):
+    x = torch.randn(256, 256)  # the workers' first torch operation
+    (out_dir / task.shard_name).write_text(str(float((x @ x).sum())))
+    return 1
+
+
+if __name__ == '__main__':
+    torch.set_num_threads(2)
+    a = torch.randn(512, 512)
+    for _ in range(20):  # the training before: torch's thread pool is running
+        a @ a
+    tasks = [Task(f'{i}.txt') for i in range(4)]
+    print(record_episodes(record, Path(sys.argv[1]), tasks, (None, None), 2, False, 'test'))
+"""
+
+
+def test_recording_workers_start_after_the_process_has_trained(tmp_path):
+    # `vla distill` trains, then records the on-policy round on two workers; forked from a
+    # process whose torch thread pool had run, they hung at their first torch operation.
+    script = tmp_path / 'after_training.py'
+    script.write_text(AFTER_TRAINING)
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "'recorded': 4, 'samples': 4" in result.stdout
+    assert len(list(tmp_path.glob('*.txt'))) == 4

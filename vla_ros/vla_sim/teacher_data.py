@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import multiprocessing
 import random
 import sys
 from collections.abc import Callable
@@ -400,7 +401,9 @@ def record_episodes(
             samples += record(job)
             bar.update()
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        # Spawned, not forked: a process forked after torch ran its thread pool (the training
+        # before an on-policy round in `vla distill`) hangs at its first torch operation.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn')) as pool:
             for count in pool.map(record, jobs):
                 samples += count
                 bar.update()
