@@ -235,7 +235,7 @@ def test_the_command_and_the_recipe_refuse_a_folder_holding_another_teacher(tmp_
     result = run_vla('distill', str(data), '--teacher', str(given), '--no-progress')
     assert result.returncode == 1
     assert result.stderr.startswith('vla distill: ') and 'is another teacher than' in result.stderr
-    recipe = REPO_ROOT / 'scripts' / 'train_model_v2.sh'
+    recipe = REPO_ROOT / 'scripts' / 'train_default_model.sh'
     result = subprocess.run(
         [recipe, '--teacher', str(given), str(data)], capture_output=True, text=True, timeout=120
     )

@@ -11,7 +11,7 @@ from rosbags.rosbag2 import Reader
 from vla_msgs.msg import Trajectory, VlaPlan
 
 from repo_paths import run_vla, tool
-from vla_model.config import ModelConfig
+from vla_model.artifacts import load_weights
 from vla_model.shipped import shipped_model
 from vla_perception.synchronizer import stamp_to_ns
 from vla_planning.vla_inference_node import model_id
@@ -79,7 +79,8 @@ def test_offline_replay_publishes_what_the_nodes_would(highway_bag: Path, two_re
     # A plan for every frame, at the frame's camera stamp, by the shipped model.
     assert {stamp_to_ns(p.header.stamp) for p in plans} == image_stamps(highway_bag)
     shipped = shipped_model()
-    assert {p.model_id for p in plans} == {model_id(ModelConfig(), shipped.weights_sha256)}
+    config = load_weights(shipped.weights_path, shipped.weights_sha256).config
+    assert {p.model_id for p in plans} == {model_id(config, shipped.weights_sha256)}
     assert all(p.inference_ms == p.input_to_output_ms == 0.0 for p in plans)
     # The monitor cycles on each plan, at its log time, and on its 10 Hz watchdog in between.
     assert {t for topic, t, _ in decoded if topic == '/vla/plan'} <= set(cycles)

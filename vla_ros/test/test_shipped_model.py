@@ -18,7 +18,7 @@ def test_the_shipped_files_have_their_pinned_hashes_and_fit_the_budget():
     assert verify(model.onnx_path, model.onnx_sha256) == model.onnx_sha256
     assert model.weights_path.stat().st_size <= MAX_BYTES
     assert model.onnx_path.stat().st_size <= MAX_BYTES
-    assert load_weights(model.weights_path, model.weights_sha256).config.name == 'vla-student'
+    assert load_weights(model.weights_path, model.weights_sha256).config.name == 'vla-student-v2'
 
 
 def test_the_shipped_onnx_export_plans_as_the_weights_do():

@@ -6,7 +6,7 @@ are rendered; the camera student distils from the teacher on them; its neural ma
 on held-out states; then the student drives episodes of its own through the whole pipeline
 (half map-free) and is fine-tuned on every data set, the teacher labelling each state. The
 closed-loop evaluation of the students is not part of it (`vla sim eval --driver pipeline`;
-scripts/train_model_v2.sh runs both).
+scripts/train_default_model.sh runs both).
 
 Every step resumes: recorded episodes are skipped, training continues from its last checkpoint,
 a map already measured is not measured again. The teacher is copied to where the run files read
