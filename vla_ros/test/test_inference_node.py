@@ -523,20 +523,17 @@ def test_frames_the_models_look_up_table_cannot_hold_are_not_planned(ros: RosHar
     node, frames, plans, logs, diagnostics = frame_harness(ros)
     bad = {'on': False}
     sent_bad: set[int] = set()
+
+    def frame_or_unplannable(sequence: int, stamp_ns: int) -> SensorFrame:
+        frame = sensor_frame(sequence, stamp_ns)
+        if bad['on']:
+            frame.cameras[0].camera_info.k = np.eye(3).reshape(-1).tolist()
+            sent_bad.add(sequence)
+        return frame
+
     process = start(parameters)
     try:
-        sequence, stamp = 0, 1_000_000_000_000
-
-        def publish_next() -> None:
-            nonlocal sequence, stamp
-            sequence, stamp = sequence + 1, stamp + 100_000_000
-            frame = sensor_frame(sequence, stamp)
-            if bad['on']:
-                frame.cameras[0].camera_info.k = np.eye(3).reshape(-1).tolist()
-                sent_bad.add(sequence)
-            frames.publish(frame)
-
-        node.create_timer(0.1, publish_next)
+        node.create_timer(0.1, FrameSource(frames, frame_or_unplannable).publish_next)
         assert ros.spin_until(lambda: bool(plans), 60.0), 'no plan within 60 s of start'
         bad['on'] = True
         assert ros.spin_until(
