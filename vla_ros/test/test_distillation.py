@@ -247,6 +247,7 @@ def test_the_command_and_the_recipe_refuse_a_folder_holding_another_teacher(tmp_
     assert result.returncode == 1 and '--workers must be >= 1' in result.stderr
 
 
+@pytest.mark.timeout(600)  # 116-256 s on the 2-vCPU VM, over 300 s beside a training job
 def test_a_tiny_stage_two_runs_for_real_and_a_rerun_redoes_nothing(tmp_path):
     """Every step real (one episode each, two training steps): the command's path end to end."""
     torch.manual_seed(0)
