@@ -16,6 +16,7 @@ from vla_model.instruction_features import speed_slot
 from vla_model.model_inputs import FrameInput, relative_motion
 from vla_model.network import VlaNet
 from vla_model.student_network import build_network, student_v2
+from vla_planning import inference_core
 from vla_planning.inference_core import (
     InferenceCore,
     InvalidModelOutputError,
@@ -236,3 +237,19 @@ def test_cameras_that_overlap_more_than_the_model_holds_make_the_frame_unplannab
     seeing_everything = replace(frame(0), cameras=tuple(cameras))  # marked valid
     with pytest.raises(UnplannableFrameError, match='more than the model lut_samples 4'):
         v2.step(seeing_everything)
+
+
+def test_a_camera_that_drops_out_and_returns_costs_no_rebuild_of_the_look_up_table(
+    core, monkeypatch
+):
+    built = []
+    real = inference_core.build_view_lut
+    monkeypatch.setattr(
+        inference_core,
+        'build_view_lut',
+        lambda *args: built.append(args[2].tolist()) or real(*args),
+    )
+    front_gone = np.arange(CONFIG.num_cameras) != 0
+    for stamp_ms, valid in enumerate((None, front_gone, None, front_gone, None)):
+        core.step(frame(stamp_ms * 100, valid=valid))
+    assert built == [[True] * CONFIG.num_cameras, front_gone.tolist()]  # each set built once
