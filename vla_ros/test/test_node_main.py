@@ -1,4 +1,4 @@
-"""CallbackThreadsExecutor: callback groups on threads of their own, without a busy loop."""
+"""The executors nodes spin (a thread per callback group, event-driven), and frozen start-up."""
 
 import gc
 import threading
@@ -6,14 +6,19 @@ import time
 import weakref
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Empty
 
-from vla_ros.node_main import CallbackThreadsExecutor, freeze_startup_objects
+from vla_ros.node_main import CallbackThreadsExecutor, executor_for, freeze_startup_objects
 
 BUSY_S = 0.6  # how long the slow callback holds its thread
 
@@ -178,3 +183,33 @@ def test_start_up_objects_are_frozen_and_later_garbage_is_still_collected():
         assert later() is None
     finally:
         gc.unfreeze()
+
+
+def test_an_event_driven_node_keeps_the_wait_set_executor_on_simulated_time(ros_domain_id: int):
+    """On simulated time, rclpy 9.1.2's EventsExecutor fires timers on nearly every /clock."""
+    context = Context()
+    rclpy.init(context=context, domain_id=ros_domain_id)
+    try:
+        wall = Node('wall_time', context=context)
+        sim_time = [Parameter('use_sim_time', value=True)]
+        simulated = Node('sim_time', context=context, parameter_overrides=sim_time)
+        assert isinstance(executor_for(wall), SingleThreadedExecutor)
+        assert isinstance(executor_for(wall, threads=3), CallbackThreadsExecutor)
+        assert not isinstance(executor_for(wall, event_driven=True), SingleThreadedExecutor)
+        executor = executor_for(simulated, event_driven=True)
+        assert isinstance(executor, SingleThreadedExecutor)
+        # What the choice guards against: a 0.1 s timer on a clock stepped 10 ms per message
+        # fires every 100 ms of simulated time.
+        fired: list[int] = []
+        simulated.create_timer(0.1, lambda: fired.append(simulated.get_clock().now().nanoseconds))
+        clock = Node('clock', context=context).create_publisher(Clock, '/clock', 10)
+        executor.add_node(simulated)
+        now_ns = 1_000_000_000
+        while now_ns < 3_000_000_000:
+            now_ns += 10_000_000
+            clock.publish(Clock(clock=Time(nanoseconds=now_ns).to_msg()))
+            executor.spin_once(timeout_sec=0.01)
+        gaps_ms = {round(gap / 1e6) for gap in np.diff(fired)[1:]}
+        assert len(fired) >= 10 and gaps_ms <= {100, 110}, gaps_ms
+    finally:
+        context.try_shutdown()

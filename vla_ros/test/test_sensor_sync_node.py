@@ -350,6 +350,23 @@ def test_bad_input_is_dropped_with_a_warning_and_others_keep_flowing(
     assert len(warnings) <= 4, 'warnings must be throttled (one per camera and reason per 0.5 s)'
 
 
+def test_a_volatile_camera_info_publisher_is_named_with_the_fix(ros: RosHarness, start_node):
+    """The incompatible-QoS event reaches the node through its (event-driven) executor."""
+    rig = RigConfig.from_file(REPO_ROOT / 'vla_ros' / 'config' / 'rig_surround.yaml')
+    topic = rig.cameras[0].info_topic
+    listener = Listener(ros.node('listener'))
+    start_node()
+    ros.node('volatile_driver').create_publisher(CameraInfo, topic, RELIABLE)
+    assert ros.spin_until(
+        lambda: any(
+            f'a publisher of {topic} offers QoS incompatible' in log.msg
+            and 'camera_info_transient_local:=false' in log.msg
+            for log in listener.logs
+        ),
+        30.0,
+    ), [log.msg for log in listener.logs]
+
+
 def test_on_simulated_time_an_image_arrives_no_earlier_than_its_stamp():
     ms = 1_000_000
     # Lockstep: a step's images come while the clock still reads the previous step.

@@ -440,7 +440,7 @@ class SensorSyncNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run sensor_sync_node until shut down."""
-    run_node(SensorSyncNode, 'sensor_sync_node', args)
+    run_node(SensorSyncNode, 'sensor_sync_node', args, event_driven=True)
 
 
 if __name__ == '__main__':
