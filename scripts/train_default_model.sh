@@ -22,8 +22,8 @@
 # the whole pipeline, all set side by side by `vla sim compare`. Each evaluation shares its
 # episodes among two processes (`--workers 2`: the expert and the teacher use one core each).
 # Last, the student the model card ships is exported to ONNX and its SHA-256 pins printed for
-# vla_ros/config/model.yaml: the first one (student/train0) today; the on-policy round's
-# (student/train1) replaces it once it drives better.
+# vla_ros/config/model.yaml: the first one (student/train0). The on-policy round's
+# (student/train1) was measured and is not shipped (the model card, "The on-policy round").
 # Every step resumes: recorded episodes are skipped, training continues from its last
 # checkpoint, an evaluation written is not run again. Each step's begin and wall time are appended
 # to DATA_DIR/recipe_times.log (a resumed step logs the rest it ran); each stage's data and wall
