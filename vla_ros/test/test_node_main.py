@@ -196,6 +196,9 @@ def test_an_event_driven_node_keeps_the_wait_set_executor_on_simulated_time(ros_
         assert isinstance(executor_for(wall), SingleThreadedExecutor)
         assert isinstance(executor_for(wall, threads=3), CallbackThreadsExecutor)
         assert not isinstance(executor_for(wall, event_driven=True), SingleThreadedExecutor)
+        switched = wall.set_parameters([Parameter('use_sim_time', value=True)])[0]
+        assert not switched.successful and 'only be set when the node starts' in switched.reason
+        assert wall.get_parameter('use_sim_time').value is False
         executor = executor_for(simulated, event_driven=True)
         assert isinstance(executor, SingleThreadedExecutor)
         # What the choice guards against: a 0.1 s timer on a clock stepped 10 ms per message

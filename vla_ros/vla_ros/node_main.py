@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 
 import rclpy
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.context import Context
 from rclpy.exceptions import ParameterException
 from rclpy.executors import (
@@ -22,6 +23,7 @@ from rclpy.executors import (
 from rclpy.experimental import EventsExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Task
 
@@ -133,13 +135,26 @@ def executor_for(node: Node, threads: int = 1, event_driven: bool = False) -> Ex
     a ROS-time timer on nearly every /clock message (a 0.1 s timer every 20 ms of sim time,
     measured), so with `use_sim_time` the node keeps the SingleThreadedExecutor. It also refuses
     guard conditions and fails on a callback that takes MessageInfo (SystemError), which is why
-    the safety monitor and the output node do not ask for it.
+    the safety monitor and the output node do not ask for it. A node given the EventsExecutor
+    refuses to switch to simulated time while it runs (`ros2 param set ... use_sim_time true`).
     """
     if threads > 1:
         return CallbackThreadsExecutor(threads, context=node.context)
     if event_driven and not node.get_parameter('use_sim_time').value:
+        node.add_on_set_parameters_callback(_refuse_simulated_time)
         return EventsExecutor(context=node.context)
     return SingleThreadedExecutor(context=node.context)
+
+
+def _refuse_simulated_time(parameters: list[Parameter]) -> SetParametersResult:
+    """Refuse use_sim_time:=true at run time on an EventsExecutor (its ROS-time timers misfire)."""
+    if any(p.name == 'use_sim_time' and p.value for p in parameters):
+        return SetParametersResult(
+            successful=False,
+            reason='use_sim_time can only be set when the node starts: it runs on an '
+            'EventsExecutor, whose timers misfire on simulated time in rclpy 9.1.2',
+        )
+    return SetParametersResult(successful=True)
 
 
 def run_node(
