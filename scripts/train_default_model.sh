@@ -132,8 +132,8 @@ measure_student() {  # name weights: closed loop, mapped and map-free, beside th
   for part in nominal long_tail; do
     "$vla" sim compare "$data/eval/expert_$part.json" "$data/eval/teacher_$part.json" \
       "baseline=$data/eval/baseline_${part}_map_off.json" \
-      "v2-mapped=$data/eval/${name}_${part}_map_on.json" \
-      "v2-map-free=$data/eval/${name}_${part}_map_off.json" \
+      "$name-mapped=$data/eval/${name}_${part}_map_on.json" \
+      "$name-map-free=$data/eval/${name}_${part}_map_off.json" \
       --markdown "$data/eval/compare_${name}_$part.md" --plot "$data/eval/compare_${name}_$part.png"
   done
 }

@@ -130,8 +130,8 @@ def executor_for(node: Node, threads: int = 1, event_driven: bool = False) -> Ex
     `threads` above 1: a CallbackThreadsExecutor with that many threads. `event_driven`: rclpy's
     EventsExecutor (C++, `rclpy.experimental`), which queues each callback as its event arrives
     instead of rebuilding the wait set in Python on every wake; the sensor sync node, woken about
-    150 times a second (six cameras, odometry at 50 Hz, its 40 Hz step timer), takes 17 % of a
-    core instead of 29-30 % at 10 Hz (docs/PERFORMANCE.md). rclpy 9.1.2's EventsExecutor fires
+    150 times a second (six cameras, odometry at 50 Hz, its 40 Hz step timer), takes 16-17 % of a
+    core instead of 31-32 % at 10 Hz (docs/PERFORMANCE.md). rclpy 9.1.2's EventsExecutor fires
     a ROS-time timer on nearly every /clock message (a 0.1 s timer every 20 ms of sim time,
     measured), so with `use_sim_time` the node keeps the SingleThreadedExecutor. It also refuses
     guard conditions and fails on a callback that takes MessageInfo (SystemError), which is why
