@@ -3,6 +3,7 @@
 20 seeded episodes per nominal scenario, judged from ground truth.
 """
 
+import dataclasses
 import math
 from concurrent.futures import ProcessPoolExecutor
 
@@ -90,9 +91,27 @@ def test_expert_stops_where_it_is_told(rig, scenario, intent):
 @pytest.mark.parametrize(
     'scenario', ['stalled_vehicle', 'hard_braking_lead', 'debris', 'crossing_pedestrian']
 )
-def test_expert_survives_the_long_tail(rig, scenario):
+def test_expert_keeps_its_lane_behind_a_blocked_lane_when_told_to_keep_it(rig, scenario):
+    """Told "keep the lane", it waits behind what blocks the lane instead of passing it."""
     results = [drive(scenario, seed, rig) for seed in range(3)]
+    assert all(r.intent == Intent.KEEP_LANE.value for r in results)
     assert not [r.seed for r in results if r.collision], results
+    assert all(r.instruction_success for r in results), results
+
+
+def test_expert_passes_a_stalled_vehicle_when_the_instruction_leaves_the_lane_free(rig):
+    scenario = dataclasses.replace(
+        get_scenario('stalled_vehicle'), intents=(Intent.SET_SPEED,), target_speeds_mps=(20.0,)
+    )
+    core = SimulationCore(scenario, 0, rig, SimConfig(render=False))
+    driver = ExpertDriver()
+    driver.reset(core)
+    start_lane, frame = core.world.ego.lane_index, core.frame
+    while not core.done:
+        frame = core.step(driver.drive(core, frame).command)
+    assert not core.world.collided
+    assert core.world.ego.lane_index[2] != start_lane[2]
+    assert frame.ego.speed_mps > 15.0  # past the stalled car, at about the speed it was told
 
 
 def test_slowing_to_a_lower_desired_speed_brakes_no_harder_than_comfort():

@@ -391,7 +391,14 @@ class Expert:
         return None
 
     def _wanted_lane_change(self, lead_speed: float, lead_gap: float) -> int:
-        """-1 (left, highway-env's lower lane numbers), +1 (right) or 0."""
+        """-1 (left, highway-env's lower lane numbers), +1 (right) or 0.
+
+        A lane blocked by a stopped lead is passed only when the instruction leaves the lane
+        free (a new speed). "Keep the lane", "follow the lead", "stop behind the lead" and a lane
+        change already made bind the ego to its lane, so it stops behind the obstacle, as the
+        metric judges them (`vla_sim.metrics`) and as a passenger who said "no lane changes"
+        expects.
+        """
         intent = self.instruction.intent
         ego = self.ego
         if ego.lane_index != ego.target_lane_index:
@@ -403,7 +410,7 @@ class Expert:
         if intent in (Intent.PULL_OVER, Intent.TAKE_EXIT):
             return 1
         blocked = lead_gap < 60.0 and lead_speed < 1.0
-        if blocked and intent not in (Intent.STOP_BEHIND_LEAD,):
+        if blocked and intent is Intent.SET_SPEED:
             return -1 if self._side_lane(-1) else 1
         return 0
 
