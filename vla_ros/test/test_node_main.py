@@ -18,7 +18,12 @@ from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Empty
 
-from vla_ros.node_main import CallbackThreadsExecutor, executor_for, freeze_startup_objects
+from vla_ros.node_main import (
+    CallbackThreadsExecutor,
+    executor_for,
+    freeze_startup_objects,
+    with_message_info,
+)
 
 BUSY_S = 0.6  # how long the slow callback holds its thread
 
@@ -216,3 +221,24 @@ def test_an_event_driven_node_keeps_the_wait_set_executor_on_simulated_time(ros_
         assert len(fired) >= 10 and gaps_ms <= {100, 110}, gaps_ms
     finally:
         context.try_shutdown()
+
+
+@pytest.mark.parametrize('event_driven', [False, True])
+def test_a_callback_wrapped_with_message_info_gets_both_on_either_executor(node, event_driven):
+    """The EventsExecutor of rclpy 9.1.2 hands such a callback one (message, info) tuple."""
+    received: list[tuple[object, dict]] = []
+    node.create_subscription(
+        Empty, 'info_test', with_message_info(lambda m, i: received.append((m, i))), 10
+    )
+    publisher = node.create_publisher(Empty, 'info_test', 10)
+    executor = executor_for(node, event_driven=event_driven)
+    executor.add_node(node)
+    deadline = time.monotonic() + 5.0
+    while len(received) < 3 and time.monotonic() < deadline:
+        publisher.publish(Empty())
+        executor.spin_once(timeout_sec=0.05)
+    assert len(received) >= 3
+    message, info = received[0]
+    assert isinstance(message, Empty)
+    gids = {bytes(e.endpoint_gid) for e in node.get_publishers_info_by_topic('/info_test')}
+    assert bytes(info['publisher_gid']['data']) in gids  # what TrustedSource reads

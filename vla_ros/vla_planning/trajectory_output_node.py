@@ -41,7 +41,7 @@ from vla_planning.tracking_controller import (
     TrackingController,
 )
 from vla_ros.diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status
-from vla_ros.node_main import run_node
+from vla_ros.node_main import run_node, with_message_info
 from vla_ros.parameters import ParameterSpec, declare_parameters
 from vla_ros.qos import RELIABLE, SENSOR_DATA
 from vla_ros.raw_messages import MalformedMessage, read_message
@@ -572,7 +572,9 @@ class TrajectoryOutputNode(Node):
         )
         self.autoware = AutowareOutput(self, params) if params['autoware'] else None
         self.autoware_adapter = self.autoware.state if self.autoware else 'off: autoware is false'
-        self.create_subscription(Trajectory, 'vla/trajectory', self._on_trajectory, RELIABLE)
+        self.create_subscription(
+            Trajectory, 'vla/trajectory', with_message_info(self._on_trajectory), RELIABLE
+        )
         self.create_subscription(SafetyStatus, 'vla/safety_status', self._on_status, RELIABLE)
         self.create_subscription(VlaPlan, 'vla/plan', self._on_plan, RELIABLE, raw=True)
         self.create_subscription(
@@ -727,7 +729,7 @@ class TrajectoryOutputNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run trajectory_output_node until shut down."""
-    run_node(TrajectoryOutputNode, 'trajectory_output_node', args)
+    run_node(TrajectoryOutputNode, 'trajectory_output_node', args, event_driven=True)
 
 
 if __name__ == '__main__':
