@@ -11,6 +11,7 @@ Instructions are embedded on a worker thread (InstructionIntake: newest wins, te
 cannot read refused), so frames never wait for the encoder.
 """
 
+import array
 import math
 import threading
 from functools import partial
@@ -303,7 +304,8 @@ def neural_map_message(header: Header, plan: Plan, config: ModelConfig) -> Occup
         config.bev_y_range[0],
     )
     grid.info.origin.orientation.w = 1.0
-    grid.data = np.round(100.0 * (1.0 - drivable.T)).astype(np.int8).ravel().tolist()
+    # An int8 array.array is taken as is; a list is converted item by item (0.4-0.7 ms a map).
+    grid.data = array.array('b', np.round(100.0 * (1.0 - drivable.T)).astype(np.int8).tobytes())
     return grid
 
 
