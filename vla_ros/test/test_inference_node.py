@@ -154,10 +154,12 @@ def test_a_plan_for_every_frame_stamped_with_the_frame_time(ros: RosHarness, che
                 sequence, stamp, missing=(2,) if sequence % 5 == 0 else ()
             ),
         )
-        node.create_timer(0.1, source.publish_next)
+        # 4 frames a second (stamps still 0.1 s apart): a node that plans slower than the frames
+        # come skips frames by design (depth 1), and a loaded CI machine must not look like that.
+        node.create_timer(0.25, source.publish_next)
         assert ros.spin_until(lambda: bool(plans), 60.0), 'no plan within 60 s of start'
         first = source.sequence
-        ros.spin_until(lambda: source.sequence >= first + 20, 5.0)
+        ros.spin_until(lambda: source.sequence >= first + 12, 10.0)
         last = source.sequence
         assert ros.spin_until(lambda: plans[-1].frame_sequence >= last, 5.0)
     finally:
