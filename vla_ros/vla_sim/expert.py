@@ -15,9 +15,10 @@ It is the teacher the model learns from, so it must be safe and legible rather t
   than `yield_deceleration_mps2` is passed (Autoware's intersection "pass judge line"), so
   that its plans, the labels the model learns, pass the safety monitor's braking limit.
 - Lateral: pure pursuit from the rear axle towards the target lane's centre-line.
-- Lane changes (instructed, to reach an exit, to pull over, or around a stopped obstacle) are
-  taken only when MOBIL's safety criterion holds (Kesting et al. 2007): the new follower would
-  not have to brake harder than `safe_braking_mps2`, with minimum gaps front and back.
+- Lane changes (instructed, to reach an exit, to pull over, or around a stopped obstacle under
+  a new speed; see `_wanted_lane_change`) are taken only when MOBIL's safety criterion holds
+  (Kesting et al. 2007): the new follower would not have to brake harder than
+  `safe_braking_mps2`, with minimum gaps front and back.
 It outputs the command and the rationale label of what it is doing.
 """
 
