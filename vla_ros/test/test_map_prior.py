@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from vla_model.config import MAP_PRIOR_LAYERS, student
+from vla_model.config import MAP_PRIOR_LAYERS, ModelConfig, student
+from vla_model.student_network import student_v2
 from vla_planning.map_prior import MapPriorBuffer
 from vla_sim.bev_ground_truth import BevGrid, map_prior
 from vla_sim.scenarios import get_scenario
@@ -28,8 +29,24 @@ def test_the_ego_lane_centreline_runs_straight_ahead_under_the_ego(layers):
     assert layers['drivable'].mean() < 0.9  # the road, not the whole grid
 
 
-def buffer_with(layers, stamps_ns, names=MAP_PRIOR_LAYERS) -> MapPriorBuffer:
-    buffer = MapPriorBuffer(student(), max_offset_s=0.05)
+def test_the_route_layer_covers_the_lanes_of_the_route_through_a_junction_only():
+    grid = BevGrid.from_model(student())
+    ego_cell = int(-grid.x_range[0] / grid.cell_m), int(-grid.y_range[0] / grid.cell_m)
+    for name in ('intersection', 'roundabout'):
+        scene = get_scenario(name).episode(0).world.scene(0)
+        junction = map_prior(scene, grid)
+        route, drivable = junction['route_lanes'], junction['drivable']
+        assert scene.route and route[ego_cell]  # the ego stands on its route
+        assert (route.sum(axis=1) >= 3).sum() > 10  # lane surfaces, not one-cell lines
+        assert not (route & ~drivable).any() and route.sum() < 0.6 * drivable.sum(), name
+    # Without a route (a highway: follow the road) the layer is empty, not the whole road.
+    assert not map_prior(get_scenario('highway').episode(0).world.scene(0), grid)[
+        'route_lanes'
+    ].any()
+
+
+def buffer_with(layers, stamps_ns, names=MAP_PRIOR_LAYERS, config=None) -> MapPriorBuffer:
+    buffer = MapPriorBuffer(config or student_v2(), max_offset_s=0.05)
     grid = BevGrid.from_model(student())
     for stamp in stamps_ns:
         messages = grid_messages({name: layers[name] for name in names}, grid, stamp)
@@ -39,12 +56,31 @@ def buffer_with(layers, stamps_ns, names=MAP_PRIOR_LAYERS) -> MapPriorBuffer:
 
 
 def test_a_frame_takes_the_complete_prior_nearest_its_stamp(layers):
-    buffer = buffer_with(layers, [1000 * MS, 1100 * MS])
+    buffer = buffer_with(layers, [1000 * MS, 1100 * MS])  # a v2 student: all three layers
     prior = buffer.at(1090 * MS)
-    assert prior.shape == (2, *student().bev_size) and prior.dtype == np.float32
-    np.testing.assert_array_equal(prior[0], layers['lane_centreline'])
-    np.testing.assert_array_equal(prior[1], layers['drivable'])
+    assert prior.shape == (3, *student().bev_size) and prior.dtype == np.float32
+    for index, name in enumerate(MAP_PRIOR_LAYERS):
+        np.testing.assert_array_equal(prior[index], layers[name])
     assert buffer.at(1200 * MS) is None  # 100 ms from the nearest: another place
+
+
+def test_a_model_of_fewer_layers_takes_the_first_ones_and_ignores_the_rest(layers):
+    two_layers = student()  # v1 and the first v2: no route
+    assert two_layers.map_prior_layers == ('lane_centreline', 'drivable')
+    without_route = buffer_with(layers, [1000 * MS], names=MAP_PRIOR_LAYERS[:2], config=two_layers)
+    prior = without_route.at(1000 * MS)
+    assert prior.shape == (2, *student().bev_size)
+    np.testing.assert_array_equal(prior[1], layers['drivable'])
+    # A map server that also sends the route changes nothing for it.
+    with_route = buffer_with(layers, [1000 * MS], config=two_layers).at(1000 * MS)
+    np.testing.assert_array_equal(with_route, prior)
+    # A three-layer model waits for the route.
+    assert buffer_with(layers, [1000 * MS], names=MAP_PRIOR_LAYERS[:2]).at(1000 * MS) is None
+
+
+def test_a_model_cannot_take_more_map_layers_than_there_are():
+    with pytest.raises(ValueError, match='map_prior_channels is 4; the map prior has 1 to 3'):
+        ModelConfig(map_prior_channels=4)
 
 
 def test_an_incomplete_prior_is_not_used(layers):

@@ -439,6 +439,7 @@ def test_map_iou_is_measured_per_class_and_distance_band(camera_data, rig):
         expected = road / (band.sum() * len(samples))  # predicted everywhere: union = band
         assert iou['drivable'][f'{low:g}-{high:g} m'] == pytest.approx(expected, abs=1e-4)
         assert iou['vehicle'][f'{low:g}-{high:g} m'] == 0.0
+        assert iou['route_lanes'][f'{low:g}-{high:g} m'] == 0.0
     table = iou_table({'off': iou})
     assert '| drivable | off |' in table and '0-30 m' in table
 

@@ -31,7 +31,7 @@ from rosbags.rosbag2 import Reader
 from rosbags.typesys.store import Typestore
 from tqdm import tqdm
 
-from vla_model.config import MAP_PRIOR_LAYERS, ModelConfig
+from vla_model.config import ModelConfig
 from vla_model.driving_labels import (
     PoseTrack,
     expert_trajectory,
@@ -190,7 +190,7 @@ def _read_light_topics(
 ) -> _LightTopics:
     model = settings.model
     bev_topics = {bev_topic(name): name for name in model.bev_classes}
-    map_topics = {map_prior_topic(name): name for name in MAP_PRIOR_LAYERS}
+    map_topics = {map_prior_topic(name): name for name in model.map_prior_layers}
     odometry, instructions, bev, map_prior, rationale, expert = [], [], {}, {}, {}, {}
     topics = {
         settings.odometry_topic,
@@ -335,7 +335,7 @@ class _CacheWriter:
             rows['trajectory_valid'].append(trajectory is not None)
             for name, layers, by_stamp in (
                 ('bev', model.bev_classes, light.bev),
-                ('map_prior', MAP_PRIOR_LAYERS, light.map_prior),
+                ('map_prior', model.map_prior_layers, light.map_prior),
             ):
                 masks = by_stamp.get(frame.stamp_ns, {})
                 complete = all(layer in masks for layer in layers)

@@ -24,8 +24,10 @@ RATIONALES = (
 BEV_CLASSES = ('drivable', 'lane_marking', 'vehicle')
 """Channels of the BEV semantics head (the neural map), each an independent probability."""
 
-MAP_PRIOR_LAYERS = ('lane_centreline', 'drivable')
-"""Layers of the optional map-prior input: an HD map rasterised on the BEV grid in base_link."""
+MAP_PRIOR_LAYERS = ('lane_centreline', 'drivable', 'route_lanes')
+"""Layers of the optional map-prior input: an HD map and the route planned on it, rasterised on
+the BEV grid in base_link; a model takes the first `map_prior_channels` (v1 and the first v2:
+two, without the route, so at a junction they could not tell which way to leave)."""
 
 PRIVILEGED_CHANNELS = (
     'drivable',
@@ -75,7 +77,9 @@ class ModelConfig:
     depth_bins: int = 0
     instruction_dim: int = 384  # all-MiniLM-L6-v2 sentence embedding
     speed_slot: bool = False  # a speed said in the text, parsed (vla_model.instruction_features)
-    map_prior_channels: int = len(MAP_PRIOR_LAYERS)
+    # the first MAP_PRIOR_LAYERS: v1 and the first v2 take two, a v2 student since 2026-12-07
+    # all three (student_network.student_v2)
+    map_prior_channels: int = 2
     num_anchors: int = 16
     horizon_steps: int = 6
     step_s: float = 0.5  # trajectory points every step_s, up to horizon_steps * step_s
@@ -91,10 +95,22 @@ class ModelConfig:
     grounding_texts: int = 0
     grounding_intents: int = 0
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.map_prior_channels <= len(MAP_PRIOR_LAYERS):
+            raise ValueError(
+                f'map_prior_channels is {self.map_prior_channels}; the map prior has '
+                f'1 to {len(MAP_PRIOR_LAYERS)} layers ({", ".join(MAP_PRIOR_LAYERS)})'
+            )
+
     @property
     def instruction_input_dim(self) -> int:
         """Width of the network's instruction input: the embedding and, if used, the slot."""
         return self.instruction_dim + (SPEED_SLOT_DIM if self.speed_slot else 0)
+
+    @property
+    def map_prior_layers(self) -> tuple[str, ...]:
+        """The MAP_PRIOR_LAYERS this network takes, in its input's order."""
+        return MAP_PRIOR_LAYERS[: self.map_prior_channels]
 
     @property
     def feature_stride(self) -> int:

@@ -19,7 +19,6 @@ import torch
 
 from vla_model.bev_geometry import build_view_lut, cell_centres, rig_cameras, view_weight
 from vla_model.camera_dataset import CameraDatasetSettings, CameraSamples, load_camera_samples
-from vla_model.config import MAP_PRIOR_LAYERS
 from vla_model.student_network import NeuralMapStudent
 from vla_model.teacher_network import TeacherConfig
 from vla_perception.rig import RigConfig, default_rig_path
@@ -27,7 +26,9 @@ from vla_ros.reports import write_json
 
 DISTANCE_BANDS_M = ((0.0, 10.0), (10.0, 20.0), (20.0, 30.0), (30.0, 60.0), (0.0, 30.0))
 """Bands of distance from base_link, metres; the last is the issue's goal's ("within 30 m")."""
-MEASURED_CLASSES = ('drivable', 'lane_marking', 'vehicle')
+MEASURED_CLASSES = ('drivable', 'lane_marking', 'vehicle', 'route_lanes')
+"""The published map's classes, and the route's lanes: given by the map prior's third layer to a
+student that takes it, read from the cameras and the instruction alone map-free."""
 
 
 def band_masks(model: NeuralMapStudent) -> np.ndarray:
@@ -64,7 +65,7 @@ def neural_map_iou(
         index = np.arange(start, min(start + batch_size, len(samples)))
         rasters = torch.from_numpy(samples.rasters(index, channels))
         images = torch.from_numpy(np.stack([samples.images(i, config.num_cameras) for i in index]))
-        layer = [channels.index(name) for name in MAP_PRIOR_LAYERS]
+        layer = [channels.index(name) for name in config.map_prior_layers]
         present = torch.full((len(index), 1), float(map_prior))
         prior = rasters[:, layer] * present[:, :, None, None]
         previous = model.neural_map(

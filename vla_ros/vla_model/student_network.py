@@ -57,6 +57,7 @@ def student_v2(**overrides) -> ModelConfig:
             depth_bins=16,  # each bin 30 % deeper than the one before: a car's length at 15 m
             speed_slot=True,
             ego_state_dim=4,
+            map_prior_channels=3,  # with the route's lanes: which way to leave a junction
             bev_classes=NEURAL_MAP_CLASSES,
         ),
         **overrides,

@@ -44,7 +44,7 @@ from vla_model.camera_dataset import (
     load_camera_samples,
 )
 from vla_model.checkpoint import resume
-from vla_model.config import MAP_PRIOR_LAYERS, VELOCITY_CHANNELS, ModelConfig
+from vla_model.config import VELOCITY_CHANNELS, ModelConfig
 from vla_model.depth_labels import DepthRays, depth_rays, depth_targets
 from vla_model.losses import (
     mask_iou,
@@ -196,7 +196,7 @@ class StudentBatches:
         images[~valid[:, None, :].repeat(2, 1)] = 0
         weights = np.stack([view_weight(self.lut_cameras, v) for v in valid])
         layer = {name: i for i, name in enumerate(self.channels)}
-        prior = rasters[:, [layer[name] for name in MAP_PRIOR_LAYERS]]
+        prior = rasters[:, [layer[name] for name in config.map_prior_layers]]
         present = (rng.random(len(index)) < self.run.map_prior_share).astype(np.float32)
         own = s.text_index[index][:, None]
         texts = np.concatenate([own, s.counterfactual_index[index]], axis=1)

@@ -2,8 +2,9 @@
 
 A map server (or the simulator) publishes each layer of MAP_PRIOR_LAYERS as an OccupancyGrid in
 base_link at some stamp. The layers are rasterised around where the vehicle was at that stamp,
-so a frame uses only a complete set stamped within `max_offset_s` of its own stamp (at 25 m/s,
-50 ms is 1.25 m, one cell); otherwise it plans map-free. ROS-free: the node feeds it messages.
+so a frame uses only a complete set of the layers its model takes (`ModelConfig.map_prior_layers`;
+the others are ignored) stamped within `max_offset_s` of its own stamp (at 25 m/s, 50 ms is
+1.25 m, one cell); otherwise it plans map-free. ROS-free: the node feeds it messages.
 """
 
 from collections import OrderedDict
@@ -29,6 +30,8 @@ class MapPriorBuffer:
         """Take one layer's OccupancyGrid; raise ValueError if it is not on the model's grid."""
         if layer not in MAP_PRIOR_LAYERS:
             raise ValueError(f'unknown map layer {layer!r}; known: {", ".join(MAP_PRIOR_LAYERS)}')
+        if layer not in self.config.map_prior_layers:
+            return  # a layer this model does not take (a newer map server's)
         if message.header.frame_id != 'base_link':
             raise ValueError(
                 f'map layer {layer} is in frame {message.header.frame_id!r}, not base_link'
@@ -52,9 +55,12 @@ class MapPriorBuffer:
         complete = [
             stamp
             for stamp, layers in self._by_stamp.items()
-            if len(layers) == len(MAP_PRIOR_LAYERS) and abs(stamp - stamp_ns) <= self.max_offset_ns
+            if len(layers) == self.config.map_prior_channels
+            and abs(stamp - stamp_ns) <= self.max_offset_ns
         ]
         if not complete:
             return None
         nearest = self._by_stamp[min(complete, key=lambda stamp: abs(stamp - stamp_ns))]
-        return np.stack([nearest[layer] for layer in MAP_PRIOR_LAYERS]).astype(np.float32)
+        return np.stack([nearest[layer] for layer in self.config.map_prior_layers]).astype(
+            np.float32
+        )

@@ -118,8 +118,9 @@ PARAMETERS = [
     ParameterSpec(
         'map_prior_topic_prefix',
         '/map/prior',
-        'OccupancyGrid layers <prefix>/<layer> in base_link (lane_centreline, drivable) used as '
-        'the map prior; empty: always plan map-free.',
+        'OccupancyGrid layers <prefix>/<layer> in base_link (lane_centreline, drivable, '
+        'route_lanes; a model takes the first map_prior_channels of them) used as the map '
+        'prior; empty: always plan map-free.',
     ),
     ParameterSpec(
         'map_prior_max_offset_s',

@@ -79,14 +79,23 @@ def line_mask(polylines: list[np.ndarray], scene: Scene, grid: BevGrid) -> np.nd
 
 
 def map_prior(scene: Scene, grid: BevGrid) -> dict[str, np.ndarray]:
-    """Return the HD-map layers around the ego: 'lane_centreline' and 'drivable' masks.
+    """Return the HD-map layers around the ego (MAP_PRIOR_LAYERS): name -> (rows, cols) mask.
 
-    What a map server would rasterise from a lanelet map and the localisation; the model takes
-    it as its optional map-prior input (vla_model.config.MAP_PRIOR_LAYERS).
+    What a map server would rasterise from a lanelet map, the route the mission planner found on
+    it and the localisation: lane centre-lines, the drivable surface, and the surfaces of the
+    lanes on the route (roundabouts and junctions: where to leave; a surface, not a line, so the
+    way through is as wide as it is; none on a road without one). The model takes them as its
+    optional map-prior input (vla_model.config.MAP_PRIOR_LAYERS).
     """
+    road = scene.road
+    segments = {(step[0], step[1]) for step in scene.route}
+    # RoadGeometry lists one surface per lane, in the order of its centre-lines.
+    lanes = zip(road.surfaces, road.centres, strict=True)
+    route_surfaces = [surface for surface, centre in lanes if centre.lane_id[:2] in segments]
     return {
-        'lane_centreline': line_mask([c.points for c in scene.road.centres], scene, grid),
-        'drivable': surface_mask(list(scene.road.surfaces), scene, grid),
+        'lane_centreline': line_mask([c.points for c in road.centres], scene, grid),
+        'drivable': surface_mask(list(road.surfaces), scene, grid),
+        'route_lanes': surface_mask(route_surfaces, scene, grid),
     }
 
 

@@ -26,8 +26,6 @@ from vla_sim.scene import Scene, footprint
 EXIT_NODE = 'exit'
 """highway-env's name for the end node of an exit ramp's lanes (exit-v0)."""
 
-Route = tuple[tuple[str, str, int | None], ...]
-
 
 def _velocity_layers(scene: Scene, grid: BevGrid) -> np.ndarray:
     """(2, rows, cols) each actor's velocity in base_link over its footprint, scaled."""
@@ -43,24 +41,18 @@ def _velocity_layers(scene: Scene, grid: BevGrid) -> np.ndarray:
 
 
 def privileged_raster(
-    scene: Scene,
-    grid: BevGrid,
-    bev: dict[str, np.ndarray],
-    map_layers: dict[str, np.ndarray],
-    route: Route,
+    scene: Scene, grid: BevGrid, bev: dict[str, np.ndarray], map_layers: dict[str, np.ndarray]
 ) -> np.ndarray:
     """Return the (len(PRIVILEGED_CHANNELS), rows, cols) float32 teacher input of one instant.
 
     `bev` and `map_layers` are the frame's BEV ground truth and map prior (already drawn by the
-    simulator for the same scene and grid, so they are not drawn twice); `route` the world's
-    navigation route (empty: follow the road).
+    simulator for the same scene and grid, so they are not drawn twice).
     """
-    centres = scene.road.centres
-    segments = {(step[0], step[1]) for step in route}
-    # RoadGeometry lists one surface per lane, in the order of its centre-lines.
-    lanes = list(zip(scene.road.surfaces, centres, strict=True))
-    route_surfaces = [surface for surface, centre in lanes if centre.lane_id[:2] in segments]
-    exit_surfaces = [surface for surface, centre in lanes if centre.lane_id[1] == EXIT_NODE]
+    exit_surfaces = [
+        surface
+        for surface, centre in zip(scene.road.surfaces, scene.road.centres, strict=True)
+        if centre.lane_id[1] == EXIT_NODE
+    ]
     vx, vy = _velocity_layers(scene, grid)
     layers = {
         'drivable': bev['drivable'],
@@ -69,7 +61,7 @@ def privileged_raster(
         'vehicle': bev['vehicle'],
         'vehicle_vx': vx,
         'vehicle_vy': vy,
-        'route_lanes': surface_mask(route_surfaces, scene, grid),
+        'route_lanes': map_layers['route_lanes'],
         'exit_lane': surface_mask(exit_surfaces, scene, grid),
     }
     return np.stack([np.asarray(layers[name], np.float32) for name in PRIVILEGED_CHANNELS])

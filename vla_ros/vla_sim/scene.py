@@ -126,9 +126,13 @@ class Appearance:
     unusual_colours: bool = False  # actors get saturated, non-car-like colours
 
 
+Route = tuple[tuple[str, str, int | None], ...]
+"""A navigation route: the highway-env lane indices (from node, to node, lane) to drive through."""
+
+
 @dataclass(frozen=True)
 class Scene:
-    """The world at one instant: the ego, the other actors and the road."""
+    """The world at one instant: the ego, the other actors, the road and the ego's route."""
 
     stamp_ns: int
     ego: Pose2D  # base_link (rear-axle centre) in the world frame
@@ -136,3 +140,4 @@ class Scene:
     actors: tuple[Actor, ...]
     road: RoadGeometry
     appearance: Appearance = field(default_factory=Appearance)
+    route: Route = ()  # the route the world was built with (World.navigation_route); (): the road

@@ -27,8 +27,9 @@ Published (QoS from vla_ros.qos):
 - /perception/obstacles (vla_msgs/ObstacleArray in odom, SOURCE_SIMULATION), RELIABLE
 - /vla/instruction (vla_msgs/Instruction), LATCHED, once per episode
 - /sim/bev/<class> (nav_msgs/OccupancyGrid in base_link), RELIABLE, when `publish_bev` is on
-- /map/prior/<layer> (nav_msgs/OccupancyGrid in base_link: lane_centreline, drivable), RELIABLE:
-  the HD-map layers a map server would rasterise around the ego, the model's map-prior input
+- /map/prior/<layer> (nav_msgs/OccupancyGrid in base_link: lane_centreline, drivable,
+  route_lanes), RELIABLE: the HD-map layers and the route a map server would rasterise around
+  the ego, the model's map-prior input
 - /sim/expert/rationale (std_msgs/String), RELIABLE
 - /clock (rosgraph_msgs/Clock), RELIABLE; /diagnostics, RELIABLE, every second of wall time
 Subscribed: /vla/control_command (vla_msgs/ControlCommand), RELIABLE; `plan_topic`

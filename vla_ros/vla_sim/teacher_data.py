@@ -154,9 +154,7 @@ def ego_state(frame: SimFrame, instruction_age_s: float, config: ModelConfig) ->
 
 def teacher_raster(core: SimulationCore, frame: SimFrame) -> np.ndarray:
     """Return the privileged raster of `frame` in `core`'s episode."""
-    return privileged_raster(
-        frame.scene, core.bev_grid, frame.bev, frame.map_prior, core.world.navigation_route
-    )
+    return privileged_raster(frame.scene, core.bev_grid, frame.bev, frame.map_prior)
 
 
 class TextTable:

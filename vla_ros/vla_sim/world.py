@@ -33,7 +33,7 @@ from highway_env.vehicle.objects import RoadObject
 
 from vla_planning.collision import VehicleShape
 from vla_sim.road_geometry import road_geometry_from_network
-from vla_sim.scene import Actor, ActorKind, Appearance, Pose2D, RoadGeometry, Scene
+from vla_sim.scene import Actor, ActorKind, Appearance, Pose2D, RoadGeometry, Route, Scene
 
 EGO_SHAPE = VehicleShape()
 """The simulated ego has the footprint and wheelbase the monitor and the controller assume."""
@@ -218,9 +218,7 @@ class World:
         self.road: Road = self.env.road
         self.rng = np.random.default_rng(seed)
         self.ego = self._replace_ego(self.env.vehicle)
-        self.navigation_route: tuple[tuple[str, str, int | None], ...] = tuple(
-            self.ego.route or ()
-        )
+        self.navigation_route: Route = tuple(self.ego.route or ())
         """The route the world was built with (roundabout, intersection), before any driver
         changes the ego's: where to go is the map's to say, not the instruction's."""
         self.env.controlled_vehicles = [self.ego]
@@ -370,4 +368,5 @@ class World:
             actors=self.actors(),
             road=self.road_geometry,
             appearance=appearance or Appearance(),
+            route=self.navigation_route,
         )
