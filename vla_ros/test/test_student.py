@@ -18,7 +18,7 @@ from vla_model.camera_dataset import (
     load_camera_samples,
 )
 from vla_model.checkpoint import latest_checkpoint
-from vla_model.config import PRIVILEGED_CHANNELS, VELOCITY_SCALE_MPS
+from vla_model.config import MAP_PRIOR_LAYERS, PRIVILEGED_CHANNELS, VELOCITY_SCALE_MPS, student
 from vla_model.driving_labels import in_frame_of
 from vla_model.export import example_inputs, export_onnx
 from vla_model.losses import mask_iou, plan_distillation_loss, velocity_loss
@@ -298,12 +298,39 @@ def test_the_planner_reads_the_map_in_the_teachers_channels():
     logits[0, 0] = 20.0  # all drivable
     logits[0, 2, 5, 5] = 20.0  # one vehicle cell
     velocity = torch.full((1, 2, rows, cols), 0.7)
-    raster = model.planner_raster(logits, velocity)[0]
+    no_prior = torch.zeros(1, config.map_prior_channels, rows, cols)
+    raster = model.planner_raster(logits, velocity, no_prior, torch.zeros(1, 1))[0]
     assert raster.shape[0] == len(PRIVILEGED_CHANNELS)
     assert torch.allclose(raster[CHANNEL['drivable']], torch.ones(rows, cols))
     assert raster[CHANNEL['vehicle_vx'], 5, 5] == pytest.approx(0.7)
     assert raster[CHANNEL['vehicle_vx']].sum() == pytest.approx(0.7, abs=1e-3)  # only there
     assert raster[CHANNEL['exit_lane']].abs().sum() == 0  # not predicted: nothing
+    assert raster[CHANNEL['route_lanes']].abs().sum() == 0
+
+
+def test_where_the_map_prior_is_given_the_planner_reads_its_layers_and_the_route():
+    config = student_v2()
+    rows, cols = config.bev_size
+    logits = torch.full((2, len(config.bev_classes), rows, cols), -20.0)
+    logits[:, config.bev_classes.index('route_lanes'), :, :10] = 20.0  # drawn: the left branch
+    velocity = torch.zeros(2, 2, rows, cols)
+    prior = torch.zeros(2, 3, rows, cols)
+    prior[:, MAP_PRIOR_LAYERS.index('route_lanes'), :, 30:] = 1.0  # the map's: the right one
+    prior[:, MAP_PRIOR_LAYERS.index('drivable')] = 1.0
+    present = torch.tensor([[1.0], [0.0]])  # the first state mapped, the second map-free
+    mapped, map_free = NeuralMapStudent(config).planner_raster(logits, velocity, prior, present)
+    drawn = torch.zeros(rows, cols)
+    drawn[:, :10] = 1.0
+    given = prior[0, MAP_PRIOR_LAYERS.index('route_lanes')]
+    assert torch.equal(mapped[CHANNEL['route_lanes']], given)
+    assert torch.equal(mapped[CHANNEL['drivable']], torch.ones(rows, cols))
+    assert torch.allclose(map_free[CHANNEL['route_lanes']], drawn)
+    assert map_free[CHANNEL['drivable']].max() < 1e-6  # its own map: no road drawn
+    # A student that does not read the prior (the first v2) plans on its own map, given or not.
+    own = NeuralMapStudent(replace(config, planner_reads_map_prior=False))
+    assert torch.allclose(own.planner_raster(logits, velocity, prior, present)[0], map_free)
+    with pytest.raises(ValueError, match='needs the neural_map planner'):
+        replace(student(), planner_reads_map_prior=True)
 
 
 def test_a_new_student_plans_as_its_teacher_on_the_same_map():
@@ -445,7 +472,6 @@ def test_map_iou_is_measured_per_class_and_distance_band(camera_data, rig):
 
 
 def test_map_iou_refuses_a_v1_model(tmp_path, camera_data):
-    from vla_model.config import student
     from vla_model.network import VlaNet
 
     save_weights(VlaNet(student()).eval(), tmp_path / 'v1.safetensors')

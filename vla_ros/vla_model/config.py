@@ -87,6 +87,9 @@ class ModelConfig:
     # pooled: v1's planner on the pooled BEV features; neural_map: v2's, the privileged teacher
     # reading the network's own neural map (vla_model.student_network)
     planner: str = 'pooled'
+    # neural_map only: where the map prior is given, the planner reads its layers (the HD map's
+    # truth, and the route) in place of the network's own drawing of them; v2 since 2026-12-07
+    planner_reads_map_prior: bool = False
     rationales: tuple[str, ...] = RATIONALES
     bev_classes: tuple[str, ...] = BEV_CLASSES
     ego_state_dim: int = 3  # the first EGO_STATE_FIELDS: v1 takes speed, yaw rate, acceleration
@@ -101,6 +104,8 @@ class ModelConfig:
                 f'map_prior_channels is {self.map_prior_channels}; the map prior has '
                 f'1 to {len(MAP_PRIOR_LAYERS)} layers ({", ".join(MAP_PRIOR_LAYERS)})'
             )
+        if self.planner_reads_map_prior and self.planner != 'neural_map':
+            raise ValueError('planner_reads_map_prior needs the neural_map planner')
 
     @property
     def instruction_input_dim(self) -> int:

@@ -7,10 +7,11 @@ Learning by Cheating's student, shaped so that the two halves can each be taught
   velocity. It does not read the instruction: what is on the road does not depend on the words.
   Its labels are the simulator's ground-truth raster, dense on every frame.
 - **planning** is a PrivilegedTeacher reading that map (probabilities, the velocities where a
-  vehicle is, and zeros for a channel the map does not predict), so it starts as the trained
-  teacher and is fine-tuned on the student's own maps against the teacher's answers on the true
-  ones. Only this small half reads the instruction, so one frame's perception serves many
-  instructions in training.
+  vehicle is, and zeros for a channel the map does not predict; where the HD-map prior is given,
+  a student since 2026-12-07 reads its layers, the route's lanes among them, in place of its
+  own drawing of them), so it starts as the trained teacher and is fine-tuned on the student's
+  own maps against the teacher's answers on the true ones. Only this small half reads the
+  instruction, so one frame's perception serves many instructions in training.
 Inputs and outputs are VlaNet's (vla_model.network.INPUT_NAMES / OUTPUT_NAMES): the export,
 the hash pins, the backends and the inference node are unchanged.
 """
@@ -58,6 +59,7 @@ def student_v2(**overrides) -> ModelConfig:
             speed_slot=True,
             ego_state_dim=4,
             map_prior_channels=3,  # with the route's lanes: which way to leave a junction
+            planner_reads_map_prior=True,
             bev_classes=NEURAL_MAP_CLASSES,
         ),
         **overrides,
@@ -145,6 +147,11 @@ class NeuralMapStudent(nn.Module):
             else ('none', 0)
             for name in self.planner.config.channels
         ]
+        # Which map-prior layer the planner reads in each teacher channel's place, if any.
+        given = config.map_prior_layers if config.planner_reads_map_prior else ()
+        self._prior_layers = [
+            given.index(name) if name in given else None for name in self.planner.config.channels
+        ]
         self._vehicle = config.bev_classes.index('vehicle')
         register_view_buffers(self, config)
 
@@ -167,18 +174,28 @@ class NeuralMapStudent(nn.Module):
         bev = self.bev_encoder(bev + self.map_prior(prior_input))
         return NeuralMap(self.semantics(bev), self.velocity(bev), bev, depth)
 
-    def planner_raster(self, logits: Tensor, velocity: Tensor) -> Tensor:
-        """Return the teacher's input drawn from the neural map (see the module docstring)."""
+    def planner_raster(
+        self, logits: Tensor, velocity: Tensor, map_prior: Tensor, map_prior_present: Tensor
+    ) -> Tensor:
+        """Return the teacher's input drawn from the neural map (see the module docstring).
+
+        With `planner_reads_map_prior`, a channel the map prior gives is the prior's layer where
+        it is present: the teacher learnt on that truth, and a drawn route is a guess.
+        """
         probabilities = torch.sigmoid(logits)
         vehicle = probabilities[:, self._vehicle : self._vehicle + 1]
+        present = map_prior_present.reshape(-1, 1, 1, 1)
         layers = []
-        for kind, index in self._sources:
+        for (kind, index), prior in zip(self._sources, self._prior_layers, strict=True):
             if kind == 'mask':
-                layers.append(probabilities[:, index : index + 1])
+                layer = probabilities[:, index : index + 1]
             elif kind == 'velocity':
-                layers.append(velocity[:, index : index + 1] * vehicle)
+                layer = velocity[:, index : index + 1] * vehicle
             else:
-                layers.append(torch.zeros_like(vehicle))
+                layer = torch.zeros_like(vehicle)
+            if prior is not None:
+                layer = present * map_prior[:, prior : prior + 1] + (1.0 - present) * layer
+            layers.append(layer)
         return torch.cat(layers, 1)
 
     def forward(
@@ -198,7 +215,9 @@ class NeuralMapStudent(nn.Module):
             images, lut_index, lut_weight, previous_bev, ego_motion, map_prior, map_prior_present
         )
         trajectories, scores, rationale = self.planner(
-            self.planner_raster(logits, velocity), ego_state, instruction
+            self.planner_raster(logits, velocity, map_prior, map_prior_present),
+            ego_state,
+            instruction,
         )
         return trajectories, scores, logits, rationale, bev
 

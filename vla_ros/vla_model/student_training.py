@@ -259,7 +259,7 @@ def student_losses(
     if run.instruction_noise > 0.0:
         noisy = noisy_embeddings(clean, config.instruction_dim, run.instruction_noise, seed)
     trajectories, scores, rationale = model.planner(
-        model.planner_raster(logits, velocity)[state], ego_state, noisy
+        model.planner_raster(logits, velocity, prior, present)[state], ego_state, noisy
     )
     trajectory, score = plan_distillation_loss(
         trajectories, scores, taught[0], taught[1], weighted=True
